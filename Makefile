@@ -1,0 +1,59 @@
+# The front door. `make help` lists the targets.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SIZE ?= 5036
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install everything (dev included)
+
+run: $(STAMP) ## The whole platform with demo data (embedded PostgreSQL unless DATABASE_URL is set)
+	$(BIN)/python -m scripts.run
+
+test: $(STAMP) ## The test suite against real PostgreSQL (TEST_DATABASE_URL or embedded)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff check + format check + mypy strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared services gateway scripts
+
+typecheck: $(STAMP) ## mypy strict
+	$(BIN)/mypy shared services gateway scripts
+
+format: $(STAMP) ## Apply ruff format and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(STAMP) ## Migrate every service's schema to head
+	$(BIN)/python -m scripts.migrate
+
+bench: bench-scoring bench-credit bench-policy ## All benchmarks that need no running platform
+
+bench-scoring: $(STAMP) ## Scoring end to end: SIZE=1000000 make bench-scoring
+	$(BIN)/python -m scripts.bench_scoring --size $(SIZE)
+
+bench-credit: $(STAMP) ## Credit-line recomputation and idempotency under concurrency
+	$(BIN)/python -m scripts.bench_credit
+
+bench-policy: $(STAMP) ## Policy matching for 5,036 and 1,000,000 enterprises
+	$(BIN)/python -m scripts.bench_policy
+
+bench-gateway: $(STAMP) ## Gateway overhead against direct calls (needs wrk)
+	$(BIN)/python -m scripts.bench_gateway
+
+clean: ## Stop the embedded PostgreSQL and remove var/
+	-$(BIN)/python -m scripts.stop_embedded
+	rm -rf var

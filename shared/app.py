@@ -1,0 +1,171 @@
+"""The component application factory: what every service has in common.
+
+`create_service_app` wires settings, the database (configured or embedded), the internal
+token verifier, problem handlers, request ids, logs, metrics, `/healthz` and `/readyz`, and
+an outbound HTTP client, all made once in the lifespan. A service adds its routers and,
+optionally, startup work (background consumers) through `ServiceSpec`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from shared.auth.service_tokens import GatewayTokenSource
+from shared.auth.tokens import JwksCache, TokenVerifier
+from shared.db import create_engine, create_sessionmaker
+from shared.errors import install_problem_handlers
+from shared.http import create_http_client
+from shared.logging import RequestIdMiddleware, configure_logging
+from shared.metrics import MetricsMiddleware, metrics_router
+from shared.migrations import head_revisions
+from shared.pg import resolve_database_url
+from shared.settings import ComponentSettings
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    schema: str
+    migrations_dir: Path
+    routers: list[APIRouter]
+    version: str = "1.0.0"
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+
+
+@dataclass
+class Overrides:
+    """What tests (and `make run`) inject instead of what settings would build."""
+
+    jwks: JwksCache | None = None
+    http_transport: httpx.AsyncBaseTransport | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_service_app(
+    spec: ServiceSpec, settings: ComponentSettings, overrides: Overrides | None = None
+) -> FastAPI:
+    overrides = overrides or Overrides()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(json=settings.json_logs, level=settings.log_level)
+        url = resolve_database_url(settings.database_url, settings.var_dir)
+        engine = create_engine(
+            url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
+        app.state.settings = settings
+        app.state.database_url = url
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.http = create_http_client(transport=overrides.http_transport)
+        app.state.heads = head_revisions(spec.migrations_dir)
+        app.state.background = set()
+        for key, value in overrides.extra.items():
+            setattr(app.state, key, value)
+        jwks = overrides.jwks
+        if jwks is None:
+            if settings.jwks_url:
+                jwks = JwksCache.from_url(app.state.http, settings.jwks_url)
+            elif settings.jwks_file:
+                jwks = JwksCache.from_file(settings.jwks_file)
+            else:
+                raise RuntimeError(f"{spec.name}: set jwks_url or jwks_file (the token issuer)")
+        app.state.verifier = TokenVerifier(jwks, settings.token_issuer, audience=spec.name)
+        if getattr(app.state, "token_source", None) is None:
+            app.state.token_source = None
+            if settings.token_url and settings.client_id and settings.client_secret:
+                app.state.token_source = GatewayTokenSource(
+                    app.state.http,
+                    settings.token_url,
+                    settings.client_id,
+                    settings.client_secret.get_secret_value(),
+                )
+        try:
+            for hook in spec.on_startup:
+                await hook(app)
+            yield
+        finally:
+            for hook in spec.on_shutdown:
+                with contextlib.suppress(Exception):
+                    await hook(app)
+            for task in list(app.state.background):
+                task.cancel()
+            if app.state.background:
+                await asyncio.gather(*app.state.background, return_exceptions=True)
+            await app.state.http.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version=spec.version,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health_router(spec))
+    app.include_router(metrics_router())
+    for router in spec.routers:
+        app.include_router(router)
+    app.add_middleware(MetricsMiddleware, component=spec.name, root=app)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def start_background(app: FastAPI, coro: Awaitable[None], name: str) -> None:
+    task: asyncio.Task[None] = asyncio.ensure_future(coro)
+    task.set_name(name)
+    app.state.background.add(task)
+    task.add_done_callback(app.state.background.discard)
+
+
+def health_router(spec: ServiceSpec) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: database reachable and migrated to head")
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        ok = True
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+                checks["database"] = "ok"
+                rows = await conn.execute(
+                    text(f'SELECT version_num FROM "{spec.schema}".alembic_version')
+                )
+                current = {r[0] for r in rows}
+                if current == request.app.state.heads:
+                    checks["migrations"] = "ok"
+                else:
+                    ok = False
+                    checks["migrations"] = (
+                        f"at {sorted(current)}, head is {sorted(request.app.state.heads)}"
+                    )
+        except Exception as exc:
+            ok = False
+            checks.setdefault("database", f"unreachable: {type(exc).__name__}")
+            checks.setdefault("migrations", "unknown")
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    return router

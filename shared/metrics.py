@@ -1,0 +1,80 @@
+"""Prometheus metrics: request rate, errors and duration per route, and `/metrics`.
+
+Labels use the route template (`/v1/enterprises/{uscc}/score`), never the raw path, so an
+enterprise's code never becomes a label and cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter(
+    "http_requests_total", "HTTP requests", ["component", "method", "route", "status"]
+)
+DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request duration",
+    ["component", "method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+JOB_DURATION = Histogram(
+    "job_duration_seconds",
+    "Batch job duration (evaluations, recomputations)",
+    ["component", "job"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+FEED_LAG = Gauge("event_feed_lag", "Events not yet consumed", ["component", "feed"])
+OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox messages not yet delivered", ["component"])
+
+
+def _route_template(app: ASGIApp, scope: Scope) -> str:
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, component: str, root: ASGIApp | None = None) -> None:
+        self.app = app
+        self.component = component
+        self.root = root
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or _route_template(self.root or self.app, scope)
+            method = scope.get("method", "GET")
+            REQUESTS.labels(self.component, method, template, str(status)).inc()
+            DURATION.labels(self.component, method, template).observe(time.perf_counter() - start)
+
+
+def metrics_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

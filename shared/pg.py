@@ -1,0 +1,49 @@
+"""The database URL: the configured one, or a private embedded PostgreSQL.
+
+With no URL configured (a fresh machine, `make run` or `make test` with nothing set) the
+platform starts a real PostgreSQL 16 from the `pgserver` wheel with its data under
+`var/pgdata`, listening on a Unix socket only. Only for development and tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+_servers: dict[Path, Any] = {}
+
+
+def embedded_url(data_dir: Path, database: str = "postgres") -> str:
+    """Start (or reuse) the embedded server and return a SQLAlchemy asyncpg URL."""
+    from pgserver import postgres_server
+
+    data_dir = data_dir.resolve()
+    server = _servers.get(data_dir)
+    if server is None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode=None: the server outlives this process, so `make run` and a later
+        # `make test` share it and a restart takes 0.1 s instead of an initdb.
+        server = postgres_server.get_server(data_dir, cleanup_mode=None)
+        _servers[data_dir] = server
+    uri: str = server.get_uri(database)
+    return to_asyncpg(uri)
+
+
+def to_asyncpg(uri: str) -> str:
+    """pgserver gives `postgresql://user:@/db?host=/sock`; asyncpg wants the same, typed."""
+    parsed = urlparse(uri)
+    host = parse_qs(parsed.query).get("host", [""])[0]
+    user = parsed.username or "postgres"
+    db = parsed.path.lstrip("/") or "postgres"
+    if host:
+        return f"postgresql+asyncpg://{user}@/{db}?host={host}"
+    return uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def resolve_database_url(configured: str | None, var_dir: Path) -> str:
+    if configured:
+        from shared.db import asyncpg_url
+
+        return asyncpg_url(configured)
+    return embedded_url(var_dir / "pgdata")

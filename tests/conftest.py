@@ -1,0 +1,88 @@
+"""Test fixtures: a real PostgreSQL, migrated by the real Alembic histories.
+
+Each test gets its own database, cloned from a migrated template (`CREATE DATABASE ...
+TEMPLATE`), so tests are isolated without rolling back what a request committed. The server
+is `TEST_DATABASE_URL` when set (CI: the machine's PostgreSQL) or else the embedded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from joserfc.jwk import KeySet
+
+from shared.auth.keys import generate_key
+from shared.auth.tokens import TokenIssuer
+from shared.db import asyncpg_url, plain_url
+from shared.migrations import upgrade
+from shared.pg import embedded_url
+from tests.platform import COMPONENTS, Platform, available, load
+
+ISSUER = "innovation-points-gateway"
+
+
+def _admin_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return asyncpg_url(url)
+    return embedded_url(Path("var/pgdata"))
+
+
+def _with_db(url: str, name: str) -> str:
+    head, _, query = url.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+async def _admin_execute(admin: str, *statements: str) -> None:
+    conn = await asyncpg.connect(plain_url(admin))
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> str:
+    return _admin_url()
+
+
+@pytest.fixture(scope="session")
+def template_db(admin_url: str) -> Iterator[str]:
+    name = f"ip_tmpl_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    url = _with_db(admin_url, name)
+    for comp_name, comp in COMPONENTS.items():
+        if comp.migrations and available(comp_name):
+            upgrade(Path(load(comp.migrations)), url, comp.schema or comp_name)
+    yield name
+    asyncio.run(_admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def database_url(admin_url: str, template_db: str) -> AsyncIterator[str]:
+    name = f"ip_t_{uuid.uuid4().hex[:12]}"
+    await _admin_execute(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield _with_db(admin_url, name)
+    await _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TokenIssuer:
+    return TokenIssuer(KeySet([generate_key()]), ISSUER)
+
+
+@pytest.fixture
+async def platform(database_url: str, issuer: TokenIssuer) -> AsyncIterator[Platform]:
+    p = Platform(database_url=database_url, issuer=issuer)
+    try:
+        yield p
+    finally:
+        await p.stop_all()
