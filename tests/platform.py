@@ -87,7 +87,8 @@ class RoutingTransport(httpx.AsyncBaseTransport):
 class Platform:
     database_url: str
     issuer: TokenIssuer
-    apps: dict[str, FastAPI] = field(default_factory=dict)
+    apps: dict[str, Any] = field(default_factory=dict)  # host -> ASGI app
+    fastapi: dict[str, FastAPI] = field(default_factory=dict)
     managers: dict[str, LifespanManager] = field(default_factory=dict)
     settings_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -123,12 +124,14 @@ class Platform:
             app = create_app(self.settings_for(name, **settings), overrides)
             manager = LifespanManager(app, startup_timeout=60, shutdown_timeout=30)
             await manager.__aenter__()
-            self.apps[name] = manager.app  # type: ignore[assignment]
+            self.apps[name] = manager.app
+            self.fastapi[name] = app
             self.managers[name] = manager
 
     async def stop(self, name: str) -> None:
         manager = self.managers.pop(name, None)
         self.apps.pop(name, None)
+        self.fastapi.pop(name, None)
         if manager is not None:
             await manager.__aexit__(None, None, None)
 

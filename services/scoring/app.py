@@ -13,12 +13,25 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "scoring"
 
 
+async def _startup(app: FastAPI) -> None:
+    from services.scoring.api.enterprises import RunCache
+    from services.scoring.api.models import seed_default_model
+    from services.scoring.evaluations.service import SpecCache, fail_stale_runs
+
+    app.state.specs = SpecCache()
+    app.state.runs = RunCache()
+    async with app.state.sessionmaker() as session, session.begin():
+        await seed_default_model(session)
+    await fail_stale_runs(app.state.engine)
+
+
 def create_app(
     settings: ScoringSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
     from services.scoring.api import routers
 
     spec = ServiceSpec(
+        on_startup=[_startup],
         name="scoring",
         title="Innovation points: scoring service",
         description=(

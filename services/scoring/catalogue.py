@@ -56,32 +56,117 @@ class Indicator:
 INDICATORS: tuple[Indicator, ...] = (
     # Input 创新投入 (7)
     Indicator("rd_expense", Dimension.INPUT, "研发费用金额", "R&D expense", "万元", "amount"),
-    Indicator("rd_intensity", Dimension.INPUT, "研发费用占营业收入比例", "R&D expense to revenue", "%", "ratio"),
+    Indicator(
+        "rd_intensity",
+        Dimension.INPUT,
+        "研发费用占营业收入比例",
+        "R&D expense to revenue",
+        "%",
+        "ratio",
+    ),
     Indicator("rd_growth", Dimension.INPUT, "研发费用增速", "R&D expense growth", "%", "growth"),
     Indicator("rd_staff", Dimension.INPUT, "研发人员数", "R&D staff", "人", "count"),
     Indicator("rd_staff_share", Dimension.INPUT, "研发人员占比", "R&D staff share", "%", "ratio"),
-    Indicator("postgrad_staff", Dimension.INPUT, "硕士博士人数", "Master's and PhD staff", "人", "count"),
-    Indicator("rd_platform", Dimension.INPUT, "省级以上研发平台", "Provincial or higher R&D platform", "是/否", "flag"),
+    Indicator(
+        "postgrad_staff", Dimension.INPUT, "硕士博士人数", "Master's and PhD staff", "人", "count"
+    ),
+    Indicator(
+        "rd_platform",
+        Dimension.INPUT,
+        "省级以上研发平台",
+        "Provincial or higher R&D platform",
+        "是/否",
+        "flag",
+    ),
     # Output 创新产出 (7)
-    Indicator("invention_patents", Dimension.OUTPUT, "有效发明专利数", "Valid invention patents", "件", "count"),
-    Indicator("invention_patents_granted", Dimension.OUTPUT, "当年发明专利授权数", "Invention patents granted this year", "件", "count"),
-    Indicator("class2_ip", Dimension.OUTPUT, "二类知识产权数", "Class II IP (utility models, software copyrights)", "件", "count"),
+    Indicator(
+        "invention_patents",
+        Dimension.OUTPUT,
+        "有效发明专利数",
+        "Valid invention patents",
+        "件",
+        "count",
+    ),
+    Indicator(
+        "invention_patents_granted",
+        Dimension.OUTPUT,
+        "当年发明专利授权数",
+        "Invention patents granted this year",
+        "件",
+        "count",
+    ),
+    Indicator(
+        "class2_ip",
+        Dimension.OUTPUT,
+        "二类知识产权数",
+        "Class II IP (utility models, software copyrights)",
+        "件",
+        "count",
+    ),
     Indicator("pct_filings", Dimension.OUTPUT, "PCT专利申请数", "PCT filings", "件", "count"),
-    Indicator("standards", Dimension.OUTPUT, "主导或参与制定标准数", "Standards led or joined", "项", "count"),
-    Indicator("tech_contract_turnover", Dimension.OUTPUT, "技术合同成交额", "Technology-contract turnover", "万元", "amount"),
-    Indicator("hightech_revenue", Dimension.OUTPUT, "高新技术产品收入", "High-tech product revenue", "万元", "amount"),
+    Indicator(
+        "standards",
+        Dimension.OUTPUT,
+        "主导或参与制定标准数",
+        "Standards led or joined",
+        "项",
+        "count",
+    ),
+    Indicator(
+        "tech_contract_turnover",
+        Dimension.OUTPUT,
+        "技术合同成交额",
+        "Technology-contract turnover",
+        "万元",
+        "amount",
+    ),
+    Indicator(
+        "hightech_revenue",
+        Dimension.OUTPUT,
+        "高新技术产品收入",
+        "High-tech product revenue",
+        "万元",
+        "amount",
+    ),
     # Growth 成长性 (5)
     Indicator("revenue_growth", Dimension.GROWTH, "营业收入增速", "Revenue growth", "%", "growth"),
     Indicator("roe", Dimension.GROWTH, "净资产利润率", "Return on net assets", "%", "roe"),
-    Indicator("net_asset_growth", Dimension.GROWTH, "净资产增速", "Net-asset growth", "%", "growth"),
-    Indicator("headcount_growth", Dimension.GROWTH, "从业人员增速", "Headcount growth", "%", "growth"),
+    Indicator(
+        "net_asset_growth", Dimension.GROWTH, "净资产增速", "Net-asset growth", "%", "growth"
+    ),
+    Indicator(
+        "headcount_growth", Dimension.GROWTH, "从业人员增速", "Headcount growth", "%", "growth"
+    ),
     Indicator("tax_growth", Dimension.GROWTH, "纳税总额增速", "Tax-paid growth", "%", "growth"),
     # Auxiliary 辅助指标 (5)
-    Indicator("graduates_hired", Dimension.AUXILIARY, "吸纳高校应届毕业生人数", "Fresh graduates hired", "人", "count"),
-    Indicator("equity_raised", Dimension.AUXILIARY, "获得风险投资金额", "Equity and venture capital raised", "万元", "amount"),
-    Indicator("qualified", Dimension.AUXILIARY, "高企/专精特新/科技型中小企业资质", "Holds HNTE, SRDI or S&T SME qualification", "是/否", "flag"),
+    Indicator(
+        "graduates_hired",
+        Dimension.AUXILIARY,
+        "吸纳高校应届毕业生人数",
+        "Fresh graduates hired",
+        "人",
+        "count",
+    ),
+    Indicator(
+        "equity_raised",
+        Dimension.AUXILIARY,
+        "获得风险投资金额",
+        "Equity and venture capital raised",
+        "万元",
+        "amount",
+    ),
+    Indicator(
+        "qualified",
+        Dimension.AUXILIARY,
+        "高企/专精特新/科技型中小企业资质",
+        "Holds HNTE, SRDI or S&T SME qualification",
+        "是/否",
+        "flag",
+    ),
     Indicator("st_awards", Dimension.AUXILIARY, "科技奖励数", "S&T awards", "项", "count"),
-    Indicator("tax_grade_a", Dimension.AUXILIARY, "纳税信用A级", "Tax credit grade A", "是/否", "flag"),
+    Indicator(
+        "tax_grade_a", Dimension.AUXILIARY, "纳税信用A级", "Tax credit grade A", "是/否", "flag"
+    ),
 )
 
 INDICATOR_CODES: tuple[str, ...] = tuple(i.code for i in INDICATORS)
@@ -118,23 +203,45 @@ NEGATIVE_FLAGS: tuple[str, ...] = (
 
 PROFILE: tuple[ProfileAttribute, ...] = (
     ProfileAttribute("operating_revenue", "营业收入", "Operating revenue", "万元", "amount"),
-    ProfileAttribute("main_business_revenue", "主营业务收入", "Main-business revenue", "万元", "amount"),
+    ProfileAttribute(
+        "main_business_revenue", "主营业务收入", "Main-business revenue", "万元", "amount"
+    ),
     ProfileAttribute("total_assets", "资产总额", "Total assets", "万元", "amount"),
     ProfileAttribute("employees", "从业人员数", "Employees", "人", "count"),
     ProfileAttribute("st_staff", "科技人员数", "S&T staff", "人", "count"),
-    ProfileAttribute("rd_ratio_3y", "近三年研发费用占销售收入比例", "3-year R&D to sales ratio", "%", "ratio"),
-    ProfileAttribute("rd_domestic_share", "境内研发费用占比", "Share of R&D spent in China", "%", "ratio"),
-    ProfileAttribute("rd_cost_ratio", "研发费用占成本费用比例", "R&D to total cost ratio", "%", "ratio"),
-    ProfileAttribute("revenue_growth_prev", "上一年营业收入增速", "Revenue growth, prior year", "%", "growth"),
-    ProfileAttribute("new_equity_2y", "近两年新增股权融资", "New equity in 2 years", "万元", "amount"),
+    ProfileAttribute(
+        "rd_ratio_3y", "近三年研发费用占销售收入比例", "3-year R&D to sales ratio", "%", "ratio"
+    ),
+    ProfileAttribute(
+        "rd_domestic_share", "境内研发费用占比", "Share of R&D spent in China", "%", "ratio"
+    ),
+    ProfileAttribute(
+        "rd_cost_ratio", "研发费用占成本费用比例", "R&D to total cost ratio", "%", "ratio"
+    ),
+    ProfileAttribute(
+        "revenue_growth_prev", "上一年营业收入增速", "Revenue growth, prior year", "%", "growth"
+    ),
+    ProfileAttribute(
+        "new_equity_2y", "近两年新增股权融资", "New equity in 2 years", "万元", "amount"
+    ),
     ProfileAttribute("valuation_usd_m", "企业估值", "Valuation", "百万美元", "amount"),
     ProfileAttribute("debt_ratio", "资产负债率", "Debt ratio", "%", "ratio"),
-    ProfileAttribute("main_business_share", "主营业务收入占比", "Main business share of revenue", "%", "ratio"),
+    ProfileAttribute(
+        "main_business_share", "主营业务收入占比", "Main business share of revenue", "%", "ratio"
+    ),
     ProfileAttribute("niche_years", "从事细分领域年限", "Years in the niche", "年", "count"),
-    ProfileAttribute("niche_market_share", "细分市场全国占有率", "National niche market share", "%", "ratio"),
+    ProfileAttribute(
+        "niche_market_share", "细分市场全国占有率", "National niche market share", "%", "ratio"
+    ),
     ProfileAttribute("listed", "是否上市", "Listed", "是/否", "bool"),
     ProfileAttribute("private_funded", "是否民营", "Privately funded", "是/否", "bool"),
-    ProfileAttribute("major_incident", "上年度重大安全质量环境事故", "Major safety/quality/environment incident last year", "是/否", "bool"),
+    ProfileAttribute(
+        "major_incident",
+        "上年度重大安全质量环境事故",
+        "Major safety/quality/environment incident last year",
+        "是/否",
+        "bool",
+    ),
     ProfileAttribute("qualifications", "已获资质", "Qualifications held", "", "tags"),
     ProfileAttribute("negative_flags", "负面清单", "Negative-list flags", "", "tags"),
 )

@@ -30,12 +30,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.scoring.catalogue import INDICATOR_CODES, PROFILE
-from shared.db import make_base
+from shared.db import schema_metadata
 
-Base = make_base("scoring")
+class Base(DeclarativeBase):
+    metadata = schema_metadata("scoring")
 
 
 class Enterprise(Base):

@@ -42,9 +42,18 @@ class TokenIssuer:
         assert kid is not None
         return kid
 
-    def mint(self, principal: Principal, audience: str, ttl: int | None = None) -> str:
+    def mint(
+        self,
+        principal: Principal,
+        audience: str,
+        ttl: int | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """`extra` adds claims beside the principal's (the gateway's session id `sid`)."""
         now = int(time.time())
         claims: dict[str, Any] = {
+            **(extra or {}),
             "iss": self.issuer,
             "aud": audience,
             "iat": now,
@@ -154,6 +163,14 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
+        claims = await self.verify_claims(token)
+        try:
+            return Principal.model_validate(claims)
+        except ValueError as exc:
+            raise Unauthorized("Token claims do not describe a principal") from exc
+
+    async def verify_claims(self, token: str) -> dict[str, Any]:
+        """The verified claims, all of them (the gateway also reads `sid` and `jti`)."""
         if token.count(".") != 2:
             raise Unauthorized("Malformed token")
         header = _unverified_header(token)
@@ -172,7 +189,4 @@ class TokenVerifier:
             raise Unauthorized(f"Token refused: {exc.description or exc.error}") from exc
         except ValueError as exc:
             raise Unauthorized("Token refused") from exc
-        try:
-            return Principal.model_validate(decoded.claims)
-        except ValueError as exc:
-            raise Unauthorized("Token claims do not describe a principal") from exc
+        return dict(decoded.claims)

@@ -6,6 +6,13 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from services.scoring.api import catalogue
+    from services.scoring.api import catalogue, enterprises, evaluations, models
+    from services.scoring.imports import router as imports
 
-    return [catalogue.router]
+    return [
+        catalogue.router,
+        imports.router,
+        models.router,
+        evaluations.router,
+        enterprises.router,
+    ]

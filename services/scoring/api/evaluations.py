@@ -1,0 +1,299 @@
+"""Evaluation runs (评价批次), their publication, bulk scores for other services, events."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select, text
+
+from services.scoring.catalogue import DIMENSIONS, INDICATOR_CODES, PROFILE_CODES, STAGES
+from services.scoring.evaluations.service import (
+    create_run,
+    dimension_max,
+    execute_run,
+    publish_run,
+)
+from services.scoring.models import EvaluationRun, Event
+from shared.app import start_background
+from shared.auth.deps import Government, GovernmentOrService
+from shared.db import CommittingRoute, DbSession
+from shared.errors import NotFound, problem_responses
+from shared.pagination import Page, Paging
+
+router = APIRouter(prefix="/v1", tags=["evaluations"], route_class=CommittingRoute)
+
+BULK_MAX = 5000
+
+
+class RunCreate(BaseModel):
+    period: int = Field(ge=2000, le=2100)
+    model_version: str | None = Field(None, description="Default: the latest published model")
+    wait: bool = Field(False, description="Answer only when the run has finished")
+
+
+class RunOut(BaseModel):
+    id: uuid.UUID
+    period: int
+    model_version: str
+    status: str
+    input_fingerprint: str | None
+    enterprise_count: int
+    scored_count: int
+    excluded_count: int
+    merges: list[dict[str, Any]]
+    error: str | None
+    duration_ms: int | None
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    published_at: datetime | None
+
+
+def run_out(run: EvaluationRun) -> RunOut:
+    return RunOut.model_validate(run, from_attributes=True)
+
+
+@router.post(
+    "/evaluations",
+    status_code=202,
+    response_model=RunOut,
+    summary="Score a period with a model version",
+    description="Runs in the background (202 + Location) unless `wait` is true (201).",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_evaluation(
+    body: RunCreate, request: Request, session: DbSession, principal: Government
+) -> Any:
+    run = await create_run(session, body.period, body.model_version, principal.act or principal.sub)
+    await session.commit()  # the run must exist before the work that fills it starts
+    engine = request.app.state.engine
+    if body.wait:
+        await execute_run(engine, run.id)
+        await session.refresh(run)
+        return JSONResponse(
+            run_out(run).model_dump(mode="json"),
+            status_code=201,
+            headers={"Location": f"/v1/evaluations/{run.id}"},
+        )
+    start_background(request.app, execute_run(engine, run.id), f"evaluation-{run.id}")
+    return JSONResponse(
+        run_out(run).model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/evaluations/{run.id}"},
+    )
+
+
+@router.get("/evaluations", response_model=Page[RunOut], responses=problem_responses(401, 403))
+async def list_evaluations(
+    session: DbSession,
+    _: GovernmentOrService,
+    paging: Paging,
+    period: Annotated[int | None, Query()] = None,
+    status: Annotated[
+        Literal["running", "completed", "failed", "published", "superseded"] | None, Query()
+    ] = None,
+) -> Page[RunOut]:
+    query = select(EvaluationRun)
+    if period is not None:
+        query = query.where(EvaluationRun.period == period)
+    if status is not None:
+        query = query.where(EvaluationRun.status == status)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await session.scalars(
+        query.order_by(EvaluationRun.created_at.desc()).limit(paging.limit).offset(paging.offset)
+    )
+    return Page.of([run_out(r) for r in rows], total, paging)
+
+
+async def _get_run(session: Any, run_id: uuid.UUID) -> EvaluationRun:
+    run: EvaluationRun | None = await session.get(EvaluationRun, run_id)
+    if run is None:
+        raise NotFound(f"No evaluation {run_id}")
+    return run
+
+
+@router.get(
+    "/evaluations/{run_id}", response_model=RunOut, responses=problem_responses(401, 403, 404)
+)
+async def get_evaluation(run_id: uuid.UUID, session: DbSession, _: Government) -> RunOut:
+    return run_out(await _get_run(session, run_id))
+
+
+@router.post(
+    "/evaluations/{run_id}/publish",
+    response_model=RunOut,
+    summary="Make this run what clients see for its period",
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def publish_evaluation(run_id: uuid.UUID, session: DbSession, _: Government) -> RunOut:
+    run, _changed = await publish_run(session, run_id)
+    return run_out(run)
+
+
+class DimensionOut(BaseModel):
+    code: str
+    score: float | None
+    max: float
+    percentile: float | None
+
+
+class BulkScore(BaseModel):
+    uscc: str
+    name: str
+    stage: str | None
+    cohort: str | None
+    scored: bool
+    exclusion: str | None
+    total: float | None
+    rank: int | None
+    cohort_size: int | None
+    percentile: float | None
+    tier: int | None
+    dimensions: list[DimensionOut]
+    facts: dict[str, Any] | None = None
+
+
+class BulkPage(BaseModel):
+    items: list[BulkScore]
+    total: int
+    limit: int
+    next_after: str | None
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def _stage_name(i: int | None) -> str | None:
+    return STAGES[i].value if i is not None and 0 <= i < len(STAGES) else None
+
+
+def _age_years(founded: date | None, period: int) -> float | None:
+    if founded is None:
+        return None
+    return round((date(period, 12, 31) - founded).days / 365.25, 2)
+
+
+@router.get(
+    "/evaluations/{run_id}/scores",
+    response_model=BulkPage,
+    summary="Every score of a run, in USCC order (for the credit and policy services)",
+    responses=problem_responses(401, 403, 404),
+)
+async def run_scores(
+    run_id: uuid.UUID,
+    request: Request,
+    session: DbSession,
+    _: GovernmentOrService,
+    limit: Annotated[int, Query(ge=1, le=BULK_MAX)] = 1000,
+    after: Annotated[str | None, Query(max_length=18, description="Last USCC seen")] = None,
+    include: Annotated[Literal["facts"] | None, Query()] = None,
+) -> BulkPage:
+    run = await _get_run(session, run_id)
+    spec = await request.app.state.specs.get(session, run.model_version)
+    fact_cols = ""
+    if include == "facts":
+        cols = [*INDICATOR_CODES, *PROFILE_CODES]
+        fact_cols = ", " + ", ".join(f'f."{c}"' for c in cols) + ", e.founded_on"
+    rows = (
+        await session.execute(
+            text(
+                "SELECT e.uscc, e.name, s.stage, s.cohort, s.scored, s.exclusion, s.total, "
+                "s.rank, s.cohort_size, s.percentile, s.tier, s.dimension_scores, "
+                f"s.dimension_percentiles{fact_cols} "
+                "FROM scoring.scores s JOIN scoring.enterprises e ON e.id = s.enterprise_id "
+                + (
+                    "LEFT JOIN scoring.facts f ON f.uscc = e.uscc AND f.period = :period "
+                    if fact_cols
+                    else ""
+                )
+                + "WHERE s.run_id = :run AND (CAST(:after AS text) IS NULL OR e.uscc > :after) "
+                "ORDER BY e.uscc LIMIT :limit"
+            ),
+            {"run": run_id, "after": after, "limit": limit, "period": run.period},
+        )
+    ).mappings()
+    items = []
+    for r in rows:
+        cohort = r["cohort"] if r["cohort"] is not None and r["cohort"] >= 0 else None
+        maxima = dimension_max(spec, cohort) if cohort is not None else [0.0] * len(DIMENSIONS)
+        dims = [
+            DimensionOut(
+                code=d.value,
+                score=_num(r["dimension_scores"][k]) if r["scored"] else None,
+                max=float(maxima[k]),
+                percentile=_num(r["dimension_percentiles"][k]) if r["scored"] else None,
+            )
+            for k, d in enumerate(DIMENSIONS)
+        ]
+        facts = None
+        if fact_cols:
+            facts = {c: r[c] for c in (*INDICATOR_CODES, *PROFILE_CODES)}
+            facts["founded_on"] = r["founded_on"].isoformat() if r["founded_on"] else None
+            facts["age_years"] = _age_years(r["founded_on"], run.period)
+        items.append(
+            BulkScore(
+                uscc=r["uscc"],
+                name=r["name"],
+                stage=_stage_name(r["stage"]),
+                cohort=_stage_name(cohort),
+                scored=r["scored"],
+                exclusion=r["exclusion"],
+                total=_num(r["total"]),
+                rank=r["rank"],
+                cohort_size=r["cohort_size"],
+                percentile=_num(r["percentile"]),
+                tier=r["tier"],
+                dimensions=dims,
+                facts=facts,
+            )
+        )
+    next_after = items[-1].uscc if len(items) == limit else None
+    return BulkPage(items=items, total=run.enterprise_count, limit=limit, next_after=next_after)
+
+
+class EventOut(BaseModel):
+    id: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_after: int
+    latest: int = Field(description="Id of the newest event (for lag metrics)")
+
+
+@router.get(
+    "/events",
+    response_model=EventPage,
+    summary="The outbox feed: read from your own cursor, nothing is ever lost",
+    responses=problem_responses(401, 403),
+)
+async def list_events(
+    session: DbSession,
+    _: GovernmentOrService,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+) -> EventPage:
+    query = select(Event).where(Event.id > after)
+    if type is not None:
+        query = query.where(Event.type == type)
+    rows = list(await session.scalars(query.order_by(Event.id).limit(limit)))
+    latest = (await session.execute(select(func.coalesce(func.max(Event.id), 0)))).scalar_one()
+    return EventPage(
+        items=[EventOut.model_validate(e, from_attributes=True) for e in rows],
+        next_after=rows[-1].id if rows else after,
+        latest=latest,
+    )

@@ -1,0 +1,221 @@
+"""Evaluation runs: score a period with a model version, store it immutably, publish it.
+
+A run reads every enterprise's facts of the period with one binary COPY, scores them in one
+vectorised batch (in a worker thread, so the event loop keeps serving) and writes every score
+with one binary COPY, all in one transaction: a run is either complete or absent. Publishing
+makes it the period's visible run and appends an event to the outbox feed in the same
+transaction, so consumers can never miss it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import structlog
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from services.scoring.catalogue import DIMENSIONS, STAGES
+from services.scoring.engine import EngineInput, evaluate, fingerprint
+from services.scoring.evaluations.io import read_inputs, write_scores
+from services.scoring.model_spec import ModelSpec
+from services.scoring.models import EvaluationRun, Event, ScoringModel
+from shared.errors import Conflict, NotFound
+from shared.metrics import JOB_DURATION
+
+log = structlog.get_logger("evaluations")
+
+EVENT_PUBLISHED = "evaluation.published"
+
+
+async def load_spec(session: AsyncSession, version: str) -> ModelSpec:
+    model = await session.get(ScoringModel, version)
+    if model is None:
+        raise NotFound(f"No scoring model {version}")
+    return ModelSpec.from_dict(model.spec)
+
+
+class SpecCache:
+    """Model specs by version: published ones never change, so they are cached forever."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ModelSpec] = {}
+
+    async def get(self, session: AsyncSession, version: str) -> ModelSpec:
+        spec = self._specs.get(version)
+        if spec is None:
+            model = await session.get(ScoringModel, version)
+            if model is None:
+                raise NotFound(f"No scoring model {version}")
+            spec = ModelSpec.from_dict(model.spec)
+            if model.status == "published":
+                self._specs[version] = spec
+        return spec
+
+
+def dimension_max(spec: ModelSpec, cohort: int) -> list[float]:
+    weights = spec.dimension_weights[STAGES[cohort].value]
+    return [float(weights[d.value]) for d in DIMENSIONS]
+
+
+async def latest_published_model(session: AsyncSession) -> str:
+    version = await session.scalar(
+        select(ScoringModel.version)
+        .where(ScoringModel.status == "published")
+        .order_by(ScoringModel.published_at.desc())
+        .limit(1)
+    )
+    if version is None:
+        raise Conflict("No published scoring model")
+    return version
+
+
+async def create_run(
+    session: AsyncSession, period: int, model_version: str | None, created_by: str
+) -> EvaluationRun:
+    version = model_version or await latest_published_model(session)
+    model = await session.get(ScoringModel, version)
+    if model is None:
+        raise NotFound(f"No scoring model {version}")
+    if model.status != "published":
+        raise Conflict(f"Model {version} is a draft: publish it before evaluating with it")
+    has_facts = await session.scalar(
+        text("SELECT EXISTS (SELECT 1 FROM scoring.facts WHERE period = :p)"), {"p": period}
+    )
+    if not has_facts:
+        raise Conflict(f"No facts were imported for {period}")
+    run = EvaluationRun(
+        id=uuid.uuid4(),
+        period=period,
+        model_version=version,
+        status="running",
+        created_by=created_by,
+        merges=[],
+        cohort_stats={},
+    )
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def execute_run(engine: AsyncEngine, run_id: uuid.UUID) -> None:
+    """Compute and store a run created by `create_run` (committed before this is called)."""
+    started = time.perf_counter()
+    try:
+        async with engine.begin() as conn:
+            run = (
+                await conn.execute(
+                    select(EvaluationRun.period, EvaluationRun.model_version).where(
+                        EvaluationRun.id == run_id
+                    )
+                )
+            ).one()
+            spec_json = (
+                await conn.execute(
+                    select(ScoringModel.spec).where(ScoringModel.version == run.model_version)
+                )
+            ).scalar_one()
+            spec = ModelSpec.from_dict(spec_json)
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            inputs = await read_inputs(driver, run.period)
+            engine_input = EngineInput(inputs.revenue, inputs.values, inputs.excluded_reason)
+            result = await asyncio.to_thread(evaluate, engine_input, spec)
+            digest = await asyncio.to_thread(fingerprint, engine_input, spec)
+            await write_scores(driver, run_id, inputs, result)
+            scored = int(np.count_nonzero(result.scored))
+            await conn.execute(
+                update(EvaluationRun)
+                .where(EvaluationRun.id == run_id)
+                .values(
+                    status="completed",
+                    input_fingerprint=digest,
+                    enterprise_count=int(inputs.enterprise_ids.size),
+                    scored_count=scored,
+                    excluded_count=int(inputs.enterprise_ids.size) - scored,
+                    merges=result.merges,
+                    cohort_stats=result.cohort_stats,
+                    finished_at=datetime.now(UTC),
+                    duration_ms=int((time.perf_counter() - started) * 1000),
+                )
+            )
+    except Exception as exc:
+        log.exception("evaluation failed", run_id=str(run_id))
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(EvaluationRun)
+                .where(EvaluationRun.id == run_id)
+                .values(
+                    status="failed",
+                    error=f"{type(exc).__name__}: {exc}"[:2000],
+                    finished_at=datetime.now(UTC),
+                )
+            )
+    finally:
+        JOB_DURATION.labels("scoring", "evaluation").observe(time.perf_counter() - started)
+
+
+async def publish_run(session: AsyncSession, run_id: uuid.UUID) -> tuple[EvaluationRun, bool]:
+    """Make the run its period's published one. Returns (run, changed)."""
+    run = await session.get(EvaluationRun, run_id, with_for_update=True)
+    if run is None:
+        raise NotFound(f"No evaluation {run_id}")
+    if run.status == "published":
+        return run, False
+    if run.status not in ("completed", "superseded"):
+        raise Conflict(f"A {run.status} evaluation cannot be published")
+    # Publications are rare: serialising all of them makes event ids commit in id order, so a
+    # consumer reading `after=<id>` can never skip an event that committed late.
+    await session.execute(text("SELECT pg_advisory_xact_lock(7301)"))
+    await session.execute(
+        update(EvaluationRun)
+        .where(EvaluationRun.period == run.period, EvaluationRun.status == "published")
+        .values(status="superseded")
+    )
+    run.status = "published"
+    run.published_at = datetime.now(UTC)
+    await session.flush()
+    session.add(
+        Event(
+            type=EVENT_PUBLISHED,
+            payload={
+                "run_id": str(run.id),
+                "period": run.period,
+                "model_version": run.model_version,
+                "published_at": run.published_at.isoformat(),
+            },
+        )
+    )
+    await session.flush()
+    return run, True
+
+
+async def published_run(session: AsyncSession, period: int | None) -> EvaluationRun:
+    query = select(EvaluationRun).where(EvaluationRun.status == "published")
+    if period is not None:
+        query = query.where(EvaluationRun.period == period)
+    run: EvaluationRun | None = await session.scalar(
+        query.order_by(EvaluationRun.period.desc()).limit(1)
+    )
+    if run is None:
+        where = f" for {period}" if period is not None else ""
+        raise NotFound(f"No published evaluation{where}")
+    return run
+
+
+async def fail_stale_runs(engine: AsyncEngine) -> None:
+    """Runs left `running` long ago by a process that died will never finish: say so."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(EvaluationRun)
+            .where(
+                EvaluationRun.status == "running",
+                EvaluationRun.created_at < func.now() - timedelta(minutes=30),
+            )
+            .values(status="failed", error="interrupted: the service restarted")
+        )

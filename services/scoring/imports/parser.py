@@ -1,0 +1,342 @@
+"""Reading and validating an import file (CSV or XLSX) into typed columns.
+
+The format (documented in docs/import-format.md with a sample file): one header row, then one
+row per enterprise. Required columns `uscc` and `name`; `period` as a column or given with
+the upload; every other column must be a known one (an indicator or profile code from the
+catalogue, or `founded_on`, `industry`, `legal_rep`). Empty cells are missing values.
+
+Every bad row and field is reported with its reason; the caller writes nothing unless the
+whole file is clean. CSV is read with the standard library and XLSX with openpyxl in
+read-only mode; the field rules are ours, because they are the catalogue's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from stdnum.cn import uscc as uscc_std
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
+
+from services.scoring.catalogue import (
+    INDICATORS,
+    NEGATIVE_FLAGS,
+    PROFILE,
+    QUALIFICATIONS,
+)
+
+IDENTITY_COLUMNS = ("uscc", "name", "founded_on", "industry", "legal_rep", "period")
+REQUIRED_COLUMNS = ("uscc", "name")
+MIN_PERIOD, MAX_PERIOD = 2000, 2100
+
+# kind -> (min, max, integer?) for numeric fields
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "amount": (0.0, 1e12, False),
+    "count": (0.0, 1e9, True),
+    "ratio": (0.0, 100.0, False),
+    "growth": (-100.0, 10000.0, False),
+    "roe": (-1000.0, 1000.0, False),
+    "flag": (0.0, 1.0, True),
+}
+_TRUE = {"1", "true", "yes", "y", "是", "t"}
+_FALSE = {"0", "false", "no", "n", "否", "f"}
+_TAG_SPLIT = re.compile(r"[;,；，|]")
+
+NUMERIC_COLUMNS: dict[str, str] = {i.code: i.kind for i in INDICATORS}
+NUMERIC_COLUMNS.update({p.code: p.kind for p in PROFILE if p.kind not in ("bool", "tags")})
+BOOL_COLUMNS = tuple(p.code for p in PROFILE if p.kind == "bool")
+TAG_COLUMNS: dict[str, frozenset[str]] = {
+    "qualifications": frozenset(QUALIFICATIONS),
+    "negative_flags": frozenset(NEGATIVE_FLAGS),
+}
+KNOWN_COLUMNS = (
+    frozenset(IDENTITY_COLUMNS) | NUMERIC_COLUMNS.keys() | set(BOOL_COLUMNS) | set(TAG_COLUMNS)
+)
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int | None  # 1-based line of the file (the header is row 1); None for file-level
+    column: str | None
+    code: str  # stable machine-readable reason
+    message: str
+    value: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "code": self.code,
+            "message": self.message,
+            "value": self.value,
+        }
+
+
+@dataclass
+class ParsedImport:
+    period: int | None
+    columns: list[str]  # the known columns present in the file, in file order
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+    rows_total: int = 0
+
+
+class FileFormatError(ValueError):
+    """The file as a whole cannot be read (wrong type, encoding, no header)."""
+
+
+def detect_format(filename: str, content: bytes) -> str:
+    if content[:4] == b"PK\x03\x04":
+        return "xlsx"
+    lower = filename.lower()
+    if lower.endswith((".xlsx", ".xlsm")):
+        return "xlsx"
+    if lower.endswith((".csv", ".txt")) or not lower:
+        return "csv"
+    raise FileFormatError("Upload a .csv or .xlsx file")
+
+
+def _decode(content: bytes) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise FileFormatError("The CSV file is neither UTF-8 nor GB18030 encoded")
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def iter_rows(fmt: str, content: bytes) -> Iterator[list[str]]:
+    if fmt == "csv":
+        text = _decode(content)
+        try:
+            for row in csv.reader(io.StringIO(text, newline="")):
+                yield [c.strip() for c in row]
+        except csv.Error as exc:
+            raise FileFormatError(f"The CSV file is malformed: {exc}") from exc
+        return
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a damaged file
+        raise FileFormatError("The XLSX file cannot be opened") from exc
+    try:
+        ws = wb.worksheets[0]
+        for values in ws.iter_rows(values_only=True):
+            yield [_cell_text(v) for v in values]
+    finally:
+        wb.close()
+
+
+def _number(raw: str, kind: str) -> tuple[float | None, str | None, str | None]:
+    """(value, error code, message)."""
+    try:
+        value = float(raw.replace(",", ""))
+    except ValueError:
+        return None, "wrong_type", f"'{raw}' is not a number"
+    if math.isnan(value) or math.isinf(value):
+        return None, "wrong_type", f"'{raw}' is not a finite number"
+    lo, hi, integer = _RANGES[kind]
+    if integer and not value.is_integer():
+        return None, "wrong_type", f"'{raw}' must be a whole number"
+    if value < lo:
+        code = "negative_amount" if lo == 0 and kind in ("amount", "count") else "out_of_range"
+        return None, code, f"{value:g} is below the minimum {lo:g}"
+    if value > hi:
+        code = "ratio_out_of_range" if kind == "ratio" else "out_of_range"
+        return None, code, f"{value:g} is above the maximum {hi:g}"
+    if kind == "ratio" and value < lo:
+        return None, "ratio_out_of_range", f"{value:g} is not a percentage in 0..100"
+    return value, None, None
+
+
+def _validate_uscc(raw: str) -> tuple[str | None, str | None]:
+    try:
+        return uscc_std.validate(raw), None
+    except InvalidChecksum:
+        return None, "the check character does not match (GB 32100-2015)"
+    except InvalidLength:
+        return None, "a unified social credit code has 18 characters"
+    except (InvalidFormat, InvalidComponent):
+        return None, "not a unified social credit code"
+    except Exception:
+        return None, "not a unified social credit code"
+
+
+def parse(
+    rows: Iterable[Sequence[str]],
+    *,
+    period: int | None,
+    max_errors: int = 1000,
+) -> ParsedImport:
+    it = iter(rows)
+    header: list[str] | None = None
+    for candidate in it:
+        if any(c for c in candidate):
+            header = [c.strip().lower() for c in candidate]
+            break
+    result = ParsedImport(period=period, columns=[])
+    if header is None:
+        result.errors.append(RowError(None, None, "empty_file", "The file has no header row"))
+        result.error_count = 1
+        return result
+
+    def add(err: RowError) -> None:
+        result.error_count += 1
+        if len(result.errors) < max_errors:
+            result.errors.append(err)
+
+    index: dict[str, int] = {}
+    for pos, name in enumerate(header):
+        if not name:
+            continue
+        if name not in KNOWN_COLUMNS:
+            add(RowError(1, name, "unknown_column", f"'{name}' is not a known column"))
+        elif name in index:
+            add(RowError(1, name, "duplicate_column", f"'{name}' appears twice in the header"))
+        else:
+            index[name] = pos
+    for name in REQUIRED_COLUMNS:
+        if name not in index:
+            add(RowError(1, name, "missing_column", f"the required column '{name}' is absent"))
+    if "period" not in index and period is None:
+        add(RowError(1, "period", "missing_period", "give a period column or a period field"))
+    result.columns = [c for c in header if c in index]
+    if result.error_count:
+        return result
+
+    seen: dict[str, int] = {}
+    for line_no, raw_row in enumerate(it, start=2):
+        if not any(c for c in raw_row):
+            continue
+        result.rows_total += 1
+        row: dict[str, Any] = {}
+        ok = True
+
+        def cell(col: str, raw_row: Sequence[str] = raw_row) -> str:
+            pos = index[col]
+            return raw_row[pos].strip() if pos < len(raw_row) else ""
+
+        def bad(col: str, code: str, message: str, value: str, line_no: int = line_no) -> None:
+            nonlocal ok
+            ok = False
+            add(RowError(line_no, col, code, message, value[:100]))
+
+        if len(raw_row) > len(header) and any(c.strip() for c in raw_row[len(header) :]):
+            bad("", "extra_cells", "the row has more cells than the header", "")
+
+        raw_uscc = cell("uscc")
+        code, why = _validate_uscc(raw_uscc)
+        if code is None:
+            bad("uscc", "invalid_uscc", why or "invalid", raw_uscc)
+        else:
+            if code in seen:
+                bad("uscc", "duplicate_row", f"the same enterprise is on row {seen[code]}", code)
+            else:
+                seen[code] = line_no
+            row["uscc"] = code
+
+        name = cell("name")
+        if not name:
+            bad("name", "required", "the enterprise name is empty", name)
+        elif len(name) > 200:
+            bad("name", "too_long", "names are at most 200 characters", name)
+        row["name"] = name
+
+        row_period = period
+        if "period" in index:
+            raw = cell("period")
+            try:
+                p = int(float(raw)) if raw else None
+            except ValueError:
+                p = None
+                bad("period", "wrong_type", f"'{raw}' is not a year", raw)
+            if p is not None:
+                if not MIN_PERIOD <= p <= MAX_PERIOD:
+                    bad("period", "out_of_range", f"{p} is not a plausible year", raw)
+                elif period is not None and p != period:
+                    bad("period", "period_mismatch", f"the upload is for {period}, not {p}", raw)
+                elif result.period is None:
+                    result.period = p
+                elif p != result.period:
+                    bad("period", "mixed_periods", "one file holds one period", raw)
+                row_period = p
+            elif period is None:
+                bad("period", "required", "the period is empty", raw)
+        row["period"] = row_period
+
+        for col in ("industry", "legal_rep"):
+            if col in index:
+                row[col] = cell(col) or None
+        if "founded_on" in index:
+            raw = cell("founded_on")
+            if raw:
+                try:
+                    founded = date.fromisoformat(raw[:10])
+                    if founded > date.today():
+                        bad("founded_on", "out_of_range", "the founding date is in the future", raw)
+                    row["founded_on"] = founded
+                except ValueError:
+                    bad("founded_on", "wrong_type", f"'{raw}' is not a date (YYYY-MM-DD)", raw)
+            else:
+                row["founded_on"] = None
+
+        for col, kind in NUMERIC_COLUMNS.items():
+            if col not in index:
+                continue
+            raw = cell(col)
+            if not raw:
+                row[col] = None
+                continue
+            value, err, msg = _number(raw, kind)
+            if err:
+                bad(col, err, msg or err, raw)
+            row[col] = value
+
+        for col in BOOL_COLUMNS:
+            if col not in index:
+                continue
+            raw = cell(col).lower()
+            if not raw:
+                row[col] = None
+            elif raw in _TRUE:
+                row[col] = True
+            elif raw in _FALSE:
+                row[col] = False
+            else:
+                bad(col, "wrong_type", f"'{raw}' is not yes/no (1/0)", raw)
+
+        for col, allowed in TAG_COLUMNS.items():
+            if col not in index:
+                continue
+            raw = cell(col)
+            tags = sorted({t.strip().lower() for t in _TAG_SPLIT.split(raw) if t.strip()})
+            unknown = [t for t in tags if t not in allowed]
+            if unknown:
+                bad(col, "unknown_value", f"unknown value(s): {', '.join(unknown)}", raw)
+            row[col] = tags
+
+        if ok:
+            result.rows.append(row)
+    if result.rows_total == 0 and not result.error_count:
+        add(RowError(None, None, "no_rows", "The file has a header but no rows"))
+    return result
