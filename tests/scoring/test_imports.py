@@ -24,9 +24,7 @@ def csv_file(*rows: str, header: str = HEADER) -> bytes:
     return ("\n".join([header, *rows]) + "\n").encode()
 
 
-async def upload(
-    platform: Platform, content: bytes, name: str = "facts.csv", **form: Any
-) -> Any:
+async def upload(platform: Platform, content: bytes, name: str = "facts.csv", **form: Any) -> Any:
     async with platform.client("scoring", "government") as gov:
         return await gov.post(
             "/v1/imports",
@@ -110,7 +108,9 @@ async def test_unknown_and_missing_columns(platform: Platform) -> None:
     assert {e["code"] for e in r.json()["errors"]} == {"missing_period"}
     r = await upload(platform, csv_file(f"{code(1)},x", header="uscc,name"), period=2024)
     assert r.status_code == 201, r.text
-    r = await upload(platform, csv_file(f"{code(1)},x,2025", header="uscc,name,period"), period=2024)
+    r = await upload(
+        platform, csv_file(f"{code(1)},x,2025", header="uscc,name,period"), period=2024
+    )
     assert {e["code"] for e in r.json()["errors"]} == {"period_mismatch"}
     r = await upload(platform, b"", name="empty.csv")
     assert r.status_code == 422

@@ -208,8 +208,8 @@ def build_score(
             tier=row["tier"],
         )
         if cohort_stats:
-            why = [ReasonOut(**r) for r in reasons(scored_row, cohort_stats, spec)]
-            better = [ImprovementOut(**i) for i in improvements(scored_row, cohort_stats, spec)]
+            why = [ReasonOut(**r) for r in reasons(scored_row, cohort_stats)]
+            better = [ImprovementOut(**i) for i in improvements(scored_row, cohort_stats)]
     return ScoreOut(
         uscc=ent.uscc,
         name=ent.name,
@@ -523,7 +523,7 @@ async def cohort_stats(
     stats = await request.app.state.runs.cohort_stats(session, run)
     cohort_name: str | None = None
     for name, entry in stats.items():
-        if stage.value in entry.get("stages", [name]):
+        if stage.value in entry.get("members", [name]):
             cohort_name = name
             break
     if cohort_name is None:

@@ -103,9 +103,16 @@ async def create_run(
     return run
 
 
-async def execute_run(engine: AsyncEngine, run_id: uuid.UUID) -> None:
-    """Compute and store a run created by `create_run` (committed before this is called)."""
+async def execute_run(
+    engine: AsyncEngine, run_id: uuid.UUID, timings: dict[str, float] | None = None
+) -> None:
+    """Compute and store a run created by `create_run` (committed before this is called).
+
+    `timings`, when given, receives seconds per phase (read, compute, write, commit).
+    """
     started = time.perf_counter()
+    phases = timings if timings is not None else {}
+    mark = started
     try:
         async with engine.begin() as conn:
             run = (
@@ -124,10 +131,13 @@ async def execute_run(engine: AsyncEngine, run_id: uuid.UUID) -> None:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
             inputs = await read_inputs(driver, run.period)
+            phases["read"], mark = time.perf_counter() - mark, time.perf_counter()
             engine_input = EngineInput(inputs.revenue, inputs.values, inputs.excluded_reason)
             result = await asyncio.to_thread(evaluate, engine_input, spec)
             digest = await asyncio.to_thread(fingerprint, engine_input, spec)
+            phases["compute"], mark = time.perf_counter() - mark, time.perf_counter()
             await write_scores(driver, run_id, inputs, result)
+            phases["write"], mark = time.perf_counter() - mark, time.perf_counter()
             scored = int(np.count_nonzero(result.scored))
             await conn.execute(
                 update(EvaluationRun)
@@ -144,6 +154,7 @@ async def execute_run(engine: AsyncEngine, run_id: uuid.UUID) -> None:
                     duration_ms=int((time.perf_counter() - started) * 1000),
                 )
             )
+        phases["commit"] = time.perf_counter() - mark
     except Exception as exc:
         log.exception("evaluation failed", run_id=str(run_id))
         async with engine.begin() as conn:
