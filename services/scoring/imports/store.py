@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.catalogue import PROFILE
@@ -37,6 +38,12 @@ def pg_type(column: str) -> str:
 
 
 async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, inside the session's transaction.
+
+    SQLAlchemy begins the database transaction lazily, on its first statement; run one first
+    so that what we send on the raw connection (ON COMMIT DROP tables) is part of it.
+    """
+    await session.execute(text("SELECT 1"))
     conn = await session.connection()
     raw = await conn.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection
