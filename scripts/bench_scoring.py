@@ -19,10 +19,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.app import MIGRATIONS
@@ -44,19 +46,41 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def records(data: DemoData, period: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+CHUNK = 50_000
+
+
+def _nullable(col: npt.NDArray[np.float64]) -> list[Any]:
+    out = col.astype(object)
+    out[np.isnan(col)] = None
+    return list(out.tolist())
+
+
+def columns_of() -> list[str]:
+    return ["uscc", "name", "period", *INDICATOR_CODES, *(a.code for a in PROFILE)]
+
+
+def record_chunks(data: DemoData, period: int) -> Iterator[list[tuple[Any, ...]]]:
+    for start in range(0, data.n, CHUNK):
+        _, rows = records(data, period, start, min(data.n, start + CHUNK))
+        yield rows
+
+
+def records(
+    data: DemoData, period: int, start: int = 0, stop: int | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    stop = data.n if stop is None else stop
     p = data.periods[period]
     columns = ["uscc", "name", "period", *INDICATOR_CODES]
     cols: list[list[Any]] = [
-        data.uscc.tolist(),
-        data.name.tolist(),
-        [period] * data.n,
+        data.uscc[start:stop].tolist(),
+        data.name[start:stop].tolist(),
+        [period] * (stop - start),
     ]
     for j in range(len(INDICATOR_CODES)):
-        col = p.indicators[:, j]
-        cols.append(np.where(np.isnan(col), None, col).tolist())
+        col = p.indicators[start:stop, j]
+        cols.append(_nullable(col))
     for attr in PROFILE:
-        raw = p.profile[attr.code]
+        raw = p.profile[attr.code][start:stop]
         columns.append(attr.code)
         if attr.kind == "tags":
             vocab = TAG_VOCABULARIES[attr.code]
@@ -65,7 +89,7 @@ def records(data: DemoData, period: int) -> tuple[list[str], list[tuple[Any, ...
         elif attr.kind == "bool":
             cols.append(raw.astype(bool).tolist())
         else:
-            cols.append(np.where(np.isnan(raw), None, raw).tolist())
+            cols.append(_nullable(raw))
     return columns, list(zip(*cols, strict=True))
 
 
@@ -95,11 +119,11 @@ async def bench(size: int, server_url: str, csv_path: bool) -> dict[str, float]:
         figures["generate"] = time.perf_counter() - t
 
         t0 = time.perf_counter()
-        columns, rows = records(data, PERIOD)
         async with maker() as session, session.begin():
-            await upsert_rows(session, columns, rows, None)
+            await upsert_rows(
+                session, columns_of(), record_chunks(data, PERIOD), None, chunked=True
+            )
         figures["import"] = time.perf_counter() - t0
-        del rows
 
         t = time.perf_counter()
         async with maker() as session, session.begin():

@@ -35,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from services.scoring.catalogue import INDICATOR_CODES, PROFILE
 from shared.db import schema_metadata
 
+
 class Base(DeclarativeBase):
     metadata = schema_metadata("scoring")
 
@@ -154,10 +155,18 @@ class EvaluationRun(Base):
 
 
 class Score(Base):
-    """One enterprise's result in one run. Written once, never updated."""
+    """One enterprise's result in one run. Written once, never updated.
+
+    Partitioned by run: each run's rows are loaded into a fresh table (COPY FREEZE, indexes
+    built once after the load rather than row by row) that is then attached, and an old run
+    can be dropped whole.
+    """
 
     __tablename__ = "scores"
-    __table_args__ = (Index("ix_scores_run_cohort_rank", "run_id", "cohort", "rank"),)
+    __table_args__ = (
+        Index("ix_scores_run_stage_rank", "run_id", "stage", "rank"),
+        {"postgresql_partition_by": "LIST (run_id)"},
+    )
 
     run_id: Mapped[uuid.UUID] = mapped_column(
         UUID, ForeignKey("evaluation_runs.id", ondelete="CASCADE"), primary_key=True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -52,10 +53,10 @@ def _strip_envelope(buf: bytes) -> memoryview:
 
 async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs:
     cols = ", ".join(f"coalesce(f.\"{c}\", 'NaN')" for c in ("operating_revenue", *INDICATOR_CODES))
+    # No ORDER BY: sorting a million wide rows spills to disk; numpy sorts the ids instead.
     query = (
         f"SELECT e.id, {cols} FROM scoring.facts f "
-        f"JOIN scoring.enterprises e ON e.uscc = f.uscc WHERE f.period = {int(period)} "
-        f"ORDER BY e.id"
+        f"JOIN scoring.enterprises e ON e.uscc = f.uscc WHERE f.period = {int(period)}"
     )
     sink = io.BytesIO()
     await conn.copy_from_query(query, output=sink, format="binary")
@@ -66,6 +67,7 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
     rows = np.frombuffer(body, dtype=dtype)
     if rows.size and (rows["nfields"] != _N + 2).any():
         raise ValueError("unexpected field count in binary COPY")
+    rows = rows[np.argsort(rows["id"], kind="stable")]
     n = rows.size
     ids = rows["id"].astype(np.int64)
     revenue = rows["v0"].astype(np.float64)
@@ -173,48 +175,95 @@ async def write_scores(
     inputs: EvaluationInputs,
     result: EngineResult,
 ) -> None:
-    scored = np.flatnonzero(result.scored)
-    if scored.size:
-        buf = np.zeros(scored.size, dtype=_score_dtype())
-        buf["nfields"] = len(SCORE_COLUMNS)
-        buf["run_len"] = 16
-        buf["run"] = np.frombuffer(run_id.bytes, dtype="V16")[0]
-        for name, size in (
-            ("id", 8),
-            ("stage", 2),
-            ("cohort", 2),
-            ("scored", 1),
-            ("total", 8),
-            ("rank", 4),
-            ("size", 4),
-            ("pct", 8),
-            ("tier", 2),
-            ("rev", 8),
-        ):
-            buf[f"{name}_len"] = size
-        buf["exclusion_len"] = -1
-        buf["id"] = inputs.enterprise_ids[scored]
-        buf["stage"] = result.stage[scored]
-        buf["cohort"] = result.cohort[scored]
-        buf["scored"] = 1
-        buf["total"] = result.total[scored]
-        buf["rank"] = result.rank[scored]
-        buf["size"] = result.cohort_size[scored]
-        buf["pct"] = result.percentile[scored]
-        buf["tier"] = result.tier[scored]
-        buf["rev"] = inputs.revenue[scored]
-        _fill_array(buf, "ds", result.dimension_scores[scored])
-        _fill_array(buf, "dp", result.dimension_percentiles[scored])
-        _fill_array(buf, "pts", result.points[scored])
-        _fill_array(buf, "vals", inputs.values[scored])
-        stream = _SIGNATURE + b"\x00\x00\x00\x00\x00\x00\x00\x00" + buf.tobytes() + b"\xff\xff"
+    part = f"scores_{run_id.hex}"
+    # Must run inside the caller's transaction: FREEZE needs the table created in it.
+    await conn.execute(
+        f"CREATE TABLE scoring.{part} (LIKE scoring.scores INCLUDING DEFAULTS)"
+    )
+    all_scored = np.flatnonzero(result.scored)
+    if all_scored.size:
         await conn.copy_to_table(
-            "scores",
+            part,
             schema_name="scoring",
-            source=io.BytesIO(stream),
+            source=_score_stream(run_id, inputs, result, all_scored),
             columns=list(SCORE_COLUMNS),
             format="binary",
+            freeze=True,
         )
+    await _write_unscored(conn, part, run_id, inputs, result)
+    # A CHECK matching the partition bound lets ATTACH skip its validation scan.
+    await conn.execute(
+        f"ALTER TABLE scoring.{part} ADD CONSTRAINT {part}_run CHECK (run_id = '{run_id}')"
+    )
+    await conn.execute(
+        f"ALTER TABLE scoring.scores ATTACH PARTITION scoring.{part} FOR VALUES IN ('{run_id}')"
+    )
+
+
+WRITE_CHUNK = 65_536
+
+
+async def _score_stream(
+    run_id: uuid.UUID,
+    inputs: EvaluationInputs,
+    result: EngineResult,
+    rows: npt.NDArray[np.intp],
+) -> AsyncIterator[bytes]:
+    """The binary COPY stream, built a chunk at a time so memory stays flat."""
+    yield _SIGNATURE + b"\x00\x00\x00\x00\x00\x00\x00\x00"
+    for start in range(0, rows.size, WRITE_CHUNK):
+        yield _score_chunk(run_id, inputs, result, rows[start : start + WRITE_CHUNK])
+    yield b"\xff\xff"
+
+
+def _score_chunk(
+    run_id: uuid.UUID,
+    inputs: EvaluationInputs,
+    result: EngineResult,
+    scored: npt.NDArray[np.intp],
+) -> bytes:
+    buf = np.zeros(scored.size, dtype=_score_dtype())
+    buf["nfields"] = len(SCORE_COLUMNS)
+    buf["run_len"] = 16
+    buf["run"] = np.frombuffer(run_id.bytes, dtype="V16")[0]
+    for name, size in (
+        ("id", 8),
+        ("stage", 2),
+        ("cohort", 2),
+        ("scored", 1),
+        ("total", 8),
+        ("rank", 4),
+        ("size", 4),
+        ("pct", 8),
+        ("tier", 2),
+        ("rev", 8),
+    ):
+        buf[f"{name}_len"] = size
+    buf["exclusion_len"] = -1
+    buf["id"] = inputs.enterprise_ids[scored]
+    buf["stage"] = result.stage[scored]
+    buf["cohort"] = result.cohort[scored]
+    buf["scored"] = 1
+    buf["total"] = result.total[scored]
+    buf["rank"] = result.rank[scored]
+    buf["size"] = result.cohort_size[scored]
+    buf["pct"] = result.percentile[scored]
+    buf["tier"] = result.tier[scored]
+    buf["rev"] = inputs.revenue[scored]
+    _fill_array(buf, "ds", result.dimension_scores[scored])
+    _fill_array(buf, "dp", result.dimension_percentiles[scored])
+    _fill_array(buf, "pts", result.points[scored])
+    _fill_array(buf, "vals", inputs.values[scored])
+    return buf.tobytes()
+
+
+async def _write_unscored(
+    conn: asyncpg.Connection,
+    part: str,
+    run_id: uuid.UUID,
+    inputs: EvaluationInputs,
+    result: EngineResult,
+) -> None:
     unscored = np.flatnonzero(~result.scored)
     if unscored.size:
         nan4 = [float("nan")] * 4
@@ -240,5 +289,5 @@ async def write_scores(
             for i in unscored
         ]
         await conn.copy_records_to_table(
-            "scores", schema_name="scoring", records=records, columns=list(SCORE_COLUMNS)
+            part, schema_name="scoring", records=records, columns=list(SCORE_COLUMNS)
         )

@@ -8,7 +8,7 @@ no-op that reports every row as unchanged.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -53,16 +53,26 @@ async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
 async def upsert_rows(
     session: AsyncSession,
     columns: Sequence[str],
-    records: Sequence[Sequence[Any]],
+    records: Sequence[Sequence[Any]] | Iterable[Sequence[Sequence[Any]]],
     import_id: uuid.UUID | None,
+    *,
+    chunked: bool = False,
 ) -> tuple[int, int, int]:
-    """Upsert enterprises and facts; returns (inserted, updated, unchanged) fact rows."""
+    """Upsert enterprises and facts; returns (inserted, updated, unchanged) fact rows.
+
+    With `chunked`, `records` is an iterable of chunks, staged one after the other, so a
+    bulk load never holds every row as Python objects at once.
+    """
     conn = await raw_connection(session)
     cols = list(columns)
     assert {"uscc", "name", "period"} <= set(cols)
     defs = ", ".join(f'"{c}" {pg_type(c)}' for c in cols)
     await conn.execute(f"CREATE TEMP TABLE import_stage ({defs}) ON COMMIT DROP")
-    await conn.copy_records_to_table("import_stage", records=records, columns=cols)
+    chunks: Iterable[Sequence[Sequence[Any]]] = records if chunked else [records]  # type: ignore[list-item]
+    staged = 0
+    for chunk in chunks:
+        await conn.copy_records_to_table("import_stage", records=chunk, columns=cols)
+        staged += len(chunk)
 
     ent_cols = ["uscc", "name", *[c for c in ENTERPRISE_COLUMNS if c in cols]]
     ent_list = ", ".join(f'"{c}"' for c in ent_cols)
@@ -98,4 +108,4 @@ async def upsert_rows(
     await conn.execute("DROP TABLE IF EXISTS import_stage")
     inserted = sum(1 for r in rows if r["inserted"])
     updated = len(rows) - inserted
-    return inserted, updated, len(records) - len(rows)
+    return inserted, updated, staged - len(rows)
