@@ -28,10 +28,10 @@ test: $(STAMP) ## The test suite against real PostgreSQL (TEST_DATABASE_URL or e
 lint: $(STAMP) ## ruff check + format check + mypy strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services gateway scripts
+	$(BIN)/mypy shared contracts services gateway scripts
 
 typecheck: $(STAMP) ## mypy strict
-	$(BIN)/mypy shared services gateway scripts
+	$(BIN)/mypy shared contracts services gateway scripts
 
 format: $(STAMP) ## Apply ruff format and fixes
 	$(BIN)/ruff format .
@@ -49,7 +49,7 @@ bench-credit: $(STAMP) ## Credit-line recomputation and idempotency under concur
 	$(BIN)/python -m scripts.bench_credit
 
 bench-policy: $(STAMP) ## Policy matching for 5,036 and 1,000,000 enterprises
-	$(BIN)/python -m scripts.bench_policy
+	$(BIN)/python -m scripts.bench_policy_engine
 
 bench-gateway: $(STAMP) ## Gateway overhead against direct calls (needs wrk)
 	$(BIN)/python -m scripts.bench_gateway
