@@ -1,9 +1,9 @@
 """`make bench-scoring`: generate, import, evaluate end to end, with seconds per phase and
 peak memory. `SIZE=1000000 make bench-scoring` for the large run.
 
-Phases: generate (the demo generator), import (rows bulk-loaded through the import's own
-staging COPY + upsert), evaluate = read (binary COPY into numpy) + compute (the engine) +
-write (binary COPY of every score) + commit. A separate line times the CSV path of the
+Phases: generate (the demo generator), import (the bulk loader: binary COPY of the typed
+columns + the same upsert as the import API), evaluate = read (binary COPY into numpy) +
+compute (the engine) + write (binary COPY of every score) + commit. A separate line times the CSV path of the
 import API (parse and validate every field in Python) on the same data, written to a file.
 Uses DATABASE_URL / TEST_DATABASE_URL, or the embedded PostgreSQL; works in a scratch
 database that it drops at the end.
@@ -19,18 +19,14 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from collections.abc import Iterator
-from typing import Any
 
 import asyncpg
 import numpy as np
-import numpy.typing as npt
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.app import MIGRATIONS
-from services.scoring.catalogue import INDICATOR_CODES, PROFILE
-from services.scoring.demo import TAG_VOCABULARIES, DemoData, decode_tags, generate, write_csv
+from services.scoring.demo import generate, write_csv
 from services.scoring.evaluations.service import create_run, execute_run
+from services.scoring.imports.bulk import bulk_load, from_demo
 from services.scoring.imports.parser import iter_rows, parse
 from services.scoring.imports.store import upsert_rows
 from services.scoring.model_spec import DEFAULT_MODEL
@@ -44,53 +40,6 @@ PERIOD = 2025
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-CHUNK = 50_000
-
-
-def _nullable(col: npt.NDArray[np.float64]) -> list[Any]:
-    out = col.astype(object)
-    out[np.isnan(col)] = None
-    return list(out.tolist())
-
-
-def columns_of() -> list[str]:
-    return ["uscc", "name", "period", *INDICATOR_CODES, *(a.code for a in PROFILE)]
-
-
-def record_chunks(data: DemoData, period: int) -> Iterator[list[tuple[Any, ...]]]:
-    for start in range(0, data.n, CHUNK):
-        _, rows = records(data, period, start, min(data.n, start + CHUNK))
-        yield rows
-
-
-def records(
-    data: DemoData, period: int, start: int = 0, stop: int | None = None
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    stop = data.n if stop is None else stop
-    p = data.periods[period]
-    columns = ["uscc", "name", "period", *INDICATOR_CODES]
-    cols: list[list[Any]] = [
-        data.uscc[start:stop].tolist(),
-        data.name[start:stop].tolist(),
-        [period] * (stop - start),
-    ]
-    for j in range(len(INDICATOR_CODES)):
-        col = p.indicators[start:stop, j]
-        cols.append(_nullable(col))
-    for attr in PROFILE:
-        raw = p.profile[attr.code][start:stop]
-        columns.append(attr.code)
-        if attr.kind == "tags":
-            vocab = TAG_VOCABULARIES[attr.code]
-            table = [decode_tags(m, vocab) for m in range(1 << len(vocab))]
-            cols.append([table[m] for m in raw.astype(np.int64).tolist()])
-        elif attr.kind == "bool":
-            cols.append(raw.astype(bool).tolist())
-        else:
-            cols.append(_nullable(raw))
-    return columns, list(zip(*cols, strict=True))
 
 
 async def bench(size: int, server_url: str, csv_path: bool) -> dict[str, float]:
@@ -120,9 +69,7 @@ async def bench(size: int, server_url: str, csv_path: bool) -> dict[str, float]:
 
         t0 = time.perf_counter()
         async with maker() as session, session.begin():
-            await upsert_rows(
-                session, columns_of(), record_chunks(data, PERIOD), None, chunked=True
-            )
+            await bulk_load(session, from_demo(data, PERIOD))
         figures["import"] = time.perf_counter() - t0
 
         t = time.perf_counter()

@@ -58,7 +58,10 @@ _FIELDS = frozenset(
 
 
 def _default_dimension_weights() -> dict[str, dict[str, float]]:
-    return {str(s): {str(d): w for d, w in dims.items()} for s, dims in DEFAULT_DIMENSION_WEIGHTS.items()}
+    return {
+        str(s): {str(d): w for d, w in dims.items()}
+        for s, dims in DEFAULT_DIMENSION_WEIGHTS.items()
+    }
 
 
 def _default_indicator_weights() -> dict[str, float]:
@@ -266,9 +269,7 @@ class ModelSpec:
         return tuple(out)
 
 
-def stage_of(
-    revenue: float | None, bands: Sequence[float] = DEFAULT_STAGE_BANDS
-) -> Stage | None:
+def stage_of(revenue: float | None, bands: Sequence[float] = DEFAULT_STAGE_BANDS) -> Stage | None:
     """The growth stage for last year's operating revenue (万元); None when revenue is unknown."""
     if revenue is None or math.isnan(revenue):
         return None

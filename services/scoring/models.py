@@ -81,6 +81,8 @@ class Facts(Base):
         String(18), ForeignKey("enterprises.uscc", ondelete="CASCADE"), primary_key=True
     )
     period: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    # The enterprise's surrogate key, copied here so an evaluation reads facts without a join.
+    enterprise_id: Mapped[int] = mapped_column(BigInteger)
     import_id: Mapped[uuid.UUID | None] = mapped_column(UUID, ForeignKey("imports.id"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

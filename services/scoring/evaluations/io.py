@@ -55,8 +55,7 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
     cols = ", ".join(f"coalesce(f.\"{c}\", 'NaN')" for c in ("operating_revenue", *INDICATOR_CODES))
     # No ORDER BY: sorting a million wide rows spills to disk; numpy sorts the ids instead.
     query = (
-        f"SELECT e.id, {cols} FROM scoring.facts f "
-        f"JOIN scoring.enterprises e ON e.uscc = f.uscc WHERE f.period = {int(period)}"
+        f"SELECT f.enterprise_id, {cols} FROM scoring.facts f WHERE f.period = {int(period)}"
     )
     sink = io.BytesIO()
     await conn.copy_from_query(query, output=sink, format="binary")
@@ -76,8 +75,7 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
         values[:, k] = rows[f"v{k + 1}"]
     reasons = np.full(n, None, dtype=object)
     flagged = await conn.fetch(
-        "SELECT e.id, f.negative_flags FROM scoring.facts f "
-        "JOIN scoring.enterprises e ON e.uscc = f.uscc "
+        "SELECT f.enterprise_id AS id, f.negative_flags FROM scoring.facts f "
         "WHERE f.period = $1 AND cardinality(f.negative_flags) > 0",
         period,
     )

@@ -99,9 +99,11 @@ async def upsert_rows(
         )
     else:
         conflict = "DO NOTHING"
+    src_list = ", ".join(f's."{c}"' for c in fact_cols)
     rows = await conn.fetch(
-        f"INSERT INTO scoring.facts AS f ({col_list}, import_id) "
-        f"SELECT {col_list}, $1::uuid FROM import_stage "
+        f"INSERT INTO scoring.facts AS f ({col_list}, import_id, enterprise_id) "
+        f"SELECT {src_list}, $1::uuid, e.id FROM import_stage s "
+        f"JOIN scoring.enterprises e ON e.uscc = s.uscc "
         f"ON CONFLICT (uscc, period) {conflict} RETURNING (xmax = 0) AS inserted",
         import_id,
     )

@@ -148,6 +148,7 @@ def upgrade() -> None:
         "facts",
         sa.Column("uscc", sa.String(length=18), nullable=False),
         sa.Column("period", sa.SmallInteger(), nullable=False),
+        sa.Column("enterprise_id", sa.BigInteger(), nullable=False),
         sa.Column("import_id", sa.UUID(), nullable=True),
         sa.Column(
             "updated_at",

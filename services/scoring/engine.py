@@ -1,0 +1,638 @@
+"""Vectorised batch scoring (评分引擎): percentile ranks within growth-stage cohorts.
+
+The rules (domain.md section 1, PROPOSAL), made precise:
+
+* Cohorts. A firm's stage comes from last year's revenue (`ModelSpec.stage_bands`); firms
+  without revenue or on the negative list are not scored. A stage with fewer than
+  `min_cohort` scored firms is merged into a neighbouring stage, repeatedly (see
+  `merge_cohorts`). A merged firm is scored wholly as a member of its cohort, with the cohort's
+  dimension weights, so two firms with equal values in one cohort always get equal points.
+* Indicator points = max points x percentile. For a positive value v the percentile is the
+  share of the cohort whose value is <= v once every non-missing value of that column has been
+  clipped to the column's [cap_low, cap_high] quantiles; missing values count as below every
+  value, so the denominator is the whole cohort and the cohort's best always gets 1.0.
+* Zero, negative and missing values earn 0 points and are flagged `missing`. For growth rates
+  and ROE this means a firm that shrank or lost money earns nothing for that indicator (the
+  scheme rewards improvement); it still counts in the denominator, so every firm that grew is
+  ranked above it.
+* Flag indicators (yes/no) score all or nothing: percentile 1.0 for yes, 0.0 otherwise.
+* Rank 1 is best, ties share the best rank (1, 2, 2, 4). Totals are compared after rounding to
+  1e-9 so that sums of the same points in a different order cannot break a tie. Tiers follow
+  from rank: tier 5 while fewer than 10% of the cohort are strictly ahead, and so on down
+  `ModelSpec.tier_bands`, so tied firms always share a tier.
+
+Rows that are not scored carry NaN in every score array, 0 in rank, tier and cohort_size and
+-1 in cohort.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+from services.scoring.catalogue import (
+    DIMENSIONS,
+    INDICATOR_CODES,
+    INDICATORS,
+    STAGES,
+)
+from services.scoring.model_spec import DEFAULT_MODEL, ModelSpec, stage_indices
+
+# Part of every fingerprint: bump it whenever a rule here changes, so an old fingerprint can
+# never be mistaken for a reproduction by different code.
+ENGINE_VERSION = "engine-1"
+
+MISSING_REVENUE = "missing_revenue"
+STAT_QUANTILES: tuple[float, ...] = (0.10, 0.25, 0.50, 0.75, 0.90)
+_QUANTILE_KEYS: tuple[str, ...] = ("p10", "p25", "p50", "p75", "p90")
+_TIE_DECIMALS = 9
+_PARALLEL_FROM = 50_000
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+ObjectArray = npt.NDArray[np.object_]
+
+_N = len(INDICATORS)
+_FLAG_COLUMNS: frozenset[int] = frozenset(j for j, i in enumerate(INDICATORS) if i.kind == "flag")
+_DIMENSION_COLUMNS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(j for j, i in enumerate(INDICATORS) if i.dimension == d) for d in DIMENSIONS
+)
+
+
+@dataclass(frozen=True)
+class EngineInput:
+    """One evaluation's input: revenue (万元) and the 24 indicators, NaN where missing.
+
+    `excluded_reason` holds, per row, why the firm must not be scored (the negative list), or
+    None / "" when it may be.
+    """
+
+    revenue: FloatArray
+    values: FloatArray
+    excluded_reason: Sequence[str | None] | ObjectArray
+
+    def __post_init__(self) -> None:
+        revenue = np.ascontiguousarray(self.revenue, dtype=np.float64)
+        values = np.ascontiguousarray(self.values, dtype=np.float64)
+        if revenue.ndim != 1:
+            raise ValueError("revenue must be one-dimensional")
+        n = revenue.shape[0]
+        if values.shape != (n, _N):
+            raise ValueError(f"values must have shape ({n}, {_N}), got {values.shape}")
+        reasons = np.empty(n, dtype=object)
+        reasons[:] = self.excluded_reason
+        if np.isinf(revenue).any() or np.isinf(values).any():
+            raise ValueError("revenue and values must be finite or NaN (missing)")
+        object.__setattr__(self, "revenue", revenue)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "excluded_reason", reasons)
+
+    @property
+    def n(self) -> int:
+        return int(self.revenue.shape[0])
+
+    def excluded_mask(self) -> BoolArray:
+        reasons = np.asarray(self.excluded_reason, dtype=object)
+        return np.asarray((reasons != None) & (reasons != ""), dtype=np.bool_)  # noqa: E711
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """Per-row score arrays (row order = input order) plus run-level merges and cohort stats.
+
+    The [n, 24] and [n, 4] arrays are transposed views of column-major buffers (Fortran
+    order), which saves copying 200 MB per array at a million rows; index them freely, and
+    use np.ascontiguousarray before handing them to code that insists on C order.
+    """
+
+    model_version: str
+    values: FloatArray  # the input values, kept for explanations (not a copy)
+    max_points: FloatArray  # [stage, indicator] maxima of the model used
+    stage: npt.NDArray[np.int8]
+    cohort: npt.NDArray[np.int8]
+    scored: BoolArray
+    exclusion: ObjectArray
+    percentiles: FloatArray
+    points: FloatArray
+    missing: BoolArray
+    dimension_scores: FloatArray
+    dimension_percentiles: FloatArray
+    total: FloatArray
+    rank: IntArray
+    cohort_size: IntArray
+    percentile: FloatArray
+    tier: npt.NDArray[np.int8]
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    cohort_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def row(self, i: int) -> ScoredRow:
+        """One row as plain Python values, the input of `reasons` and `improvements`."""
+        scored = bool(self.scored[i])
+        stage = int(self.stage[i])
+        cohort = int(self.cohort[i])
+        maxima = tuple(float(v) for v in self.max_points[cohort]) if scored else (0.0,) * _N
+        return ScoredRow(
+            index=i,
+            stage=STAGES[stage].value if stage >= 0 else None,
+            cohort=STAGES[cohort].value if cohort >= 0 else None,
+            scored=scored,
+            exclusion=None if self.exclusion[i] is None else str(self.exclusion[i]),
+            values=tuple(_opt(v) for v in self.values[i]),
+            percentiles=tuple(_opt(v) for v in self.percentiles[i]),
+            points=tuple(_opt(v) for v in self.points[i]),
+            max_points=maxima,
+            missing=tuple(bool(v) for v in self.missing[i]),
+            dimension_scores={
+                d.value: _opt(v) for d, v in zip(DIMENSIONS, self.dimension_scores[i], strict=True)
+            },
+            dimension_percentiles={
+                d.value: _opt(v)
+                for d, v in zip(DIMENSIONS, self.dimension_percentiles[i], strict=True)
+            },
+            total=_opt(self.total[i]),
+            rank=int(self.rank[i]) if scored else None,
+            cohort_size=int(self.cohort_size[i]),
+            percentile=_opt(self.percentile[i]),
+            tier=int(self.tier[i]) if scored else None,
+        )
+
+
+@dataclass(frozen=True)
+class ScoredRow:
+    index: int
+    stage: str | None
+    cohort: str | None
+    scored: bool
+    exclusion: str | None
+    values: tuple[float | None, ...]
+    percentiles: tuple[float | None, ...]
+    points: tuple[float | None, ...]
+    max_points: tuple[float, ...]
+    missing: tuple[bool, ...]
+    dimension_scores: dict[str, float | None]
+    dimension_percentiles: dict[str, float | None]
+    total: float | None
+    rank: int | None
+    cohort_size: int
+    percentile: float | None
+    tier: int | None
+
+
+class Reason(TypedDict):
+    code: str
+    points: float
+    max_points: float
+    points_lost: float
+    value: float | None
+    cohort_median: float | None
+    missing: bool
+
+
+class Improvement(TypedDict):
+    code: str
+    value: float | None
+    target_value: float
+    percentile: float
+    target_percentile: float
+    boundary: float
+    points_gain: float
+
+
+# -- cohorts ------------------------------------------------------------------------------------
+
+
+def merge_cohorts(sizes: Sequence[int], min_cohort: int) -> tuple[list[int], list[dict[str, Any]]]:
+    """Map each stage to its cohort label (a stage index) and record every merge.
+
+    Stages with no scored firm take no part (their neighbours become adjacent). While more than
+    one cohort remains and some cohort is smaller than `min_cohort`, the smallest such cohort
+    (lowest stage on ties) joins its smaller adjacent cohort (lower stage on ties). Joining the
+    smaller neighbour changes the peer group of the fewest firms and is the quickest way over the
+    threshold; the merged cohort keeps the receiving cohort's label, and with it its weights.
+    Stages without a label (-1) have no scored firm.
+    """
+    groups: list[tuple[list[int], int, int]] = [
+        ([s], int(size), s) for s, size in enumerate(sizes) if size > 0
+    ]
+    merges: list[dict[str, Any]] = []
+    while len(groups) > 1:
+        small = [i for i, (_, size, _) in enumerate(groups) if size < min_cohort]
+        if not small:
+            break
+        i = min(small, key=lambda k: (groups[k][1], k))
+        neighbours = [k for k in (i - 1, i + 1) if 0 <= k < len(groups)]
+        j = min(neighbours, key=lambda k: (groups[k][1], k))
+        members_i, size_i, label_i = groups[i]
+        members_j, size_j, label_j = groups[j]
+        merges.append(
+            {
+                "merged": [STAGES[s].value for s in members_i],
+                "into": [STAGES[s].value for s in members_j],
+                "cohort": STAGES[label_j].value,
+                "sizes": [size_i, size_j],
+                "size": size_i + size_j,
+                "reason": (
+                    f"cohort '{STAGES[label_i].value}' has {size_i} scored enterprises, fewer "
+                    f"than min_cohort {min_cohort}; merged into its smaller neighbouring cohort "
+                    f"'{STAGES[label_j].value}'"
+                ),
+            }
+        )
+        groups[min(i, j)] = (sorted(members_i + members_j), size_i + size_j, label_j)
+        del groups[max(i, j)]
+    labels = [-1] * len(sizes)
+    for members, _, label in groups:
+        for s in members:
+            labels[s] = label
+    return labels, merges
+
+
+# -- ranking primitives -------------------------------------------------------------------------
+
+
+def _counts_le_sorted(sorted_values: FloatArray) -> IntArray:
+    """For a sorted array, how many elements are <= each element (ties -> end of their run)."""
+    k = sorted_values.size
+    run_end = np.empty(k, dtype=np.bool_)
+    run_end[:-1] = sorted_values[1:] != sorted_values[:-1]
+    run_end[-1] = True
+    ends = np.where(run_end, np.arange(1, k + 1, dtype=np.int64), k)
+    return np.minimum.accumulate(ends[::-1])[::-1]
+
+
+@dataclass
+class _Ranked:
+    """A column ranked within one cohort; sorted arrays kept for the cohort statistics."""
+
+    share: FloatArray  # percentile per row (cohort order), 0 for non-positive / missing
+    sorted_raw: FloatArray  # non-missing raw values, ascending
+    sorted_capped: FloatArray
+    sorted_count: IntArray  # cohort members <= each sorted_capped value (missing included)
+    sorted_rows: IntArray  # cohort positions of the sorted non-missing values
+    caps: tuple[float, float] | None
+
+
+def _rank(x: FloatArray, caps: tuple[float, float] | None) -> _Ranked:
+    m = x.size
+    order = np.argsort(x)  # NaN sorts last
+    k = m - int(np.count_nonzero(np.isnan(x)))
+    kept = order[:k]
+    raw = x[kept]
+    share = np.zeros(m, dtype=np.float64)
+    if k == 0:
+        empty = np.empty(0, dtype=np.float64)
+        none = np.empty(0, dtype=np.int64)
+        return _Ranked(share, empty, empty, none, none, None)
+    cap_values: tuple[float, float] | None = None
+    capped = raw
+    if caps is not None:
+        lo, hi = np.quantile(raw, caps)
+        cap_values = (float(lo), float(hi))
+        capped = np.clip(raw, lo, hi)
+    count = (m - k) + _counts_le_sorted(capped)
+    first_positive = int(np.searchsorted(raw, 0.0, side="right"))
+    sorted_share = count / m
+    sorted_share[:first_positive] = 0.0
+    share[kept] = sorted_share
+    return _Ranked(share, raw, capped, count, kept, cap_values)
+
+
+def _quantiles(sorted_values: FloatArray) -> dict[str, float | None]:
+    if sorted_values.size == 0:
+        return dict.fromkeys(_QUANTILE_KEYS, None)
+    qs = np.quantile(sorted_values, STAT_QUANTILES)
+    return {k: float(v) for k, v in zip(_QUANTILE_KEYS, qs, strict=True)}
+
+
+def _boundary_table(
+    ranked: _Ranked, m: int, boundaries: Sequence[float]
+) -> list[dict[str, float | None]]:
+    """Per boundary b: the smallest (capped, hence reachable) positive value whose percentile
+    reaches b, and that percentile. None when no positive value in the cohort reaches b."""
+    first_positive = int(np.searchsorted(ranked.sorted_raw, 0.0, side="right"))
+    counts = ranked.sorted_count[first_positive:]
+    values = ranked.sorted_capped[first_positive:]
+    table: list[dict[str, float | None]] = []
+    for b in boundaries:
+        need = math.ceil(b * m - 1e-9)
+        i = int(np.searchsorted(counts, need, side="left"))
+        if i < counts.size:
+            table.append(
+                {"boundary": b, "value": float(values[i]), "percentile": float(counts[i] / m)}
+            )
+        else:
+            table.append({"boundary": b, "value": None, "percentile": None})
+    return table
+
+
+def _flag_stats(x: FloatArray, m: int, boundaries: Sequence[float]) -> dict[str, Any]:
+    known = np.sort(x[~np.isnan(x)])
+    quantiles = _quantiles(known)
+    return {
+        "quantiles": quantiles,
+        "median": quantiles["p50"],
+        "caps": None,
+        "missing": int(m - known.size),
+        "non_positive": int(np.count_nonzero(known <= 0)),
+        # A yes earns the full points whatever the peers hold.
+        "boundaries": [{"boundary": b, "value": 1.0, "percentile": 1.0} for b in boundaries],
+    }
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+
+
+def _threads(n: int) -> int:
+    # Sorting releases the GIL, so columns rank in parallel; more than four workers rarely help
+    # because the gathers are memory-bound, and small runs are not worth a pool.
+    if n < _PARALLEL_FROM:
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def evaluate(inp: EngineInput, spec: ModelSpec = DEFAULT_MODEL) -> EngineResult:
+    """Score every row of `inp` with `spec`. Raises ValueError for an invalid spec."""
+    errors = spec.validate()
+    if errors:
+        raise ValueError("invalid scoring model: " + "; ".join(errors))
+    n = inp.n
+    values = inp.values
+    boundaries = spec.percentile_boundaries()
+    caps = (spec.cap_low, spec.cap_high)
+    max_matrix = spec.max_points_matrix()
+
+    stage = stage_indices(inp.revenue, spec.stage_bands)
+    excluded = inp.excluded_mask()
+    exclusion = np.full(n, None, dtype=object)
+    exclusion[stage < 0] = MISSING_REVENUE
+    exclusion[excluded] = np.asarray(inp.excluded_reason, dtype=object)[excluded]
+    scored = (stage >= 0) & ~excluded
+    unscored = np.flatnonzero(~scored)
+
+    sizes = np.bincount(stage[scored].astype(np.int64), minlength=len(STAGES))
+    labels, merges = merge_cohorts([int(s) for s in sizes], spec.min_cohort)
+    label_of_stage = np.asarray([*labels, -1], dtype=np.int8)  # index -1 -> -1
+    cohort = np.where(scored, label_of_stage[stage], np.int8(-1)).astype(np.int8)
+
+    # Scored rows grouped by cohort (row order kept inside a cohort): every (cohort, column)
+    # slice of a gathered column is then contiguous.
+    rows = np.flatnonzero(scored)
+    order = rows[np.argsort(cohort[rows], kind="stable")]
+    sorted_labels = cohort[order]
+    present = sorted({c for c in labels if c >= 0})
+    bounds = {
+        c: (
+            int(np.searchsorted(sorted_labels, c, "left")),
+            int(np.searchsorted(sorted_labels, c, "right")),
+        )
+        for c in present
+    }
+    # Max points by cohort, with a NaN row that unscored rows (cohort -1) pick up.
+    max_by_cohort = np.vstack([max_matrix, np.full(_N, np.nan)])
+
+    # Outputs are built column-major ([indicator, row]) and returned transposed: each thread
+    # then writes contiguous memory, and no [n, 24] array is ever copied.
+    values_t = np.ascontiguousarray(values.T)
+    pct_t = np.empty((_N, n))
+    points_t = np.empty((_N, n))
+    missing_t = np.empty((_N, n), dtype=np.bool_)
+    indicator_stats: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def rank_column(j: int) -> None:
+        column = values_t[j]
+        np.logical_not(column > 0, out=missing_t[j])
+        gathered = column[order]
+        share = np.empty(order.size)
+        for c in present:
+            a, b = bounds[c]
+            x = gathered[a:b]
+            m = b - a
+            if j in _FLAG_COLUMNS:
+                share[a:b] = x > 0
+                indicator_stats[(c, j)] = _flag_stats(x, m, boundaries)
+                continue
+            ranked = _rank(x, caps)
+            share[a:b] = ranked.share
+            quantiles = _quantiles(ranked.sorted_raw)
+            indicator_stats[(c, j)] = {
+                "quantiles": quantiles,
+                "median": quantiles["p50"],
+                "caps": None
+                if ranked.caps is None
+                else {"low": ranked.caps[0], "high": ranked.caps[1]},
+                "missing": int(m - ranked.sorted_raw.size),
+                "non_positive": int(np.searchsorted(ranked.sorted_raw, 0.0, side="right")),
+                "boundaries": _boundary_table(ranked, m, boundaries),
+            }
+        out = pct_t[j]
+        out[order] = share
+        out[unscored] = np.nan
+        np.multiply(out, max_by_cohort[:, j][cohort], out=points_t[j])
+
+    workers = _threads(n)
+    if workers == 1:
+        for j in range(_N):
+            rank_column(j)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(rank_column, range(_N)))
+
+    dims_t = np.empty((len(DIMENSIONS), n))
+    for d, cols in enumerate(_DIMENSION_COLUMNS):
+        # Row by row, in catalogue order: a fixed summation order keeps totals reproducible.
+        dims_t[d] = points_t[cols[0]]
+        for col in cols[1:]:
+            dims_t[d] += points_t[col]
+    total = dims_t[0].copy()
+    for d in range(1, len(DIMENSIONS)):
+        total += dims_t[d]
+
+    dim_pct_t = np.full((len(DIMENSIONS), n), np.nan)
+    percentile = np.full(n, np.nan)
+    rank = np.zeros(n, dtype=np.int64)
+    tier = np.zeros(n, dtype=np.int8)
+    cohort_size = np.zeros(n, dtype=np.int64)
+    n_tiers = len(spec.tier_bands)
+    cum_top = np.cumsum(np.asarray(spec.tier_bands, dtype=np.float64))[:-1]
+    cohort_stats: dict[str, dict[str, Any]] = {}
+    for c in present:
+        a, b = bounds[c]
+        m = b - a
+        members = order[a:b]
+        dim_stats: dict[str, dict[str, float | None]] = {}
+        for d, dim in enumerate(DIMENSIONS):
+            ranked = _rank(dims_t[d][members], None)
+            dim_pct_t[d][members] = ranked.share
+            dim_stats[dim.value] = _quantiles(ranked.sorted_raw)
+        totals = total[members]
+        ranked = _rank(np.round(totals, _TIE_DECIMALS), None)
+        percentile[members] = ranked.share
+        at_or_below = np.empty(m, dtype=np.int64)
+        at_or_below[ranked.sorted_rows] = ranked.sorted_count
+        cohort_rank = m - at_or_below + 1
+        # Tier t holds the firms with fewer than ceil(share above * m) firms strictly ahead.
+        thresholds = np.ceil(cum_top * m - 1e-9).astype(np.int64)
+        cohort_tier = (n_tiers - np.searchsorted(thresholds, cohort_rank - 1, side="right")).astype(
+            np.int8
+        )
+        rank[members] = cohort_rank
+        tier[members] = cohort_tier
+        cohort_size[members] = m
+        cohort_stats[STAGES[c].value] = {
+            "cohort": STAGES[c].value,
+            "size": m,
+            "members": [STAGES[s].value for s in range(len(STAGES)) if labels[s] == c],
+            "total": _quantiles(np.sort(totals)),
+            "dimensions": dim_stats,
+            "tiers": _tier_table(totals, cohort_tier, n_tiers),
+            "indicators": {code: indicator_stats[(c, j)] for j, code in enumerate(INDICATOR_CODES)},
+        }
+
+    return EngineResult(
+        model_version=spec.version,
+        values=values,
+        max_points=max_matrix,
+        stage=stage,
+        cohort=cohort,
+        scored=scored,
+        exclusion=exclusion,
+        percentiles=pct_t.T,
+        points=points_t.T,
+        missing=missing_t.T,
+        dimension_scores=dims_t.T,
+        dimension_percentiles=dim_pct_t.T,
+        total=total,
+        rank=rank,
+        cohort_size=cohort_size,
+        percentile=percentile,
+        tier=tier,
+        merges=merges,
+        cohort_stats=cohort_stats,
+    )
+
+
+def _tier_table(
+    totals: FloatArray, tiers: npt.NDArray[np.int8], n_tiers: int
+) -> list[dict[str, Any]]:
+    table: list[dict[str, Any]] = []
+    for t in range(n_tiers, 0, -1):
+        members = totals[tiers == t]
+        table.append(
+            {
+                "tier": t,
+                "count": int(members.size),
+                "min_total": float(members.min()) if members.size else None,
+                "max_total": float(members.max()) if members.size else None,
+            }
+        )
+    return table
+
+
+# -- explanations -------------------------------------------------------------------------------
+
+
+def reasons(row: ScoredRow, stats: Mapping[str, Any], limit: int = 4) -> list[Reason]:
+    """The indicators that cost the firm the most points, worst first.
+
+    `stats` is the row's own cohort entry of `EngineResult.cohort_stats`. Indicators that lost
+    nothing are left out, so a perfect row has no reasons.
+    """
+    if not row.scored or row.cohort is None:
+        return []
+    maxima = row.max_points
+    out: list[Reason] = []
+    for j, code in enumerate(INDICATOR_CODES):
+        earned = row.points[j] or 0.0
+        lost = float(maxima[j]) - earned
+        if lost <= 1e-12:
+            continue
+        out.append(
+            Reason(
+                code=code,
+                points=earned,
+                max_points=float(maxima[j]),
+                points_lost=lost,
+                value=row.values[j],
+                cohort_median=stats["indicators"][code]["median"],
+                missing=row.missing[j],
+            )
+        )
+    out.sort(key=lambda r: -r["points_lost"])  # stable: catalogue order breaks ties
+    return out[:limit]
+
+
+def improvements(row: ScoredRow, stats: Mapping[str, Any], limit: int = 3) -> list[Improvement]:
+    """For the weakest indicators, the raw value that reaches the next percentile band among
+    the firm's peers and the points it would add.
+
+    The estimate holds the rest of the cohort fixed: moving one firm's value changes its own
+    rank but barely the caps. Indicators already at full points have nothing to gain.
+    """
+    out: list[Improvement] = []
+    for r in reasons(row, stats, limit=_N):
+        j = INDICATOR_CODES.index(r["code"])
+        current = row.percentiles[j] or 0.0
+        for entry in stats["indicators"][r["code"]]["boundaries"]:
+            target_pct, target_value = entry["percentile"], entry["value"]
+            if entry["boundary"] <= current + 1e-12 or target_pct is None or target_value is None:
+                continue
+            if target_pct <= current + 1e-12:
+                continue
+            out.append(
+                Improvement(
+                    code=r["code"],
+                    value=r["value"],
+                    target_value=float(target_value),
+                    percentile=current,
+                    target_percentile=float(target_pct),
+                    boundary=float(entry["boundary"]),
+                    points_gain=r["max_points"] * (float(target_pct) - current),
+                )
+            )
+            break
+        if len(out) == limit:
+            break
+    return out
+
+
+# -- reproducibility ----------------------------------------------------------------------------
+
+
+def _canonical(a: FloatArray) -> bytes:
+    # One NaN payload and no negative zero, so equal inputs hash equally however they were made.
+    clean = np.where(np.isnan(a), np.nan, a) + 0.0
+    return np.ascontiguousarray(clean, dtype="<f8").tobytes()
+
+
+def fingerprint(inp: EngineInput, spec: ModelSpec = DEFAULT_MODEL) -> str:
+    """sha256 over the engine version, the spec's JSON and the input arrays, in a fixed order.
+
+    None and "" exclusion reasons hash alike: both mean "may be scored".
+    """
+    h = hashlib.sha256()
+    h.update(ENGINE_VERSION.encode())
+    h.update(b"\x00")
+    h.update(json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":")).encode())
+    h.update(b"\x00")
+    h.update(inp.n.to_bytes(8, "little"))
+    h.update(",".join(INDICATOR_CODES).encode())
+    h.update(_canonical(inp.revenue))
+    h.update(_canonical(inp.values))
+    reasons_text = "\x1e".join("" if r is None else str(r) for r in inp.excluded_reason)
+    h.update(reasons_text.encode())
+    return h.hexdigest()
+
+
+def _opt(v: Any) -> float | None:
+    f = float(v)
+    return None if math.isnan(f) else f
