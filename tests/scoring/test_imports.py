@@ -17,7 +17,10 @@ def code(i: int) -> str:
     return base + uscc_std.calc_check_digit(base)
 
 
-HEADER = "uscc,name,period,operating_revenue,rd_expense,rd_intensity,invention_patents,listed,qualifications"
+HEADER = (
+    "uscc,name,period,operating_revenue,rd_expense,rd_intensity,invention_patents,"
+    "listed,qualifications"
+)
 
 
 def csv_file(*rows: str, header: str = HEADER) -> bytes:
