@@ -7,16 +7,22 @@ cohort statistics are immutable, so they are cached per run id.
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.scoring.api.schemas import (
+    DimensionScore,
+    VisibleUSCC,
+    num,
+    reject_banks,
+    stage_name,
+)
 from services.scoring.catalogue import (
     DIMENSIONS,
     INDICATOR_CODES,
@@ -28,15 +34,14 @@ from services.scoring.engine import ScoredRow, improvements, reasons
 from services.scoring.evaluations.service import dimension_max, published_run
 from services.scoring.model_spec import ModelSpec
 from services.scoring.models import Enterprise, EvaluationRun
-from shared.auth.deps import CurrentPrincipal, Government, ensure_enterprise_access
-from shared.auth.principal import Principal, PrincipalKind
+from shared.auth.deps import CurrentPrincipal, Government
+from shared.auth.principal import PrincipalKind
 from shared.db import CommittingRoute, DbSession
 from shared.errors import Forbidden, NotFound, problem_responses
 from shared.pagination import Page, Paging
 
 router = APIRouter(prefix="/v1", tags=["scores"], route_class=CommittingRoute)
 
-USCC = Annotated[str, Path(min_length=18, max_length=18, pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$")]
 Period = Annotated[int | None, Query(ge=2000, le=2100, description="Default: the latest")]
 
 
@@ -51,26 +56,6 @@ class RunCache:
             if run.status in ("published", "completed", "superseded"):
                 self._stats[run.id] = stats
         return stats
-
-
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    f = float(v)
-    return None if math.isnan(f) else f
-
-
-def _reject_banks(principal: Principal) -> None:
-    # Banks read scores through the credit service, which checks the enterprise's consent.
-    if principal.kind is PrincipalKind.BANK:
-        raise Forbidden("Banks see scores only through applications the enterprise consented to")
-
-
-class DimensionScore(BaseModel):
-    code: str
-    score: float | None
-    max: float
-    percentile: float | None
 
 
 class IndicatorScore(BaseModel):
@@ -145,16 +130,12 @@ async def _score_row(session: AsyncSession, run_id: uuid.UUID, ent_id: int) -> A
     return row
 
 
-def _stage(i: int | None) -> str | None:
-    return STAGES[i].value if i is not None and 0 <= i < len(STAGES) else None
-
-
 def build_score(
     ent: Enterprise, run: EvaluationRun, spec: ModelSpec, row: Any, stats: dict[str, Any]
 ) -> ScoreOut:
     scored = bool(row["scored"])
     cohort = row["cohort"] if scored else -1
-    values = [_num(v) for v in row["values"]]
+    values = [num(v) for v in row["values"]]
     points = [float(p) if p == p else 0.0 for p in row["points"]]
     maxima = [float(m) for m in spec.max_points(cohort)] if scored else [0.0] * len(points)
     pcts = [
@@ -166,9 +147,9 @@ def build_score(
     dims = [
         DimensionScore(
             code=d.value,
-            score=_num(row["dimension_scores"][k]) if scored else None,
+            score=num(row["dimension_scores"][k]) if scored else None,
             max=dmax[k],
-            percentile=_num(row["dimension_percentiles"][k]) if scored else None,
+            percentile=num(row["dimension_percentiles"][k]) if scored else None,
         )
         for k, d in enumerate(DIMENSIONS)
     ]
@@ -190,7 +171,7 @@ def build_score(
         cohort_stats = stats.get(STAGES[cohort].value) or stats.get(str(cohort)) or {}
         scored_row = ScoredRow(
             index=0,
-            stage=_stage(row["stage"]),
+            stage=stage_name(row["stage"]),
             cohort=STAGES[cohort].value,
             scored=True,
             exclusion=None,
@@ -201,10 +182,10 @@ def build_score(
             missing=tuple(missing),
             dimension_scores={d.code: d.score for d in dims},
             dimension_percentiles={d.code: d.percentile for d in dims},
-            total=_num(row["total"]),
+            total=num(row["total"]),
             rank=row["rank"],
             cohort_size=row["cohort_size"],
-            percentile=_num(row["percentile"]),
+            percentile=num(row["percentile"]),
             tier=row["tier"],
         )
         if cohort_stats:
@@ -216,14 +197,14 @@ def build_score(
         period=run.period,
         run_id=run.id,
         model_version=run.model_version,
-        stage=_stage(row["stage"]),
-        cohort=_stage(cohort) if scored else None,
+        stage=stage_name(row["stage"]),
+        cohort=stage_name(cohort) if scored else None,
         scored=scored,
         exclusion=row["exclusion"],
-        total=_num(row["total"]),
+        total=num(row["total"]),
         rank=row["rank"],
         cohort_size=row["cohort_size"],
-        percentile=_num(row["percentile"]),
+        percentile=num(row["percentile"]),
         tier=row["tier"],
         dimensions=dims,
         indicators=indicators,
@@ -252,14 +233,11 @@ async def load_score(
     responses=problem_responses(401, 403, 404),
 )
 async def get_score(
-    uscc: USCC,
+    uscc: VisibleUSCC,
     request: Request,
     session: DbSession,
-    principal: CurrentPrincipal,
     period: Period = None,
 ) -> ScoreOut:
-    _reject_banks(principal)
-    ensure_enterprise_access(principal, uscc)
     score, _ = await load_score(request, session, uscc, period)
     return score
 
@@ -274,11 +252,7 @@ class EnterpriseOut(BaseModel):
 @router.get(
     "/enterprises/{uscc}", response_model=EnterpriseOut, responses=problem_responses(401, 403, 404)
 )
-async def get_enterprise(
-    uscc: USCC, session: DbSession, principal: CurrentPrincipal
-) -> EnterpriseOut:
-    _reject_banks(principal)
-    ensure_enterprise_access(principal, uscc)
+async def get_enterprise(uscc: VisibleUSCC, session: DbSession) -> EnterpriseOut:
     ent = await _enterprise(session, uscc)
     return EnterpriseOut.model_validate(ent, from_attributes=True)
 
@@ -315,16 +289,16 @@ async def _history(session: AsyncSession, ent: Enterprise) -> list[HistoryItem]:
             period=r["period"],
             run_id=r["id"],
             model_version=r["model_version"],
-            stage=_stage(r["stage"]),
+            stage=stage_name(r["stage"]),
             scored=r["scored"],
             exclusion=r["exclusion"],
-            total=_num(r["total"]),
+            total=num(r["total"]),
             rank=r["rank"],
             cohort_size=r["cohort_size"],
-            percentile=_num(r["percentile"]),
+            percentile=num(r["percentile"]),
             tier=r["tier"],
             dimensions={
-                d.value: (_num(r["dimension_scores"][k]) if r["scored"] else None)
+                d.value: (num(r["dimension_scores"][k]) if r["scored"] else None)
                 for k, d in enumerate(DIMENSIONS)
             },
         )
@@ -338,11 +312,7 @@ async def _history(session: AsyncSession, ent: Enterprise) -> list[HistoryItem]:
     summary="Scores across all published periods",
     responses=problem_responses(401, 403, 404),
 )
-async def get_history(
-    uscc: USCC, session: DbSession, principal: CurrentPrincipal
-) -> list[HistoryItem]:
-    _reject_banks(principal)
-    ensure_enterprise_access(principal, uscc)
+async def get_history(uscc: VisibleUSCC, session: DbSession) -> list[HistoryItem]:
     return await _history(session, await _enterprise(session, uscc))
 
 
@@ -382,14 +352,11 @@ STRONG, WEAK = 0.75, 0.25
     responses=problem_responses(401, 403, 404),
 )
 async def get_portrait(
-    uscc: USCC,
+    uscc: VisibleUSCC,
     request: Request,
     session: DbSession,
-    principal: CurrentPrincipal,
     period: Period = None,
 ) -> PortraitOut:
-    _reject_banks(principal)
-    ensure_enterprise_access(principal, uscc)
     score, stats = await load_score(request, session, uscc, period)
     cohort_stats = stats.get(score.cohort or "", {}) if score.cohort else {}
     dim_stats = cohort_stats.get("dimensions", {})
@@ -484,11 +451,11 @@ async def rankings(
         RankingItem(
             uscc=r["uscc"],
             name=r["name"],
-            stage=_stage(r["stage"]),
+            stage=stage_name(r["stage"]),
             total=float(r["total"]),
             rank=r["rank"],
             tier=r["tier"],
-            percentile=_num(r["percentile"]),
+            percentile=num(r["percentile"]),
         )
         for r in rows
     ]
@@ -518,7 +485,7 @@ async def cohort_stats(
     principal: CurrentPrincipal,
     period: Period = None,
 ) -> CohortStatsOut:
-    _reject_banks(principal)
+    reject_banks(principal)
     run = await published_run(session, period)
     stats = await request.app.state.runs.cohort_stats(session, run)
     cohort_name: str | None = None
@@ -599,7 +566,7 @@ async def hidden_champions(
     ).mappings()
     items = []
     for r in rows:
-        growth = _num(r["growth"])
+        growth = num(r["growth"])
         signals = []
         if r["tier"] >= min_tier:
             signals.append("strong_innovation")
@@ -609,10 +576,10 @@ async def hidden_champions(
             ChampionItem(
                 uscc=r["uscc"],
                 name=r["name"],
-                stage=_stage(r["stage"]),
+                stage=stage_name(r["stage"]),
                 total=float(r["total"]),
                 tier=r["tier"],
-                percentile=_num(r["percentile"]),
+                percentile=num(r["percentile"]),
                 revenue_growth=growth,
                 signals=signals,
             )

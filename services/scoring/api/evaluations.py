@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -12,7 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
-from services.scoring.catalogue import DIMENSIONS, INDICATOR_CODES, PROFILE_CODES, STAGES
+from services.scoring.api.schemas import DimensionScore, num, stage_name
+from services.scoring.catalogue import DIMENSIONS, INDICATOR_CODES, PROFILE_CODES
 from services.scoring.evaluations.service import (
     create_run,
     dimension_max,
@@ -136,13 +136,6 @@ async def publish_evaluation(run_id: uuid.UUID, session: DbSession, _: Governmen
     return run_out(run)
 
 
-class DimensionOut(BaseModel):
-    code: str
-    score: float | None
-    max: float
-    percentile: float | None
-
-
 class BulkScore(BaseModel):
     uscc: str
     name: str
@@ -155,7 +148,7 @@ class BulkScore(BaseModel):
     cohort_size: int | None
     percentile: float | None
     tier: int | None
-    dimensions: list[DimensionOut]
+    dimensions: list[DimensionScore]
     facts: dict[str, Any] | None = None
 
 
@@ -164,17 +157,6 @@ class BulkPage(BaseModel):
     total: int
     limit: int
     next_after: str | None
-
-
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    f = float(v)
-    return None if math.isnan(f) else f
-
-
-def _stage_name(i: int | None) -> str | None:
-    return STAGES[i].value if i is not None and 0 <= i < len(STAGES) else None
 
 
 def _age_years(founded: date | None, period: int) -> float | None:
@@ -227,11 +209,11 @@ async def run_scores(
         cohort = r["cohort"] if r["cohort"] is not None and r["cohort"] >= 0 else None
         maxima = dimension_max(spec, cohort) if cohort is not None else [0.0] * len(DIMENSIONS)
         dims = [
-            DimensionOut(
+            DimensionScore(
                 code=d.value,
-                score=_num(r["dimension_scores"][k]) if r["scored"] else None,
+                score=num(r["dimension_scores"][k]) if r["scored"] else None,
                 max=float(maxima[k]),
-                percentile=_num(r["dimension_percentiles"][k]) if r["scored"] else None,
+                percentile=num(r["dimension_percentiles"][k]) if r["scored"] else None,
             )
             for k, d in enumerate(DIMENSIONS)
         ]
@@ -244,14 +226,14 @@ async def run_scores(
             BulkScore(
                 uscc=r["uscc"],
                 name=r["name"],
-                stage=_stage_name(r["stage"]),
-                cohort=_stage_name(cohort),
+                stage=stage_name(r["stage"]),
+                cohort=stage_name(cohort),
                 scored=r["scored"],
                 exclusion=r["exclusion"],
-                total=_num(r["total"]),
+                total=num(r["total"]),
                 rank=r["rank"],
                 cohort_size=r["cohort_size"],
-                percentile=_num(r["percentile"]),
+                percentile=num(r["percentile"]),
                 tier=r["tier"],
                 dimensions=dims,
                 facts=facts,
