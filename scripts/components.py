@@ -30,7 +30,9 @@ class Component:
 
 COMPONENTS: tuple[Component, ...] = (
     Component("gateway", "gateway.app:create_app", 8000, "gateway", "gateway.app"),
-    Component("scoring", "services.scoring.app:create_app", 8001, "scoring", "services.scoring.app"),
+    Component(
+        "scoring", "services.scoring.app:create_app", 8001, "scoring", "services.scoring.app"
+    ),
     Component("credit", "services.credit.app:create_app", 8002, "credit", "services.credit.app"),
     Component("policy", "services.policy.app:create_app", 8003, "policy", "services.policy.app"),
     Component("idp", "gateway.idp.app:create_app", 8009, None, None),

@@ -72,6 +72,21 @@ def available(name: str) -> bool:
     return True
 
 
+def _state_per_request(app: Any) -> Any:
+    """Give each request its own copy of the lifespan state, as uvicorn does.
+
+    asgi-lifespan hands every request the same `scope["state"]` dict, so concurrent requests
+    would share `request.state` (and with it the request's database session).
+    """
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            scope = {**scope, "state": dict(scope.get("state") or {})}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 class RoutingTransport(httpx.AsyncBaseTransport):
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
@@ -122,7 +137,9 @@ class Platform:
                 },
             )
             app = create_app(self.settings_for(name, **settings), overrides)
-            manager = LifespanManager(app, startup_timeout=60, shutdown_timeout=30)
+            manager = LifespanManager(
+                _state_per_request(app), startup_timeout=60, shutdown_timeout=30
+            )
             await manager.__aenter__()
             self.apps[name] = manager.app
             self.fastapi[name] = app

@@ -56,7 +56,9 @@ async def test_forged_expired_wrong_audience_and_alg_none_refused(platform: Plat
     other = KeySet([generate_key()])
     kid = platform.issuer.signing_key_id
     forged = jwt.encode(
-        {"alg": "ES256", "kid": kid}, {**claims, "aud": "scoring", "exp": now + 60}, next(iter(other.keys))
+        {"alg": "ES256", "kid": kid},
+        {**claims, "aud": "scoring", "exp": now + 60},
+        next(iter(other.keys)),
     )
     expired = jwt.encode(
         {"alg": "ES256", "kid": kid},

@@ -1,0 +1,35 @@
+"""The credit service: the financial supermarket (金融超市) of innovation-points loans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.credit.settings import CreditSettings
+from shared.app import Overrides, ServiceSpec, create_service_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA = "credit"
+
+
+def create_app(
+    settings: CreditSettings | None = None, overrides: Overrides | None = None
+) -> FastAPI:
+    from services.credit.background import start_consumers
+    from services.credit.routers import routers
+
+    spec = ServiceSpec(
+        name="credit",
+        title="Innovation points: credit service",
+        description=(
+            "Banks' innovation-points credit products, pre-approved lines from the published "
+            "evaluation, online applications and their lifecycle, notifications to bank "
+            "systems, and government statistics (金融超市)."
+        ),
+        schema=SCHEMA,
+        migrations_dir=MIGRATIONS,
+        routers=routers(),
+        on_startup=[start_consumers],
+    )
+    return create_service_app(spec, settings or CreditSettings(), overrides)

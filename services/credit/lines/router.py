@@ -1,0 +1,243 @@
+"""Offers to an enterprise, and what bank systems may read of its lines and approvals."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.credit.common import (
+    NoPublishedEvaluation,
+    UnknownEnterprise,
+    UsccPath,
+    checked_uscc,
+)
+from services.credit.lines.rules import ANY_PRODUCT, LineRule, ineligibility
+from services.credit.lines.schemas import (
+    ApplicationAmount,
+    ApprovedAmounts,
+    LineOut,
+    Offer,
+    Offers,
+    RuleEvidence,
+    ScoreEvidence,
+)
+from services.credit.lines.service import current_evaluation, facts, score_of
+from services.credit.models import (
+    Bank,
+    Consent,
+    CreditLine,
+    CreditProduct,
+    EnterpriseScore,
+    Evaluation,
+    LoanApplication,
+    ProductVersion,
+)
+from shared.auth.deps import CurrentPrincipal, ensure_enterprise_access
+from shared.auth.principal import Principal, PrincipalKind
+from shared.db import CommittingRoute, DbSession
+from shared.errors import Forbidden, problem_responses
+
+router = APIRouter(prefix="/v1/enterprises", tags=["lines"], route_class=CommittingRoute)
+
+Sort = Literal["amount", "-amount", "rate", "-rate"]
+
+
+def evidence(evaluation: Evaluation, score: EnterpriseScore) -> ScoreEvidence:
+    return ScoreEvidence(
+        run_id=evaluation.run_id,
+        period=evaluation.period,
+        model_version=evaluation.model_version,
+        stage=score.stage,
+        scored=score.scored,
+        exclusion=score.exclusion,
+        total=score.total,
+        rank=score.rank,
+        cohort_size=score.cohort_size,
+        percentile=score.percentile,
+        tier=score.tier,
+    )
+
+
+def rule_evidence(version: ProductVersion, band: int) -> RuleEvidence:
+    rule = LineRule.model_validate(version.line_rule)
+    return RuleEvidence(
+        basis=rule.basis,
+        band=band,
+        band_min=rule.bands[band].min if 0 <= band < len(rule.bands) else None,
+        base_amount=rule.base_amount,
+        max_amount=version.max_amount,
+    )
+
+
+async def _scored(session: AsyncSession, uscc: str) -> tuple[Evaluation, EnterpriseScore]:
+    evaluation = await current_evaluation(session)
+    if evaluation is None:
+        raise NoPublishedEvaluation("No evaluation has been published to the credit service yet")
+    score = await score_of(session, evaluation.run_id, uscc)
+    if score is None:
+        raise UnknownEnterprise(
+            f"{uscc} is not in the published evaluation of {evaluation.period}", uscc=uscc
+        )
+    return evaluation, score
+
+
+@router.get(
+    "/{uscc}/offers", response_model=Offers, responses=problem_responses(401, 403, 404, 409, 422)
+)
+async def offers(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    uscc: UsccPath,
+    sort: Annotated[Sort, Query(description="amount or rate (rate_min); '-' for descending")] = (
+        "-amount"
+    ),
+) -> Offers:
+    """Every product the enterprise can use today, with its pre-approved amount."""
+    code = checked_uscc(uscc)
+    ensure_enterprise_access(principal, code)
+    evaluation, score = await _scored(session, code)
+    today = date.today()
+    stmt = (
+        select(CreditLine, ProductVersion, Bank)
+        .join(CreditProduct, CreditProduct.id == CreditLine.product_id)
+        .join(
+            ProductVersion,
+            (ProductVersion.product_id == CreditLine.product_id)
+            & (ProductVersion.version == CreditLine.product_version),
+        )
+        .join(Bank, Bank.id == CreditProduct.bank_id)
+        .where(
+            CreditLine.uscc == code,
+            CreditLine.run_id == evaluation.run_id,
+            CreditProduct.status == "published",
+            CreditProduct.published_version == CreditLine.product_version,
+            (ProductVersion.valid_from.is_(None)) | (ProductVersion.valid_from <= today),
+            (ProductVersion.valid_to.is_(None)) | (ProductVersion.valid_to >= today),
+        )
+    )
+    items = [
+        Offer(
+            product_id=line.product_id,
+            product_version=line.product_version,
+            product_name=version.name,
+            bank_id=bank.id,
+            bank_name=bank.name,
+            hotline=bank.hotline,
+            amount=line.amount,
+            rate_min=version.rate_min,
+            rate_max=version.rate_max,
+            term_months=version.term_months,
+            guarantee=version.guarantee,
+            rule=rule_evidence(version, line.band),
+        )
+        for line, version, bank in await session.execute(stmt)
+    ]
+    key = sort.lstrip("-")
+    items.sort(
+        key=lambda o: (o.amount if key == "amount" else o.rate_min, o.bank_id),
+        reverse=sort.startswith("-"),
+    )
+    reason = None
+    if not items:
+        no_line = ineligibility(facts(score), ANY_PRODUCT)
+        reason = no_line.value if no_line else "no-eligible-product"
+    return Offers(
+        uscc=code,
+        name=score.name,
+        eligible=bool(items),
+        reason=reason,
+        score=evidence(evaluation, score),
+        items=items,
+        total=len(items),
+    )
+
+
+async def _bank_may_see(session: AsyncSession, principal: Principal, uscc: str) -> None:
+    if principal.kind is PrincipalKind.BANK:
+        consent = await session.get(Consent, (uscc, principal.bank_id))
+        if consent is None:
+            raise Forbidden(
+                "The enterprise has not applied to or consented to your bank", uscc=uscc
+            )
+    else:
+        ensure_enterprise_access(principal, uscc)
+
+
+@router.get(
+    "/{uscc}/approved-amounts",
+    response_model=ApprovedAmounts,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def approved_amounts(
+    session: DbSession, principal: CurrentPrincipal, uscc: UsccPath
+) -> ApprovedAmounts:
+    """For bank systems: the enterprise's pre-approved lines and approvals with this bank.
+
+    A bank reads only an enterprise that applied to it or consented, and only its own lines
+    and applications; government and services read all.
+    """
+    code = checked_uscc(uscc)
+    await _bank_may_see(session, principal, code)
+    evaluation, score = await _scored(session, code)
+    own_bank = principal.bank_id if principal.kind is PrincipalKind.BANK else None
+    lines_stmt = (
+        select(CreditLine, ProductVersion, CreditProduct)
+        .join(CreditProduct, CreditProduct.id == CreditLine.product_id)
+        .join(
+            ProductVersion,
+            (ProductVersion.product_id == CreditLine.product_id)
+            & (ProductVersion.version == CreditLine.product_version),
+        )
+        .where(CreditLine.uscc == code, CreditLine.run_id == evaluation.run_id)
+        .order_by(CreditProduct.bank_id, CreditLine.product_id)
+    )
+    apps_stmt = (
+        select(LoanApplication)
+        .where(LoanApplication.uscc == code)
+        .order_by(LoanApplication.created_at)
+    )
+    if own_bank is not None:
+        lines_stmt = lines_stmt.where(CreditProduct.bank_id == own_bank)
+        apps_stmt = apps_stmt.where(LoanApplication.bank_id == own_bank)
+    lines = [
+        LineOut(
+            product_id=line.product_id,
+            product_version=line.product_version,
+            product_name=version.name,
+            bank_id=product.bank_id,
+            amount=line.amount,
+            rule=rule_evidence(version, line.band),
+        )
+        for line, version, product in await session.execute(lines_stmt)
+    ]
+    apps = [
+        ApplicationAmount(
+            id=a.id,
+            bank_id=a.bank_id,
+            product_id=a.product_id,
+            product_version=a.product_version,
+            status=a.status,
+            requested_amount=a.requested_amount,
+            approved_amount=a.approved_amount,
+            approved_rate=a.approved_rate,
+            approved_term_months=a.approved_term_months,
+            disbursed_amount=a.disbursed_amount,
+        )
+        for a in await session.scalars(apps_stmt)
+    ]
+    return ApprovedAmounts(
+        uscc=code,
+        name=score.name,
+        score=evidence(evaluation, score),
+        lines=lines,
+        applications=apps,
+        pre_approved_total=sum(ln.amount for ln in lines),
+        approved_total=sum(
+            a.approved_amount or 0 for a in apps if a.status in ("approved", "disbursed", "closed")
+        ),
+        disbursed_total=sum(a.disbursed_amount or 0 for a in apps),
+    )

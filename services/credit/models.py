@@ -1,0 +1,313 @@
+"""Tables of the credit service (schema `credit`).
+
+Money is whole CNY in BIGINT; rates are percent per year. Lines are derived data (the
+published evaluation x the published product versions) and are rebuilt wholesale, so their
+rows are narrow and carry only what the evidence needs beyond the score snapshot they join.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import schema_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata("credit")
+
+
+# Applications in these states block another application for the same product.
+OPEN_STATUSES = ("submitted", "under_review", "approved", "disbursed")
+# Literal SQL (not bound parameters) so ON CONFLICT can infer the partial unique index.
+OPEN_PREDICATE = "status IN (" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
+
+
+class Bank(Base):
+    """A lending bank in the financial supermarket (金融超市)."""
+
+    __tablename__ = "banks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    hotline: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CreditProduct(Base):
+    """A bank's credit product; its terms live in immutable `ProductVersion`s."""
+
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'published', 'withdrawn')", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    # The version offered to enterprises; None until first published.
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    latest_version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProductVersion(Base):
+    """The terms of one product version. A draft may be edited; once published, never."""
+
+    __tablename__ = "product_versions"
+
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    eligible_stages: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    min_tier: Mapped[int | None] = mapped_column(SmallInteger)
+    min_percentile: Mapped[float | None] = mapped_column(Double)
+    line_rule: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    max_amount: Mapped[int] = mapped_column(BigInteger)
+    rate_min: Mapped[float] = mapped_column(Double)
+    rate_max: Mapped[float] = mapped_column(Double)
+    term_months: Mapped[int] = mapped_column(SmallInteger)
+    guarantee: Mapped[str] = mapped_column(String(32))
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Evaluation(Base):
+    """A published scoring evaluation this service has imported."""
+
+    __tablename__ = "evaluations"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    period: Mapped[int] = mapped_column(SmallInteger)
+    model_version: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    enterprise_count: Mapped[int] = mapped_column(Integer)
+    scored_count: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class EnterpriseScore(Base):
+    """What credit needs of one enterprise's published score: the evidence of its lines."""
+
+    __tablename__ = "enterprise_scores"
+
+    # No foreign key to `evaluations`: a million rows are copied per evaluation, and the sync
+    # deletes the previous run's rows itself.
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    stage: Mapped[str | None] = mapped_column(String(16))
+    scored: Mapped[bool] = mapped_column(Boolean)
+    exclusion: Mapped[str | None] = mapped_column(Text)
+    total: Mapped[float | None] = mapped_column(Double)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    cohort_size: Mapped[int | None] = mapped_column(Integer)
+    percentile: Mapped[float | None] = mapped_column(Double)
+    tier: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class CreditLine(Base):
+    """A pre-approved line (授信额度): one enterprise x one published product version.
+
+    No foreign keys: the rows are derived and rebuilt millions at a time, where a per-row
+    check costs more than the insert; `recompute_lines` only writes lines of published
+    products.
+    """
+
+    __tablename__ = "credit_lines"
+
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    product_version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    # Index of the rule band that set the amount; -1 for the base amount.
+    band: Mapped[int] = mapped_column(SmallInteger)
+
+
+class Consent(Base):
+    """The enterprise allows this bank to see its score details (recorded on apply)."""
+
+    __tablename__ = "consents"
+
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id"), primary_key=True)
+    granted_by: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LoanApplication(Base):
+    """An enterprise's application for a product version, with the evidence it was made on."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["product_id", "product_version"],
+            ["product_versions.product_id", "product_versions.version"],
+        ),
+        CheckConstraint(
+            "status IN ('submitted', 'under_review', 'approved', 'rejected', 'withdrawn', "
+            "'disbursed', 'closed')",
+            name="status",
+        ),
+        Index("ix_applications_bank_status", "bank_id", "status", "created_at"),
+        Index(
+            "uq_applications_open_per_product",
+            "uscc",
+            "product_id",
+            unique=True,
+            postgresql_where=text(OPEN_PREDICATE),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    enterprise_name: Mapped[str] = mapped_column(Text)
+    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id"))
+    product_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    product_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    requested_amount: Mapped[int] = mapped_column(BigInteger)
+    requested_term_months: Mapped[int] = mapped_column(SmallInteger)
+    line_amount: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    period: Mapped[int] = mapped_column(SmallInteger)
+    stage: Mapped[str] = mapped_column(String(16))
+    percentile: Mapped[float | None] = mapped_column(Double)
+    tier: Mapped[int | None] = mapped_column(SmallInteger)
+    total: Mapped[float | None] = mapped_column(Double)
+    approved_amount: Mapped[int | None] = mapped_column(BigInteger)
+    approved_rate: Mapped[float | None] = mapped_column(Double)
+    approved_term_months: Mapped[int | None] = mapped_column(SmallInteger)
+    reason_codes: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    disbursed_amount: Mapped[int | None] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disbursed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApplicationStatusChange(Base):
+    """One transition of an application: who, when, from, to, why."""
+
+    __tablename__ = "application_status_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    application_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key, claimed once per enterprise, with the first answer."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    application_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID, ForeignKey("applications.id", ondelete="CASCADE")
+    )
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OutboxMessage(Base):
+    """A notification to a bank, written in the transaction of what it reports."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+        Index("ix_outbox_bank_id_id", "bank_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the retries are exhausted; the message stays in the pull feed regardless.
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookDelivery(Base):
+    """One attempt to deliver an outbox message: the delivery log."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("outbox.id", ondelete="CASCADE"), index=True
+    )
+    bank_id: Mapped[str] = mapped_column(String(64), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ConsumerCursor(Base):
+    """How far this service has read another service's event feed."""
+
+    __tablename__ = "consumer_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
