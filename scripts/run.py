@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -59,6 +60,12 @@ def component_env(comp: Component, db_url: str, creds: dict[str, Any]) -> dict[s
         )
     if comp.name in ("credit", "policy"):
         common["SCORING_URL"] = url_of("scoring")
+    if comp.name == "credit":
+        hooks = {
+            bank: {"url": f"http://{HOST}:{BANK_SIMULATOR_PORT}/webhooks/{bank}", "secret": s}
+            for bank, s in bank_webhook_secrets().items()
+        }
+        common["BANK_WEBHOOKS"] = json.dumps(hooks)
     if comp.name == "gateway":
         common.update(
             {
@@ -80,6 +87,33 @@ def component_env(comp: Component, db_url: str, creds: dict[str, Any]) -> dict[s
     for key, value in common.items():
         env.setdefault(prefix + key, value)
     return env
+
+
+BANK_SIMULATOR_PORT = 8090
+BANK_IDS = ("icbc-binjiang", "hzunited-binjiang", "hzbank-binjiang")
+
+
+def bank_webhook_secrets() -> dict[str, str]:
+    """Per-bank webhook secrets (Standard Webhooks `whsec_` form), made once and kept."""
+    path = VAR / "bank-webhooks.json"
+    if path.exists():
+        secrets: dict[str, str] = json.loads(path.read_text())
+        return secrets
+    secrets = {
+        bank: "whsec_" + base64.b64encode(os.urandom(24)).decode() for bank in BANK_IDS
+    }
+    path.write_text(json.dumps(secrets))
+    path.chmod(0o600)
+    return secrets
+
+
+def start_bank_simulator(secrets: dict[str, str]) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "services.credit.bank_simulator", "--host", HOST]
+    cmd += ["--port", str(BANK_SIMULATOR_PORT)]
+    for bank, secret in secrets.items():
+        cmd += ["--secret", f"{bank}={secret}"]
+    log = open(VAR / "logs" / "bank-simulator.log", "ab")  # noqa: SIM115 - lives with the child
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def start(comp: Component, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -136,6 +170,8 @@ def main() -> None:
     procs: list[tuple[Component, subprocess.Popen[bytes]]] = []
 
     def stop(*_: Any) -> None:
+        if bank_sim.poll() is None:
+            bank_sim.terminate()
         for _comp, proc in reversed(procs):
             if proc.poll() is None:
                 proc.terminate()
@@ -149,6 +185,7 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    bank_sim = start_bank_simulator(bank_webhook_secrets())
     for comp in COMPONENTS:
         if not comp.available():
             print(f"skipping {comp.name}: not built yet")
@@ -166,6 +203,7 @@ def main() -> None:
     print("Innovation points platform is running:")
     for comp, _proc in procs:
         print(f"  {comp.name:8} http://{HOST}:{comp.port}  (docs: /docs)")
+    print(f"  banks'   http://{HOST}:{BANK_SIMULATOR_PORT}  (webhook receiver simulator)")
     print(f"  demo credentials: {VAR / 'demo-credentials.json'}")
     if creds:
         print(json.dumps({k: v for k, v in creds.items() if k != "services"}, indent=2))
