@@ -9,7 +9,8 @@ the credit service's real Alembic history, so the three seeded products are the 
    0.5% on the negative list) is copied into `credit.enterprise_scores`; then the full
    recomputation (`recompute_lines`: delete the old lines, compute every enterprise x every
    published product in one INSERT .. SELECT each, commit) is timed. The reference rule in
-   Python (`compute_lines`, which a test holds equal) is timed on its own for comparison. Medians of --repeat runs (3 for a million).
+   Python (`compute_lines`, which a test holds equal) is timed on its own for comparison.
+   Medians of --repeat runs (3 for a million).
 2. Idempotency: the credit app in-process (its real lifespan, pool and database); 200
    concurrent POST /v1/applications with one Idempotency-Key, by one enterprise; exactly one
    application must exist afterwards and all 200 answers must carry its id.

@@ -21,6 +21,7 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 
+from contracts.catalogue import NEGATIVE_FLAGS, QUALIFICATIONS, STAGES
 from services.policy.catalog import compiled_rules
 from services.policy.criteria import (
     FACTS,
@@ -29,7 +30,6 @@ from services.policy.criteria import (
     FactTable,
     match_table,
 )
-from contracts.catalogue import NEGATIVE_FLAGS, QUALIFICATIONS, STAGES
 
 MISSING_SHARE = 0.05
 

@@ -66,9 +66,7 @@ def load_demo_through_gateway(gateway_url: str, creds: dict[str, Any], var: Path
             started = time.perf_counter()
             path = var / "demo" / f"facts-{period}.csv"
             with path.open("rb") as fh:
-                r = client.post(
-                    "/v1/scoring/imports", files={"file": (path.name, fh, "text/csv")}
-                )
+                r = client.post("/v1/scoring/imports", files={"file": (path.name, fh, "text/csv")})
             r.raise_for_status()
             r = client.post("/v1/scoring/evaluations", json={"period": period, "wait": True})
             r.raise_for_status()

@@ -1,0 +1,183 @@
+"""Starting the platform as real processes: used by `make run`, the reliability suite and the
+load benchmark.
+
+Each component runs under uvicorn on 127.0.0.1 (port = its base port + an offset, so a test
+platform can run beside `make run`), with its settings passed as prefixed environment
+variables. Components can be stopped and restarted one by one, as the fault tests need.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from scripts.components import COMPONENTS, Component
+
+HOST = "127.0.0.1"
+BANK_SIMULATOR_PORT = 8090
+BANK_IDS = ("icbc-binjiang", "hzunited-binjiang", "hzbank-binjiang")
+
+
+@dataclass
+class Launcher:
+    database_url: str
+    var: Path
+    port_offset: int = 0
+    environment: str = "development"
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    creds: dict[str, Any] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.var = self.var.resolve()
+        (self.var / "logs").mkdir(parents=True, exist_ok=True)
+
+    # -- addresses ------------------------------------------------------------------------
+
+    def port(self, name: str) -> int:
+        if name == "bank-simulator":
+            return BANK_SIMULATOR_PORT + self.port_offset
+        return next(c for c in COMPONENTS if c.name == name).port + self.port_offset
+
+    def url(self, name: str) -> str:
+        return f"http://{HOST}:{self.port(name)}"
+
+    # -- configuration --------------------------------------------------------------------
+
+    def bank_webhook_secrets(self) -> dict[str, str]:
+        """Per-bank webhook secrets (Standard Webhooks `whsec_` form), made once and kept."""
+        path = self.var / "bank-webhooks.json"
+        if path.exists():
+            secrets: dict[str, str] = json.loads(path.read_text())
+            return secrets
+        secrets = {bank: "whsec_" + base64.b64encode(os.urandom(24)).decode() for bank in BANK_IDS}
+        path.write_text(json.dumps(secrets))
+        path.chmod(0o600)
+        return secrets
+
+    def component_env(self, comp: Component) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        gateway = self.url("gateway")
+        services = self.creds.get("services", {})
+        values: dict[str, str] = {
+            "ENVIRONMENT": self.environment,
+            "DATABASE_URL": self.database_url,
+            "JWKS_URL": f"{gateway}/.well-known/jwks.json",
+            "VAR_DIR": str(self.var),
+        }
+        if comp.name in services:
+            values["TOKEN_URL"] = f"{gateway}/v1/auth/token"
+            values["CLIENT_ID"] = services[comp.name]["client_id"]
+            values["CLIENT_SECRET"] = services[comp.name]["client_secret"]
+        if comp.name in ("credit", "policy"):
+            values["SCORING_URL"] = self.url("scoring")
+        if comp.name == "credit":
+            sim = self.url("bank-simulator")
+            hooks = {
+                bank: {"url": f"{sim}/webhooks/{bank}", "secret": secret}
+                for bank, secret in self.bank_webhook_secrets().items()
+            }
+            values["BANK_WEBHOOKS"] = json.dumps(hooks)
+        if comp.name == "gateway":
+            idp = self.url("idp")
+            values.update(
+                {
+                    "SCORING_URL": self.url("scoring"),
+                    "CREDIT_URL": self.url("credit"),
+                    "POLICY_URL": self.url("policy"),
+                    "KEY_FILE": str(self.var / "keys" / "issuer.json"),
+                    "ESSO_LOGIN_URL": f"{idp}/opensso/spsaehandler/metaAlias/sp",
+                    "ESSO_QUERY_URL": f"{idp}/rest/user/query",
+                    "PUBLIC_URL": gateway,
+                }
+            )
+        if comp.name == "idp":
+            values["ENTERPRISES_FILE"] = str(self.var / "demo-enterprises.json")
+            values["GATEWAY_URL"] = gateway
+        values.update(self.extra_env.get(comp.name, {}))
+        prefix = comp.name.upper() + "_"
+        for key, value in values.items():
+            # A variable already set by the caller wins: `make run` can be configured.
+            env.setdefault(prefix + key, value)
+        return env
+
+    # -- processes ------------------------------------------------------------------------
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None) -> None:
+        log = (self.var / "logs" / f"{name}.log").open("ab")
+        self._logs.append(log)
+        self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_bank_simulator(self) -> None:
+        cmd = [sys.executable, "-m", "services.credit.bank_simulator", "--host", HOST]
+        cmd += ["--port", str(self.port("bank-simulator"))]
+        for bank, secret in self.bank_webhook_secrets().items():
+            cmd += ["--secret", f"{bank}={secret}"]
+        self._spawn("bank-simulator", cmd, None)
+
+    def start(self, name: str, *, wait: bool = True) -> None:
+        comp = next(c for c in COMPONENTS if c.name == name)
+        cmd = [sys.executable, "-m", "uvicorn", "--factory", comp.factory, "--host", HOST]
+        cmd += ["--port", str(self.port(name)), "--log-level", "warning", "--no-access-log"]
+        self._spawn(name, cmd, self.component_env(comp))
+        if wait:
+            self.wait_ready(name)
+
+    def start_all(self) -> list[str]:
+        self.start_bank_simulator()
+        started = []
+        for comp in COMPONENTS:
+            if comp.available():
+                self.start(comp.name, wait=False)
+                started.append(comp.name)
+        for name in started:
+            self.wait_ready(name)
+        return started
+
+    def wait_ready(self, name: str, timeout: float = 90) -> None:
+        comp = next(c for c in COMPONENTS if c.name == name)
+        path = "/readyz" if comp.schema else "/healthz"
+        proc = self.procs[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited; see {self.var}/logs/{name}.log")
+            try:
+                if httpx.get(self.url(name) + path, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not become ready; see {self.var}/logs/{name}.log")
+
+    def stop(self, name: str, timeout: float = 10) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop(name)
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def exited(self) -> list[str]:
+        return [name for name, proc in self.procs.items() if proc.poll() is not None]
