@@ -3,8 +3,8 @@ peak memory. `SIZE=1000000 make bench-scoring` for the large run.
 
 Phases: generate (the demo generator), import (the bulk loader: binary COPY of the typed
 columns + the same upsert as the import API), evaluate = read (binary COPY into numpy) +
-compute (the engine) + write (binary COPY of every score) + commit. A separate line times the CSV path of the
-import API (parse and validate every field in Python) on the same data, written to a file.
+compute (the engine) + write (binary COPY of every score) + commit. A separate line times
+the CSV path of the import API (parse and validate every field in Python) on the same data.
 Uses DATABASE_URL / TEST_DATABASE_URL, or the embedded PostgreSQL; works in a scratch
 database that it drops at the end.
 """
