@@ -1,0 +1,122 @@
+"""The gateway: the platform's only public entry.
+
+It logs enterprises in through the enterprise code (ESSO), gives bank systems, the
+government portal and our services tokens by client credentials, issues the internal ES256
+tokens every service verifies, and routes `/v1/{scoring,credit,policy}/...` to the services
+with limits, timeouts and a breaker per upstream.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from httpx_aiohttp import AiohttpTransport
+
+from gateway.auth.esso import EssoClient
+from gateway.auth.identity import GATEWAY_AUDIENCE, Identity, RevocationList
+from gateway.proxy.upstreams import Upstreams
+from gateway.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+from shared.app import Overrides, ServiceSpec, create_service_app, start_background
+from shared.auth.keys import load_or_create_key_set
+from shared.auth.tokens import JwksCache, TokenIssuer, TokenVerifier
+from shared.http import create_http_client
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA = "gateway"
+
+DESCRIPTION = """\
+The public API of the innovation-points platform (企业创新积分).
+
+**Authentication**
+* Enterprises (the legal person, through the enterprise code 企业码): browsers use
+  `GET /v1/auth/esso/login`; mini-app backends post the provider's `ssotoken` to
+  `POST /v1/auth/esso/exchange`. Both give an access token (also set as a cookie for
+  browsers) and a refresh token (`POST /v1/auth/refresh`); `POST /v1/auth/logout` revokes.
+* Bank systems, the government portal and services: OAuth 2 client credentials at
+  `POST /v1/auth/token`.
+* Send the access token as `Authorization: Bearer <token>`.
+
+**The services, behind the gateway** (every method; the path after the prefix is the service's
+own path under `/v1`, documented in that service's OpenAPI):
+* `/v1/scoring/...` → the scoring service (e.g. `GET /v1/scoring/enterprises/{uscc}/score`)
+* `/v1/credit/...` → the credit service, the financial supermarket (offers, applications)
+* `/v1/policy/...` → the policy service (cultivation pools, matches, pushes)
+
+The gateway strips the caller's credentials and any identity header and calls the service
+with a short-lived internal token for that service alone. A service's problem answers come
+back unchanged; when a service is down the gateway answers 502/503/504 problems, and 429
+with `Retry-After` when a caller exceeds its rate limit. Every answer carries `X-Request-ID`.
+"""
+
+
+def _issuer(settings: GatewaySettings, overrides: Overrides) -> TokenIssuer:
+    issuer = overrides.extra.get("issuer")
+    if isinstance(issuer, TokenIssuer):
+        return issuer
+    return TokenIssuer(load_or_create_key_set(settings.key_file), settings.token_issuer)
+
+
+def create_app(
+    settings: GatewaySettings | None = None, overrides: Overrides | None = None
+) -> FastAPI:
+    from gateway.auth.router import router as auth_router
+    from gateway.dashboard.router import router as dashboard_router
+    from gateway.proxy.router import router as proxy_router
+
+    settings = settings or GatewaySettings()
+    overrides = overrides or Overrides()
+    issuer = _issuer(settings, overrides)
+    # The gateway verifies its own access tokens against its own keys, never a remote JWKS.
+    overrides.jwks = JwksCache.static(issuer.jwks())
+
+    async def startup(app: FastAPI) -> None:
+        app.state.issuer = issuer
+        revocations = RevocationList()
+        # create_service_app made the verifier for audience "gateway" from the keys above.
+        verifier: TokenVerifier = app.state.verifier
+        assert verifier.audience == GATEWAY_AUDIENCE
+        app.state.identity = Identity(issuer, verifier, revocations)
+        app.state.limiter = RateLimiter(settings.rate_limit_storage)
+        # The hot path: aiohttp underneath httpx (see shared.http); tests route in-process.
+        limits = httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+        )
+        app.state.upstream_http = create_http_client(
+            timeout=settings.upstream_timeout,
+            connect_timeout=settings.upstream_connect_timeout,
+            max_connections=settings.upstream_max_connections,
+            transport=overrides.http_transport or AiohttpTransport(limits=limits),
+        )
+        app.state.upstreams = Upstreams(settings, app.state.upstream_http)
+        app.state.esso = EssoClient(
+            app.state.http,
+            settings.esso_query_url,
+            settings.esso_project_id,
+            settings.esso_project_secret.get_secret_value(),
+            settings.esso_timeout,
+        )
+        start_background(
+            app,
+            revocations.run(app.state.sessionmaker, settings.revocation_poll_seconds),
+            "revocation-poll",
+        )
+
+    async def shutdown(app: FastAPI) -> None:
+        await app.state.upstream_http.aclose()
+
+    spec = ServiceSpec(
+        name="gateway",
+        title="Innovation points: public API (gateway)",
+        description=DESCRIPTION,
+        schema=SCHEMA,
+        migrations_dir=MIGRATIONS,
+        # The proxy first: it is the hot path, and routes are matched in order.
+        routers=[proxy_router(), auth_router, dashboard_router],
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+    )
+    return create_service_app(spec, settings, overrides)

@@ -1,0 +1,1 @@
+"""Authentication at the gateway: enterprise-code login, client credentials, tokens."""

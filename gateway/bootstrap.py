@@ -1,0 +1,134 @@
+"""Demo API clients for `make run`: the government portal, one client per seeded bank, and
+the service clients credit and policy use to read other services.
+
+Secrets are random and stored only as hashes, so the clear secrets live in
+`var/demo-credentials.json` (mode 0600). Running again keeps every client whose secret in that
+file still matches, and creates or resets the others: idempotent, and the file and the
+database never disagree. Needs the gateway schema migrated first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth.clients import new_secret, secret_matches, upsert_client
+from shared.auth.principal import PrincipalKind
+from shared.db import create_engine, create_sessionmaker
+
+DEMO_BANKS = {
+    "icbc-binjiang": "ICBC Binjiang (工商银行滨江支行)",
+    "hzunited-binjiang": "Hangzhou United Bank Binjiang (杭州联合银行滨江支行)",
+    "hzbank-binjiang": "Bank of Hangzhou Binjiang (杭州银行滨江支行)",
+}
+GOVERNMENT_CLIENT = "gov-portal"
+GOVERNMENT_SCOPES = ["scoring:read", "scoring:admin", "credit:read", "policy:read", "policy:admin"]
+BANK_SCOPES = ["credit:read", "credit:decide", "scoring:read"]
+# Which services each of our services reads directly, with a service token.
+SERVICE_AUDIENCES = {"credit": ["scoring", "policy"], "policy": ["scoring", "credit"]}
+CREDENTIALS_FILE = "demo-credentials.json"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+async def _ensure(
+    db: AsyncSession,
+    known: dict[str, str],
+    client_id: str,
+    **fields: Any,
+) -> str:
+    """The client's secret: the known one if it still matches, else a new one."""
+    secret = known.get(client_id)
+    if secret and await secret_matches(db, client_id, secret):
+        await upsert_client(db, client_id=client_id, secret=secret, **fields)
+        return secret
+    secret = new_secret()
+    await upsert_client(db, client_id=client_id, secret=secret, **fields)
+    return secret
+
+
+async def seed_demo_clients(database_url: str, var_dir: Path) -> dict[str, Any]:
+    path = var_dir / CREDENTIALS_FILE
+    previous = await asyncio.to_thread(_load, path)
+    known: dict[str, str] = {}
+    gov = previous.get("government")
+    if isinstance(gov, dict):
+        known[str(gov.get("client_id"))] = str(gov.get("client_secret"))
+    for bank in previous.get("banks") or []:
+        if isinstance(bank, dict):
+            known[str(bank.get("client_id"))] = str(bank.get("client_secret"))
+    for svc in (previous.get("services") or {}).values():
+        if isinstance(svc, dict):
+            known[str(svc.get("client_id"))] = str(svc.get("client_secret"))
+
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with create_sessionmaker(engine)() as db:
+            result: dict[str, Any] = {}
+            result["government"] = {
+                "client_id": GOVERNMENT_CLIENT,
+                "client_secret": await _ensure(
+                    db,
+                    known,
+                    GOVERNMENT_CLIENT,
+                    name="Binjiang high-tech zone portal (滨江高新区)",
+                    kind=PrincipalKind.GOVERNMENT,
+                    scopes=GOVERNMENT_SCOPES,
+                ),
+            }
+            result["banks"] = []
+            for bank_id, name in DEMO_BANKS.items():
+                client_id = f"bank-{bank_id}"
+                secret = await _ensure(
+                    db,
+                    known,
+                    client_id,
+                    name=name,
+                    kind=PrincipalKind.BANK,
+                    bank_id=bank_id,
+                    scopes=BANK_SCOPES,
+                )
+                result["banks"].append(
+                    {"bank_id": bank_id, "client_id": client_id, "client_secret": secret}
+                )
+            result["services"] = {}
+            for service, audiences in SERVICE_AUDIENCES.items():
+                client_id = f"svc-{service}"
+                secret = await _ensure(
+                    db,
+                    known,
+                    client_id,
+                    name=f"The {service} service",
+                    kind=PrincipalKind.SERVICE,
+                    scopes=[],
+                    audiences=audiences,
+                )
+                result["services"][service] = {"client_id": client_id, "client_secret": secret}
+            await db.commit()
+    finally:
+        await engine.dispose()
+
+    await asyncio.to_thread(_write_private, path, result)
+    return result
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, ensure_ascii=False)
+    tmp.replace(path)

@@ -1,0 +1,1 @@
+"""A development stand-in for the enterprise-code legal-person SSO (ESSO)."""

@@ -1,0 +1,287 @@
+"""The development identity provider: the enterprise-code legal-person SSO, simulated.
+
+It speaks the protocol the gateway uses with the real provider (domain.md section 4):
+
+* `GET /opensso/spsaehandler/metaAlias/sp?spappurl=<callback>`: the login page. It lists
+  the demo enterprises; choosing one and passing the (simulated) face check sends the
+  browser back to `spappurl` with `ssotoken=...`.
+* `POST /rest/user/query`: body `{"token": ssotoken}`, headers `x-esso-project-id` and
+  `x-esso-signature` (hex HMAC-SHA256 of the raw body under the project secret). Answers
+  `{"errCode": 0, "msg": "success", "info": {...}}`, or a non-zero `errCode` and `msg`.
+  Like the real service it answers HTTP 200 with the error in the body.
+* `POST /simulate-login` (form `uscc`, optional `attn_name`, `real_level`): the shortcut
+  for tests and demos, `{"ssotoken": ...}`.
+
+ssotokens are single-use and expire after `IDP_TOKEN_TTL` seconds. State is in memory: one
+process, development only; it refuses to start in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from fastapi import FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+from gateway.idp.settings import IdpSettings
+from shared.errors import BadRequest, NotFound, install_problem_handlers
+
+ERR_OK = 0
+ERR_PROJECT = 1001  # unknown project id
+ERR_SIGNATURE = 1002  # signature missing or wrong
+ERR_REQUEST = 1003  # body is not {"token": "..."}
+ERR_TOKEN = 1004  # unknown or expired ssotoken
+ERR_USED = 1005  # ssotoken already used
+
+
+@dataclass(frozen=True)
+class DemoEnterprise:
+    uscc: str
+    name: str
+    legal_rep: str
+
+
+@dataclass
+class IssuedToken:
+    enterprise: DemoEnterprise
+    attn_name: str
+    real_level: int
+    login_type: str
+    expires_at: float
+    used: bool = False
+
+
+class TokenStore:
+    def __init__(self, ttl: int) -> None:
+        self.ttl = ttl
+        self._tokens: dict[str, IssuedToken] = {}
+
+    def issue(
+        self, enterprise: DemoEnterprise, attn_name: str, real_level: int, login_type: str
+    ) -> str:
+        now = time.time()
+        # Forget what can no longer be used, so the store stays small.
+        for key in [k for k, t in self._tokens.items() if t.expires_at < now - 60]:
+            del self._tokens[key]
+        token = secrets.token_urlsafe(24)
+        self._tokens[token] = IssuedToken(
+            enterprise, attn_name, real_level, login_type, now + self.ttl
+        )
+        return token
+
+    def redeem(self, token: str) -> IssuedToken | int:
+        issued = self._tokens.get(token)
+        if issued is None or issued.expires_at < time.time():
+            return ERR_TOKEN
+        if issued.used:
+            return ERR_USED
+        issued.used = True
+        return issued
+
+
+def load_enterprises(path: Path) -> dict[str, DemoEnterprise]:
+    if not path.exists():
+        return {}
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        str(r["uscc"]).upper(): DemoEnterprise(
+            str(r["uscc"]).upper(), str(r["name"]), str(r.get("legal_rep") or "")
+        )
+        for r in rows
+    }
+
+
+def _in_production(settings: IdpSettings) -> bool:
+    return (
+        settings.environment == "production"
+        or os.environ.get("ENVIRONMENT", "").strip().lower() == "production"
+    )
+
+
+def user_info(issued: IssuedToken) -> dict[str, Any]:
+    e = issued.enterprise
+    digest = hashlib.sha256(f"{e.uscc}:{issued.attn_name}".encode()).hexdigest()
+    return {
+        "CompanyName": e.name,
+        "uniscid": e.uscc,
+        "CompanyRegNumber": "330108" + str(int(digest[:12], 16))[:9].zfill(9),
+        "OrganizationNumber": f"{e.uscc[8:16]}-{e.uscc[16]}",
+        "CompanyLegRep": e.legal_rep,
+        "CompanyType": "有限责任公司",
+        "OrgType": "企业法人",
+        "CompanyAddress": "浙江省杭州市滨江区",
+        "CompanyScope": "技术开发、技术服务",
+        "xzqh": e.uscc[2:8],
+        "status": "存续",
+        "userId": "dev-" + digest[:20],
+        "loginType": issued.login_type,
+        "realLevel": str(issued.real_level),
+        "attnName": issued.attn_name,
+        "attnPhone": "138****0000",
+        "attnIDType": "111",
+        "attnIDNo": "3301**********0000",
+    }
+
+
+def _allowed_callback(settings: IdpSettings, url: str) -> bool:
+    return any(url.startswith(p) for p in settings.allowed_callback_prefixes)
+
+
+def _with_ssotoken(spappurl: str, token: str) -> str:
+    parts = urlsplit(spappurl)
+    query = f"{parts.query}&" if parts.query else ""
+    return urlunsplit(parts._replace(query=query + urlencode({"ssotoken": token})))
+
+
+_PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8">
+<title>企业码登录 (development)</title>
+<style>body{{font-family:sans-serif;max-width:44rem;margin:2rem auto}}
+li{{margin:.4rem 0}} .note{{color:#a00}}</style></head><body>
+<h1>浙江政务服务网 · 法人登录 (development simulator)</h1>
+<p class="note">Development identity provider: no real identities. Choose an enterprise;
+its legal representative then passes a simulated face check.</p>
+{body}</body></html>"""
+
+
+def create_app(settings: IdpSettings | None = None) -> FastAPI:
+    settings = settings or IdpSettings()
+    if _in_production(settings):
+        raise RuntimeError("the development identity provider refuses to run in production")
+    secret = settings.project_secret.get_secret_value().encode()
+    store = TokenStore(settings.token_ttl)
+
+    app = FastAPI(
+        title="Development identity provider (enterprise-code ESSO simulator)",
+        description=__doc__,
+        version="1.0.0",
+    )
+    install_problem_handlers(app)
+    app.state.settings = settings
+    app.state.tokens = store
+
+    def enterprises() -> dict[str, DemoEnterprise]:
+        # Read on each use: the demo loader may write the file after we started.
+        return load_enterprises(settings.enterprises_file)
+
+    def find(uscc: str) -> DemoEnterprise:
+        enterprise = enterprises().get(uscc.strip().upper())
+        if enterprise is None:
+            raise NotFound(f"No demo enterprise {uscc}")
+        return enterprise
+
+    def check_callback(spappurl: str) -> None:
+        if not _allowed_callback(settings, spappurl):
+            raise BadRequest("spappurl is not an allowed callback")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/opensso/spsaehandler/metaAlias/sp", response_class=HTMLResponse)
+    async def login_page(spappurl: Annotated[str, Query(max_length=2048)]) -> HTMLResponse:
+        check_callback(spappurl)
+        items = []
+        for e in enterprises().values():
+            items.append(
+                '<li><form method="post" action="/login">'
+                f'<input type="hidden" name="spappurl" value="{html.escape(spappurl)}">'
+                f'<input type="hidden" name="uscc" value="{html.escape(e.uscc)}">'
+                f"<b>{html.escape(e.name)}</b> {html.escape(e.uscc)} · 法定代表人 "
+                f'<input name="attn_name" value="{html.escape(e.legal_rep)}" size="8">'
+                ' <button type="submit">登录</button></form></li>'
+            )
+        body = (
+            f"<ul>{''.join(items)}</ul>"
+            if items
+            else "<p>No demo enterprises yet (load the demo data first).</p>"
+        )
+        return HTMLResponse(_PAGE.format(body=body))
+
+    @app.post("/login", response_class=HTMLResponse)
+    async def login(
+        spappurl: Annotated[str, Form(max_length=2048)],
+        uscc: Annotated[str, Form(max_length=18)],
+        attn_name: Annotated[str, Form(max_length=64)],
+    ) -> HTMLResponse:
+        check_callback(spappurl)
+        e = find(uscc)
+        body = (
+            f"<h2>{html.escape(e.name)}</h2><p>人脸识别 (simulated) for "
+            f"{html.escape(attn_name)}</p>"
+            '<form method="post" action="/face-check">'
+            f'<input type="hidden" name="spappurl" value="{html.escape(spappurl)}">'
+            f'<input type="hidden" name="uscc" value="{html.escape(e.uscc)}">'
+            f'<input type="hidden" name="attn_name" value="{html.escape(attn_name)}">'
+            '<button name="passed" value="yes">Face check passes</button> '
+            '<button name="passed" value="no">Face check fails</button></form>'
+        )
+        return HTMLResponse(_PAGE.format(body=body))
+
+    @app.post("/face-check", response_model=None)
+    async def face_check(
+        spappurl: Annotated[str, Form(max_length=2048)],
+        uscc: Annotated[str, Form(max_length=18)],
+        attn_name: Annotated[str, Form(max_length=64)],
+        passed: Annotated[str, Form(max_length=8)],
+    ) -> HTMLResponse | RedirectResponse:
+        check_callback(spappurl)
+        e = find(uscc)
+        if passed != "yes":
+            return HTMLResponse(
+                _PAGE.format(body="<p>Face check failed: not logged in.</p>"), status_code=403
+            )
+        token = store.issue(e, attn_name, settings.default_real_level, "Elicense")
+        return RedirectResponse(_with_ssotoken(spappurl, token), status_code=303)
+
+    @app.post("/simulate-login", summary="Scripted login for tests and demos")
+    async def simulate_login(
+        uscc: Annotated[str, Form(max_length=18)],
+        attn_name: Annotated[str | None, Form(max_length=64)] = None,
+        real_level: Annotated[int | None, Form(ge=1, le=4)] = None,
+    ) -> dict[str, str]:
+        e = find(uscc)
+        token = store.issue(
+            e,
+            attn_name if attn_name is not None else e.legal_rep,
+            real_level if real_level is not None else settings.default_real_level,
+            "Elicense",
+        )
+        return {"ssotoken": token}
+
+    def esso_error(code: int, msg: str) -> JSONResponse:
+        return JSONResponse({"errCode": code, "msg": msg})
+
+    @app.post("/rest/user/query", summary="ESSO user query (signed)")
+    async def user_query(request: Request) -> JSONResponse:
+        raw = await request.body()
+        if request.headers.get("x-esso-project-id") != settings.project_id:
+            return esso_error(ERR_PROJECT, "项目不存在 (unknown project)")
+        expected = hmac.new(secret, raw, hashlib.sha256).hexdigest()
+        given = request.headers.get("x-esso-signature", "").strip().lower()
+        if not hmac.compare_digest(expected, given):
+            return esso_error(ERR_SIGNATURE, "签名错误 (bad signature)")
+        try:
+            payload = json.loads(raw)
+            token = payload["token"]
+            if not isinstance(token, str):
+                raise TypeError("token")
+        except (ValueError, KeyError, TypeError):
+            return esso_error(ERR_REQUEST, '参数错误 (body must be {"token": ...})')
+        redeemed = store.redeem(token)
+        if redeemed == ERR_USED:
+            return esso_error(ERR_USED, "令牌已使用 (ssotoken already used)")
+        if not isinstance(redeemed, IssuedToken):
+            return esso_error(ERR_TOKEN, "令牌无效或已过期 (ssotoken invalid or expired)")
+        return JSONResponse({"errCode": ERR_OK, "msg": "success", "info": user_info(redeemed)})
+
+    return app

@@ -1,0 +1,1 @@
+"""Routing public requests to the services."""
