@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= 5036
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway clean
+.PHONY: help install run test lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway config-docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,10 +49,13 @@ bench-credit: $(STAMP) ## Credit-line recomputation and idempotency under concur
 	$(BIN)/python -m scripts.bench_credit
 
 bench-policy: $(STAMP) ## Policy matching for 5,036 and 1,000,000 enterprises
-	$(BIN)/python -m scripts.bench_policy_engine
+	$(BIN)/python -m scripts.bench_policy
 
 bench-gateway: $(STAMP) ## Gateway overhead against direct calls (needs wrk)
 	$(BIN)/python -m scripts.bench_gateway
+
+config-docs: $(STAMP) ## Regenerate docs/configuration.md from the settings classes
+	$(BIN)/python -m scripts.config_reference
 
 clean: ## Stop the embedded PostgreSQL and remove var/
 	-$(BIN)/python -m scripts.stop_embedded

@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.catalogue import NEGATIVE_FLAGS, Stage
 from services.policy.criteria import (
     Band,
     Banded,
@@ -40,7 +41,6 @@ from services.policy.criteria import (
     Threshold,
     compile_rule,
 )
-from contracts.catalogue import NEGATIVE_FLAGS, Stage
 
 
 class _Model(BaseModel):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts.catalogue import NEGATIVE_FLAGS, QUALIFICATIONS, STAGES, Stage
 from services.policy.catalog import (
     POLICIES,
     POLICIES_BY_CODE,
@@ -30,7 +31,6 @@ from services.policy.criteria import (
     compile_rule,
     validate_rule,
 )
-from contracts.catalogue import NEGATIVE_FLAGS, QUALIFICATIONS, STAGES, Stage
 
 # cel-python raises the recursion limit when first used; do it before hypothesis watches.
 compiled_rules()

@@ -1,0 +1,263 @@
+"""Following the scoring service: a published evaluation becomes this service's population.
+
+The cursor into scoring's event feed is a row here, advanced in the same transaction that
+stores the evaluation's facts and rewrites the matches, so an event is either fully applied or
+not at all: after a crash, or while this service was down, the next sync resumes from the
+cursor and misses nothing. Re-reading an event already applied changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.policy.common import raw_connection
+from services.policy.criteria import FACTS, FactError, coerce_facts
+from services.policy.matching.service import current_evaluation, lock, recompute
+from services.policy.models import ConsumerCursor, Evaluation
+from services.policy.settings import PolicySettings
+from shared.errors import ServiceUnavailable, UpstreamError
+from shared.metrics import FEED_LAG
+
+log = structlog.get_logger("policy.sync")
+
+CURSOR = "scoring.events"
+FACT_COLUMNS = ("uscc", "run_id", "name", "stage", "score", "tier", "facts")
+
+
+@dataclass
+class SyncReport:
+    events: int = 0
+    imported: list[str] = field(default_factory=list)
+    skipped: int = 0
+    cursor: int = 0
+    pushes: int = 0
+
+
+class ScoringClient:
+    def __init__(self, app: FastAPI) -> None:
+        self.http: httpx.AsyncClient = app.state.http
+        self.settings: PolicySettings = app.state.settings
+        self.tokens = app.state.token_source
+
+    async def get(self, path: str, params: dict[str, Any]) -> Any:
+        if self.tokens is None:
+            raise ServiceUnavailable("No token source configured for calling scoring")
+        token = await self.tokens.token("scoring")
+        try:
+            resp = await self.http.get(
+                self.settings.scoring_url.rstrip("/") + path,
+                params=params,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            resp.raise_for_status()
+            return resp.json()
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"scoring {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def clean_facts(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The known facts, typed, as JSON values; and the codes of values that were unusable.
+
+    One bad value upstream must not keep an enterprise (or the whole evaluation) from being
+    matched: it is dropped, which makes the criteria reading it unknown, never failed.
+    """
+    out: dict[str, Any] = {}
+    bad: list[str] = []
+    for code, value in raw.items():
+        if value is None or code not in FACTS:
+            continue
+        try:
+            typed = coerce_facts({code: value})
+        except FactError:
+            bad.append(code)
+            continue
+        v = typed.get(code)
+        if v is not None:
+            out[code] = sorted(v) if isinstance(v, frozenset) else v
+    return out, bad
+
+
+def enterprise_facts(item: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """An item of scoring's bulk scores as the facts criteria read (score, tier, stage too)."""
+    raw = dict(item.get("facts") or {})
+    raw.update(
+        score=item.get("total"),
+        tier=item.get("tier"),
+        percentile=item.get("percentile"),
+        stage=item.get("stage"),
+    )
+    return clean_facts(raw)
+
+
+async def store_evaluation(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    period: int,
+    model_version: str,
+    event_id: int,
+    pages: Iterable[list[Mapping[str, Any]]] | None = None,
+    *,
+    items: Iterable[Mapping[str, Any]] = (),
+) -> Evaluation:
+    """Replace the population with this run's enterprises (items in scoring's bulk shape)."""
+    conn = await raw_connection(session)
+    await conn.execute("DELETE FROM policy.evaluations")
+    await conn.execute("TRUNCATE policy.enterprise_facts")
+    evaluation = Evaluation(
+        run_id=run_id,
+        period=period,
+        model_version=model_version,
+        event_id=event_id,
+        enterprise_count=0,
+    )
+    session.add(evaluation)
+    await session.flush()
+    count = await _copy_facts(conn, run_id, items)
+    for page in pages or ():
+        count += await _copy_facts(conn, run_id, page)
+    evaluation.enterprise_count = count
+    await session.flush()
+    return evaluation
+
+
+async def _copy_facts(conn: Any, run_id: uuid.UUID, items: Iterable[Mapping[str, Any]]) -> int:
+    records = []
+    for item in items:
+        facts, bad = enterprise_facts(item)
+        if bad:
+            log.warning("unusable facts dropped", uscc=item.get("uscc"), facts=bad)
+        tier = facts.get("tier")
+        records.append(
+            (
+                str(item["uscc"]),
+                run_id,
+                str(item.get("name") or ""),
+                facts.get("stage"),
+                facts.get("score"),
+                int(tier) if tier is not None else None,
+                json.dumps(facts, ensure_ascii=False),
+            )
+        )
+    if records:
+        await conn.copy_records_to_table(
+            "enterprise_facts", schema_name="policy", columns=FACT_COLUMNS, records=records
+        )
+    return len(records)
+
+
+async def _cursor(session: AsyncSession) -> int:
+    await session.execute(
+        insert(ConsumerCursor).values(name=CURSOR, position=0).on_conflict_do_nothing()
+    )
+    stmt = select(ConsumerCursor).where(ConsumerCursor.name == CURSOR).with_for_update()
+    return (await session.scalars(stmt)).one().position
+
+
+async def _advance(session: AsyncSession, position: int) -> None:
+    cursor = await session.get(ConsumerCursor, CURSOR)
+    assert cursor is not None
+    cursor.position = position
+    cursor.updated_at = datetime.now(UTC)
+
+
+async def _score_pages(scoring: ScoringClient, run_id: uuid.UUID) -> list[list[Mapping[str, Any]]]:
+    pages: list[list[Mapping[str, Any]]] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {
+            "limit": scoring.settings.scores_page_size,
+            "include": "facts",
+        }
+        if after is not None:
+            params["after"] = after
+        page = await scoring.get(f"/v1/evaluations/{run_id}/scores", params)
+        items = page.get("items") or []
+        pages.append(items)
+        after = page.get("next_after")
+        if not after or not items:
+            return pages
+
+
+async def apply_event(
+    session: AsyncSession, scoring: ScoringClient, event: Mapping[str, Any], report: SyncReport
+) -> None:
+    if event.get("type") != "evaluation.published":
+        report.skipped += 1
+        return
+    payload = event.get("payload") or {}
+    run_id = uuid.UUID(str(payload["run_id"]))
+    period = int(payload["period"])
+    current = await current_evaluation(session)
+    if current is not None and (current.run_id == run_id or period < current.period):
+        # Already applied, or a re-publication of an older period: the newer facts stay.
+        report.skipped += 1
+        return
+    # Everything from scoring is read before anything is written, so a failing page leaves
+    # the current population (and the cursor) as they were.
+    pages = await _score_pages(scoring, run_id)
+    await lock(session)
+    evaluation = await store_evaluation(
+        session,
+        run_id,
+        period,
+        str(payload.get("model_version", "")),
+        int(event["id"]),
+        pages,
+    )
+    settings: PolicySettings = scoring.settings
+    result = await recompute(session, near_max=settings.near_max)
+    report.imported.append(str(run_id))
+    report.pushes += result.pushes
+    log.info(
+        "evaluation matched",
+        run_id=str(run_id),
+        period=period,
+        enterprises=evaluation.enterprise_count,
+        rules=len(result.rules),
+        pushes=result.pushes,
+        seconds=round(result.seconds, 3),
+    )
+
+
+async def sync_evaluations(app: FastAPI) -> SyncReport:
+    """Apply every scoring event after the cursor, each in its own transaction."""
+    scoring = ScoringClient(app)
+    settings: PolicySettings = app.state.settings
+    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    report = SyncReport()
+    while True:
+        async with maker() as session, session.begin():
+            # One consumer at a time across replicas; the others find nothing to do.
+            locked = await session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(hashtext('policy:sync'))")
+            )
+            if not locked:
+                return report
+            position = await _cursor(session)
+            page = await scoring.get(
+                "/v1/events",
+                {"after": position, "limit": settings.events_batch, "type": "evaluation.published"},
+            )
+            events = page.get("items") or []
+            if not events:
+                FEED_LAG.labels("policy", CURSOR).set(0)
+                report.cursor = position
+                return report
+            FEED_LAG.labels("policy", CURSOR).set(len(events))
+            event = events[0]
+            await apply_event(session, scoring, event, report)
+            await _advance(session, int(event["id"]))
+            report.events += 1
+            report.cursor = int(event["id"])
