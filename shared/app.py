@@ -30,6 +30,7 @@ from shared.metrics import MetricsMiddleware, metrics_router
 from shared.migrations import head_revisions
 from shared.pg import resolve_database_url
 from shared.settings import ComponentSettings
+from shared.tracing import configure_tracing
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 
@@ -98,6 +99,8 @@ def create_service_app(
         try:
             for hook in spec.on_startup:
                 await hook(app)
+            # After the hooks, which may make outbound clients of their own (the gateway's).
+            configure_tracing(app, spec.name)
             yield
         finally:
             for hook in spec.on_shutdown:

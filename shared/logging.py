@@ -4,6 +4,11 @@ The request id comes from a well-formed `X-Request-ID` (the gateway creates one 
 public request and forwards it) or is created here; it is bound into a context variable so
 every log line of the request carries it, and it is echoed in the response. A pure ASGI
 middleware rather than `BaseHTTPMiddleware`, which costs throughput on the hot path.
+
+Before a line is rendered, `redact` masks every unified social credit code (an enterprise's
+USCC may only be seen in full by that enterprise and the government, and log readers are
+neither) and blanks the values of keys that name secrets. Standard-library records (uvicorn,
+SQLAlchemy, Alembic) go through the same processors, so no line escapes the masking.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.typing import EventDict
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -44,26 +51,124 @@ def _add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def configure_logging(*, json: bool, level: str = "INFO") -> None:
-    processors: list[Any] = [
+# GB 32100-2015: registration authority and type (2 characters), region (6 digits),
+# organisation code (9 characters) and check character. The look-arounds keep hex request
+# ids and other long tokens from being mistaken for a code.
+USCC_IN_TEXT = re.compile(
+    r"(?<![0-9A-Za-z])([0-9A-HJ-NPQRTUWXY]{2}\d{4})(\d{2}[0-9A-HJ-NPQRTUWXY]{8})"
+    r"([0-9A-HJ-NPQRTUWXY]{2})(?![0-9A-Za-z])",
+    re.IGNORECASE,
+)
+# A key whose name contains one of these holds a secret: its value never reaches a line.
+# Matching by substring over-redacts (`token_url`), which is the cheap side to err on.
+SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "cookie",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "signature",
+)
+REDACTED = "[REDACTED]"
+# Credentials that turn up inside free text (an exception message, a header dump).
+_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def mask_uscc(text: str) -> str:
+    """`91330106MA2HXFY97H` -> `913301**********7H`: enough to tell lines apart, not to
+    identify the enterprise."""
+    return USCC_IN_TEXT.sub(lambda m: m.group(1) + "*" * 10 + m.group(3), text)
+
+
+def _is_secret_key(key: object) -> bool:
+    name = str(key).lower().replace("-", "_")
+    return any(part in name for part in SECRET_KEY_PARTS)
+
+
+def _scrub_text(text: str) -> str:
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return mask_uscc(_JWT.sub(REDACTED, text))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if isinstance(value, Mapping):
+        return {k: REDACTED if _is_secret_key(k) else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    # Anything else is rendered with str() by the renderers: scrub that text instead.
+    return _scrub_text(str(value))
+
+
+def redact(_: Any, __: str, event: EventDict) -> EventDict:
+    """structlog processor: USCCs masked everywhere, secret-named keys blanked."""
+    return {k: REDACTED if _is_secret_key(k) else _scrub(v) for k, v in event.items()}
+
+
+def _processors() -> list[Any]:
+    return [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
+        # Last before rendering: exception text may quote a code too.
+        redact,
     ]
+
+
+class _StdlibHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler we install, so configuring again replaces it instead of adding."""
+
+
+def configure_logging(*, json: bool, level: str = "INFO") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    numeric_level = logging.getLevelName(level.upper())
     structlog.configure(
-        processors=[*processors, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        processors=[*_processors(), renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    # Standard-library records (uvicorn, SQLAlchemy, Alembic) through the same processors.
+    pre_chain = [structlog.stdlib.add_logger_name, *_processors()[:-2]]
+    handler = _StdlibHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=pre_chain,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    # Others' handlers stay (pytest's capture); only ours is replaced.
+    for old in [h for h in root.handlers if isinstance(h, _StdlibHandler)]:
+        root.removeHandler(old)
+    # The root level stays as it is (WARNING): httpx and others log every request at INFO.
+    root.addHandler(handler)
+    # uvicorn gives its loggers handlers of their own that would print unmasked lines.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
 
 
 class RequestIdMiddleware:

@@ -1,0 +1,495 @@
+"""The deployment files, validated statically (no Docker engine or cluster runs here).
+
+Kustomize is rendered by a small implementation of the subset our kustomizations use
+(`resources`, `namespace`, `images`, strategic-merge `patches` with the list merge keys of
+the fields we patch, `$patch: delete`): no PyPI package renders kustomize (the one named
+`kustomize` only writes kustomization files from Python). Where `kubectl` is installed its
+built-in kustomize renders the same directories and the two must agree, which keeps this
+subset honest. Every rendered resource is validated against the Kubernetes OpenAPI schema
+(kubernetes-validate bundles the schemas, so it works offline), strictly: unknown fields
+fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dockerfile
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+BASE = DEPLOY / "k8s" / "base"
+PRODUCTION = DEPLOY / "k8s" / "overlays" / "production"
+KUBERNETES_VERSION = "1.33.0"
+NAMESPACE = "innovation-points"
+
+PORTS = {"gateway": 8000, "scoring": 8001, "credit": 8002, "policy": 8003, "idp": 8009}
+SCALED = ("gateway", "scoring", "credit", "policy")
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+# patchMergeKey of the lists we patch (from the Kubernetes API types); other lists replace.
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+}
+
+Resource = dict[str, Any]
+
+
+# --- a minimal kustomize ---------------------------------------------------------------
+
+
+def _load_all(path: Path) -> list[Resource]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _merge(target: Any, patch: Any, key: str | None = None) -> Any:
+    if isinstance(target, dict) and isinstance(patch, dict):
+        out = dict(target)
+        for k, v in patch.items():
+            out[k] = _merge(target[k], v, k) if k in target else copy.deepcopy(v)
+        return out
+    if isinstance(target, list) and isinstance(patch, list) and key in MERGE_KEYS:
+        mk = MERGE_KEYS[key]
+        patched = {item[mk]: item for item in patch}
+        existing = {item[mk] for item in target}
+        # Like kustomize: items new to the list come first, existing ones merge in place.
+        new = [copy.deepcopy(item) for item in patch if item[mk] not in existing]
+        merged = [
+            _merge(item, patched[item[mk]], None) if item[mk] in patched else item
+            for item in target
+        ]
+        return new + merged
+    return copy.deepcopy(patch)
+
+
+def _matches(resource: Resource, patch: Resource) -> bool:
+    return bool(
+        resource["kind"] == patch["kind"]
+        and resource["metadata"]["name"] == patch["metadata"]["name"]
+        and resource["apiVersion"].split("/")[0] == patch["apiVersion"].split("/")[0]
+    )
+
+
+def _apply_patch(resources: list[Resource], patch: Resource) -> list[Resource]:
+    targets = [r for r in resources if _matches(r, patch)]
+    assert len(targets) == 1, f"patch matches {len(targets)} resources: {patch['metadata']}"
+    if patch.get("$patch") == "delete":
+        return [r for r in resources if r is not targets[0]]
+    body = {k: v for k, v in patch.items() if k not in ("apiVersion", "kind")}
+    return [_merge(r, body) if r is targets[0] else r for r in resources]
+
+
+def _set_images(resource: Resource, images: list[dict[str, str]]) -> None:
+    spec = resource.get("spec", {})
+    pod = spec.get("template", {}).get("spec", {})
+    for container in [*pod.get("containers", []), *pod.get("initContainers", [])]:
+        name = container["image"].split(":")[0]
+        for image in images:
+            if image["name"] == name:
+                tag = image.get("newTag") or (container["image"].partition(":")[2] or None)
+                container["image"] = image.get("newName", name) + (f":{tag}" if tag else "")
+
+
+def render(directory: Path) -> list[Resource]:
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    resources: list[Resource] = []
+    for entry in kustomization.get("resources", []):
+        path = (directory / entry).resolve()
+        resources += render(path) if path.is_dir() else _load_all(path)
+    for item in kustomization.get("patches", []):
+        docs = (
+            _load_all(directory / item["path"])
+            if "path" in item
+            else [d for d in yaml.safe_load_all(item["patch"]) if d]
+        )
+        for doc in docs:
+            resources = _apply_patch(resources, doc)
+    if "namespace" in kustomization:
+        for r in resources:
+            if r["kind"] not in CLUSTER_SCOPED:
+                r["metadata"]["namespace"] = kustomization["namespace"]
+    for r in resources:
+        _set_images(r, kustomization.get("images", []))
+    return resources
+
+
+def kubectl_render(directory: Path) -> list[Resource]:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], check=True, capture_output=True, text=True
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+# --- fixtures and helpers ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base() -> list[Resource]:
+    return render(BASE)
+
+
+@pytest.fixture(scope="module")
+def production() -> list[Resource]:
+    return render(PRODUCTION)
+
+
+def of_kind(resources: list[Resource], kind: str) -> dict[str, Resource]:
+    return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
+
+
+def containers(deployment: Resource) -> list[Resource]:
+    return list(deployment["spec"]["template"]["spec"]["containers"])
+
+
+def env_names(container: Resource) -> set[str]:
+    return {e["name"] for e in container.get("env", [])}
+
+
+def _key(r: Resource) -> tuple[str, str]:
+    return (r["kind"], r["metadata"]["name"])
+
+
+# --- rendering and schema --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("directory", [BASE, PRODUCTION], ids=["base", "production"])
+def test_the_subset_renders_what_kubectl_kustomize_renders(directory: Path) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed: the Python rendering is checked on its own")
+    ours = {_key(r): r for r in render(directory)}
+    theirs = {_key(r): r for r in kubectl_render(directory)}
+    assert ours.keys() == theirs.keys()
+    for key, resource in ours.items():
+        assert json.loads(json.dumps(resource)) == theirs[key], key
+
+
+@pytest.mark.parametrize("overlay", ["base", "production"])
+def test_every_resource_matches_the_kubernetes_schema(
+    overlay: str, base: list[Resource], production: list[Resource]
+) -> None:
+    resources = base if overlay == "base" else production
+    assert resources
+    for resource in resources:
+        try:
+            kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{_key(resource)}: {exc.message} at {list(exc.path)}")
+
+
+def test_a_broken_manifest_is_caught_by_the_schema() -> None:
+    deployment = copy.deepcopy(of_kind(render(BASE), "Deployment")["gateway"])
+    containers(deployment)[0]["readinessProbe"]["httpGet"]["pathh"] = "/readyz"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+# --- the properties ----------------------------------------------------------------------
+
+
+def deployments_of(resources: list[Resource]) -> Iterator[tuple[str, Resource]]:
+    yield from of_kind(resources, "Deployment").items()
+
+
+@pytest.mark.parametrize("overlay", ["base", "production"])
+def test_every_deployment_is_probed_bounded_and_unprivileged(
+    overlay: str, base: list[Resource], production: list[Resource]
+) -> None:
+    resources = base if overlay == "base" else production
+    services = of_kind(resources, "Service")
+    for name, deployment in deployments_of(resources):
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = containers(deployment)
+        port = PORTS[name]
+        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        assert f"--port={port}" in "=".join(container["command"]).replace("=--port=", "--port=")
+        ready = "/healthz" if name == "idp" else "/readyz"
+        assert container["readinessProbe"]["httpGet"] == {"path": ready, "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        for kind in ("requests", "limits"):
+            assert set(container["resources"][kind]) == {"cpu", "memory"}, (name, kind)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] != 0
+        assert pod["automountServiceAccountToken"] is False
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        assert services[name]["spec"]["selector"] == {"app.kubernetes.io/name": name}
+        assert services[name]["spec"]["ports"][0]["port"] == port
+        assert services[name]["spec"]["type"] == "ClusterIP"
+
+
+def test_an_autoscaler_targets_the_gateway_and_each_service(
+    base: list[Resource], production: list[Resource]
+) -> None:
+    for resources in (base, production):
+        hpas = of_kind(resources, "HorizontalPodAutoscaler")
+        targets = {h["spec"]["scaleTargetRef"]["name"] for h in hpas.values()}
+        assert targets == set(SCALED)
+        for hpa in hpas.values():
+            assert hpa["apiVersion"] == "autoscaling/v2"
+            assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        # The autoscaler owns the count: a `replicas` would be reset by every apply.
+        for name, deployment in deployments_of(resources):
+            if name in SCALED:
+                assert "replicas" not in deployment["spec"], name
+    prod = of_kind(production, "HorizontalPodAutoscaler")
+    assert prod["gateway"]["spec"]["minReplicas"] >= 3
+    assert all(prod[n]["spec"]["minReplicas"] >= 2 for n in SCALED)
+
+
+def test_secrets_are_referenced_never_committed(
+    base: list[Resource], production: list[Resource]
+) -> None:
+    for resources in (base, production):
+        assert not of_kind(resources, "Secret")
+        for cm in of_kind(resources, "ConfigMap").values():
+            for key in cm["data"]:
+                assert not any(w in key for w in ("SECRET", "PASSWORD", "DATABASE_URL")), key
+    for name, deployment in deployments_of(production):
+        (container,) = containers(deployment)
+        refs = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+            for e in container.get("env", [])
+            if "valueFrom" in e
+        }
+        assert refs[f"{name.upper()}_DATABASE_URL"] == "innovation-points-database"
+    gateway = of_kind(production, "Deployment")["gateway"]
+    volumes = {v["name"]: v for v in gateway["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["signing-key"]["secret"]["secretName"] == "innovation-points-signing-key"
+
+
+def test_the_migration_job_runs_before_rollout(base: list[Resource]) -> None:
+    job = of_kind(base, "Job")["migrate"]
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "scripts.migrate"]
+    assert container["image"] == containers(of_kind(base, "Deployment")["scoring"])[0]["image"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def _selected(policy: Resource, labels: dict[str, str]) -> bool:
+    selector = policy["spec"]["podSelector"]
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        assert expr["operator"] == "In"
+        if labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
+def ingress_sources(policies: list[Resource], component: str) -> list[tuple[Any, list[int]]]:
+    labels = {"app.kubernetes.io/name": component}
+    sources = []
+    for policy in policies:
+        if "Ingress" not in policy["spec"]["policyTypes"] or not _selected(policy, labels):
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            ports = [p["port"] for p in rule.get("ports", [])]
+            for peer in rule.get("from", [{"everywhere": True}]):
+                sources.append((peer, ports))
+    return sources
+
+
+@pytest.mark.parametrize("overlay", ["base", "production"])
+def test_only_the_gateway_is_reachable_from_outside(
+    overlay: str, base: list[Resource], production: list[Resource]
+) -> None:
+    resources = base if overlay == "base" else production
+    policies = list(of_kind(resources, "NetworkPolicy").values())
+    deny = of_kind(resources, "NetworkPolicy")["default-deny"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    callers = {
+        "gateway": {"scoring", "credit", "policy"},
+        "scoring": {"gateway", "credit", "policy"},
+        "credit": {"gateway"},
+        "policy": {"gateway"},
+        "idp": {"gateway"},
+    }
+    for name, _ in deployments_of(resources):
+        outside, inside = [], set()
+        for peer, ports in ingress_sources(policies, name):
+            assert ports, f"{name}: a rule without ports admits every port"
+            assert "ipBlock" not in peer and "everywhere" not in peer, (name, peer)
+            if "namespaceSelector" in peer:
+                outside.append(peer)
+            else:
+                inside.add(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
+                assert ports == [PORTS[name]], (name, ports)
+        assert inside == callers[name], name
+        expected_outside = [prometheus] if name in SCALED else []
+        if name == "gateway":
+            ingress_nginx = {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
+                }
+            }
+            expected_outside = [ingress_nginx, prometheus]
+        assert sorted(map(json.dumps, outside)) == sorted(map(json.dumps, expected_outside)), name
+    ingresses = of_kind(resources, "Ingress")
+    backends = {
+        path["backend"]["service"]["name"]
+        for ing in ingresses.values()
+        for rule in ing["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {"gateway"}
+    for service in of_kind(resources, "Service").values():
+        assert service["spec"]["type"] == "ClusterIP"
+
+
+def test_egress_reaches_postgresql_and_the_gateway_reaches_redis(
+    production: list[Resource],
+) -> None:
+    policies = of_kind(production, "NetworkPolicy")
+    pg = policies["allow-postgresql"]["spec"]
+    assert pg["egress"] == [{"ports": [{"protocol": "TCP", "port": 5432}]}]
+    assert set(pg["podSelector"]["matchExpressions"][0]["values"]) == {
+        "gateway",
+        "scoring",
+        "credit",
+        "policy",
+        "migrate",
+    }
+    gateway_ports = [
+        p["port"] for rule in policies["gateway-egress"]["spec"]["egress"] for p in rule["ports"]
+    ]
+    assert 6379 in gateway_ports
+
+
+def test_the_production_overlay_drops_the_idp_and_sets_production(
+    base: list[Resource], production: list[Resource]
+) -> None:
+    assert "idp" in of_kind(base, "Deployment")
+    assert not [r for r in production if "idp" in r["metadata"]["name"]]
+    text = json.dumps(production)
+    assert "idp:8009" not in text and "IDP_" not in text
+    configs = of_kind(production, "ConfigMap")
+    for name in SCALED:
+        data = configs[f"{name}-config"]["data"]
+        assert data[f"{name.upper()}_ENVIRONMENT"] == "production"
+        assert data[f"{name.upper()}_LOG_JSON"] == "true"
+    gateway = configs["gateway-config"]["data"]
+    assert gateway["GATEWAY_PUBLIC_URL"].startswith("https://")
+    assert gateway["GATEWAY_ESSO_QUERY_URL"].startswith("https://")
+    (container,) = containers(of_kind(production, "Deployment")["gateway"])
+    redis = next(e for e in container["env"] if e["name"] == "GATEWAY_RATE_LIMIT_STORAGE")
+    assert redis["valueFrom"]["secretKeyRef"]["name"] == "innovation-points-redis"
+    base_gw = containers(of_kind(base, "Deployment")["gateway"])[0]["resources"]["limits"]
+    assert container["resources"]["limits"] != base_gw
+    assert all(r["metadata"].get("namespace", NAMESPACE) == NAMESPACE for r in production)
+    images = {c["image"] for _, d in deployments_of(production) for c in containers(d)}
+    assert len(images) == 1 and images.pop().endswith(":0.1.0")
+    assert of_kind(production, "Ingress")["gateway"]["spec"]["tls"]
+
+
+# --- compose and the image -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return data
+
+
+def test_compose_matches_the_compose_specification(compose: dict[str, Any]) -> None:
+    schema_file = importlib.resources.files("check_jsonschema.builtin_schemas.vendor").joinpath(
+        "compose-spec.json"
+    )
+    schema = json.loads(schema_file.read_text())
+    jsonschema.validate(compose, schema)
+    broken = copy.deepcopy(compose)
+    broken["services"]["gateway"]["depends_on"]["scoring"]["condition"] = "service_up"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_compose_has_every_part_with_health_checks_and_ordering(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {
+        "postgres",
+        "redis",
+        "migrate",
+        "scoring",
+        "credit",
+        "policy",
+        "gateway",
+        "idp",
+    }
+    for name, service in services.items():
+        if name == "migrate":
+            assert service["restart"] == "no"
+            assert service["command"][-1].startswith("python -m scripts.migrate")
+            continue
+        test = " ".join(service["healthcheck"]["test"])
+        if name in PORTS:
+            path = "/healthz" if name == "idp" else "/readyz"
+            assert f"127.0.0.1:{PORTS[name]}{path}" in test, name
+            assert service["depends_on"]["migrate"]["condition"] == (
+                "service_completed_successfully"
+            )
+            assert service["read_only"] is True
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["gateway"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["gateway"]["environment"]["GATEWAY_RATE_LIMIT_STORAGE"].startswith("redis://")
+    published = {name for name, s in services.items() if s.get("ports")}
+    assert published == {"gateway", "idp"}
+
+
+def test_the_image_runs_as_a_non_root_user_with_a_health_check() -> None:
+    instructions = dockerfile.parse_file(str(DEPLOY / "Dockerfile"))
+    stages: list[list[dockerfile.Command]] = []
+    for cmd in instructions:
+        if cmd.cmd == "FROM":
+            stages.append([])
+        if stages:  # a global ARG may precede the first stage
+            stages[-1].append(cmd)
+    assert len(stages) >= 2, "multi-stage: build tools stay out of the runtime image"
+    final = stages[-1]
+    users = [c.value[0] for c in final if c.cmd == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert any(c.cmd == "HEALTHCHECK" for c in final)
+    final_runs = " ".join(" ".join(c.value) for c in final if c.cmd == "RUN")
+    assert "pip install" not in final_runs, "the runtime stage installs nothing"
+    build_runs = " ".join(" ".join(c.value) for c in stages[0] if c.cmd == "RUN")
+    assert "[dev]" not in build_runs and "pip install" in build_runs
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert ignored[0] == "**", "the context starts empty and lists what the image needs"
+    assert "!var" not in ignored and "!var/" not in ignored
+
+
+def test_the_configuration_reference_is_current() -> None:
+    """docs/configuration.md is generated from the settings classes: regenerate it with
+    `make config-docs` after changing a setting."""
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.config_reference", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
