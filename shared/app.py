@@ -27,7 +27,7 @@ from shared.errors import install_problem_handlers
 from shared.http import create_http_client
 from shared.logging import RequestIdMiddleware, configure_logging
 from shared.metrics import MetricsMiddleware, metrics_router
-from shared.migrations import head_revisions
+from shared.migrations import head_revisions, known_revisions
 from shared.pg import resolve_database_url
 from shared.settings import ComponentSettings
 from shared.tracing import configure_tracing
@@ -75,6 +75,7 @@ def create_service_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.http = create_http_client(transport=overrides.http_transport)
         app.state.heads = head_revisions(spec.migrations_dir)
+        app.state.known_revisions = known_revisions(spec.migrations_dir)
         app.state.background = set()
         for key, value in overrides.extra.items():
             setattr(app.state, key, value)
@@ -155,13 +156,17 @@ def health_router(spec: ServiceSpec) -> APIRouter:
                     text(f'SELECT version_num FROM "{spec.schema}".alembic_version')
                 )
                 current = {r[0] for r in rows}
-                if current == request.app.state.heads:
+                heads = request.app.state.heads
+                if current == heads:
                     checks["migrations"] = "ok"
+                elif current and not current & request.app.state.known_revisions:
+                    # Migrations run before a rollout: while old pods still serve, the schema
+                    # is ahead of their code. Migrations are additive first, so they stay
+                    # ready instead of dropping out of the Service all at once.
+                    checks["migrations"] = "ahead"
                 else:
                     ok = False
-                    checks["migrations"] = (
-                        f"at {sorted(current)}, head is {sorted(request.app.state.heads)}"
-                    )
+                    checks["migrations"] = f"at {sorted(current)}, head is {sorted(heads)}"
         except Exception as exc:
             ok = False
             checks.setdefault("database", f"unreachable: {type(exc).__name__}")

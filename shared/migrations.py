@@ -33,6 +33,13 @@ def alembic_config(migrations_dir: Path, url: str, schema: str) -> Config:
     return cfg
 
 
+def known_revisions(migrations_dir: Path) -> set[str]:
+    """Every revision this code knows: a database at one it does not know is ahead of it."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    return {rev.revision for rev in ScriptDirectory.from_config(cfg).walk_revisions()}
+
+
 def head_revisions(migrations_dir: Path) -> set[str]:
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir))

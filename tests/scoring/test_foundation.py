@@ -81,3 +81,30 @@ async def test_forged_expired_wrong_audience_and_alg_none_refused(platform: Plat
         # Identity headers alone are never trusted.
         r = await c.get("/v1/indicators", headers={"X-USCC": "x", "X-Principal": "government"})
         assert r.status_code == 401
+
+
+async def test_readiness_follows_the_migration_state(platform: Platform) -> None:
+    from sqlalchemy import text
+
+    await platform.start("scoring")
+    engine = platform.fastapi["scoring"].state.engine
+    async with platform.client("scoring") as c:
+        async with engine.begin() as conn:
+            head = (
+                await conn.execute(text("SELECT version_num FROM scoring.alembic_version"))
+            ).scalar_one()
+            # A newer release migrated the schema: this (old) pod keeps serving.
+            await conn.execute(
+                text("UPDATE scoring.alembic_version SET version_num = 'f00dfeed0001'")
+            )
+        r = await c.get("/readyz")
+        assert r.status_code == 200 and r.json()["checks"]["migrations"] == "ahead"
+        async with engine.begin() as conn:
+            # Not migrated at all: not ready.
+            await conn.execute(text("DELETE FROM scoring.alembic_version"))
+        r = await c.get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["status"] == "unavailable"
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO scoring.alembic_version VALUES (:v)"), {"v": head})
+        assert (await c.get("/readyz")).status_code == 200
