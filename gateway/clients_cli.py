@@ -1,0 +1,124 @@
+"""Registering API clients in a deployment (the government portal, bank systems, our services).
+
+    python -m gateway.clients_cli create gov-portal --kind government --name "Portal" \\
+        --scope scoring:admin --scope policy:admin
+    python -m gateway.clients_cli create bank-icbc --kind bank --bank-id icbc-binjiang \\
+        --name "ICBC Binjiang" --scope credit:decide
+    python -m gateway.clients_cli create svc-credit --kind service --name credit \\
+        --audience scoring --audience policy
+    python -m gateway.clients_cli rotate bank-icbc       # prints the new secret once
+    python -m gateway.clients_cli disable bank-icbc
+    python -m gateway.clients_cli list
+
+The database comes from GATEWAY_DATABASE_URL (or DATABASE_URL). A secret is generated here,
+printed once as JSON and stored only as its hash: keep it in the client's secret store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway.auth.clients import new_secret, upsert_client
+from gateway.models import Client
+from shared.auth.principal import PrincipalKind
+from shared.db import create_engine, create_sessionmaker
+
+
+async def run(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with create_sessionmaker(engine)() as db, db.begin():
+            if args.command == "list":
+                rows = await db.scalars(select(Client).order_by(Client.client_id))
+                return {
+                    "clients": [
+                        {
+                            "client_id": c.client_id,
+                            "kind": c.kind,
+                            "name": c.name,
+                            "bank_id": c.bank_id,
+                            "scopes": c.scopes,
+                            "audiences": c.audiences,
+                            "disabled": c.disabled_at is not None,
+                        }
+                        for c in rows
+                    ]
+                }
+            existing = await db.get(Client, args.client_id)
+            if args.command == "create":
+                if existing is not None:
+                    raise SystemExit(f"client {args.client_id} exists; use rotate")
+                kind = PrincipalKind(args.kind)
+                if (kind is PrincipalKind.BANK) != bool(args.bank_id):
+                    raise SystemExit("--bank-id is required for, and only for, a bank client")
+                if kind is PrincipalKind.ENTERPRISE:
+                    raise SystemExit("enterprises log in with the enterprise code, not a client")
+                secret = new_secret()
+                await upsert_client(
+                    db,
+                    client_id=args.client_id,
+                    name=args.name,
+                    kind=kind,
+                    secret=secret,
+                    scopes=args.scope,
+                    bank_id=args.bank_id,
+                    audiences=args.audience,
+                )
+                return {"client_id": args.client_id, "client_secret": secret}
+            if existing is None:
+                raise SystemExit(f"no client {args.client_id}")
+            if args.command == "rotate":
+                secret = new_secret()
+                await upsert_client(
+                    db,
+                    client_id=existing.client_id,
+                    name=existing.name,
+                    kind=PrincipalKind(existing.kind),
+                    secret=secret,
+                    scopes=list(existing.scopes),
+                    bank_id=existing.bank_id,
+                    audiences=list(existing.audiences),
+                )
+                return {"client_id": existing.client_id, "client_secret": secret}
+            existing.disabled_at = datetime.now(UTC)
+            return {"client_id": existing.client_id, "disabled": True}
+    finally:
+        await engine.dispose()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gateway.clients_cli", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create")
+    create.add_argument("client_id")
+    create.add_argument("--kind", required=True, choices=["government", "bank", "service"])
+    create.add_argument("--name", required=True)
+    create.add_argument("--bank-id")
+    create.add_argument("--scope", action="append", default=[])
+    create.add_argument("--audience", action="append", default=[])
+    for name in ("rotate", "disable"):
+        sub.add_parser(name).add_argument("client_id")
+    sub.add_parser("list")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    url = os.environ.get("GATEWAY_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if not url:
+        print("set GATEWAY_DATABASE_URL (or DATABASE_URL)", file=sys.stderr)
+        return 2
+    print(json.dumps(asyncio.run(run(url, args)), ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
