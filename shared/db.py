@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -61,6 +61,19 @@ def asyncpg_url(url: str) -> str:
 def plain_url(url: str) -> str:
     """The libpq form of a URL (for asyncpg.connect and psql)."""
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def raw_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's transaction (for COPY).
+
+    SQLAlchemy begins the database transaction lazily, on its first statement; one is run
+    first so that what is sent on the raw connection (ON COMMIT DROP tables, COPY) is part
+    of it.
+    """
+    await session.execute(text("SELECT 1"))
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Path
-from sqlalchemy.ext.asyncio import AsyncSession
-from stdnum.cn import uscc as uscc_format
-
+from shared.auth.deps import actor
 from shared.auth.principal import Principal, PrincipalKind
+from shared.db import raw_connection
 from shared.errors import TYPE_BASE, Conflict, Forbidden, NotFound, Unprocessable
-
-
-class InvalidUscc(Unprocessable):
-    slug = "invalid-uscc"
-    title = "Not a valid unified social credit code"
+from shared.identifiers import InvalidUscc, UsccPath, checked_uscc
 
 
 class UnknownEnterprise(NotFound):
@@ -45,28 +39,20 @@ class BusinessRuleViolation(Unprocessable):
         return body
 
 
-def checked_uscc(value: str) -> str:
-    code = value.strip().upper()
-    if not uscc_format.is_valid(code):
-        raise InvalidUscc(f"{value!r} fails the GB 32100-2015 format or check digit")
-    return code
-
-
-UsccPath = Annotated[str, Path(min_length=1, max_length=32, description="统一社会信用代码")]
-
-
-def actor(principal: Principal) -> str:
-    return principal.act or principal.sub
-
-
 def bank_of(principal: Principal) -> str:
     if principal.kind is not PrincipalKind.BANK or principal.bank_id is None:
         raise Forbidden("This needs a bank principal")
     return principal.bank_id
 
 
-async def raw_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session's transaction (for COPY)."""
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
+__all__ = [
+    "BusinessRuleViolation",
+    "InvalidUscc",
+    "NoPublishedEvaluation",
+    "UnknownEnterprise",
+    "UsccPath",
+    "actor",
+    "bank_of",
+    "checked_uscc",
+    "raw_connection",
+]

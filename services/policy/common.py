@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from fastapi import Path
-from sqlalchemy.ext.asyncio import AsyncSession
-from stdnum.cn import uscc as uscc_format
-
-from shared.auth.principal import Principal
+from shared.auth.deps import actor
+from shared.db import raw_connection
 from shared.errors import Conflict, NotFound, Unprocessable
-
-
-class InvalidUscc(Unprocessable):
-    slug = "invalid-uscc"
-    title = "Not a valid unified social credit code"
+from shared.identifiers import InvalidUscc, UsccPath, checked_uscc
 
 
 class UnknownEnterprise(NotFound):
@@ -34,22 +25,13 @@ class InvalidRule(Unprocessable):
     title = "The eligibility criteria are not valid"
 
 
-def checked_uscc(value: str) -> str:
-    code = value.strip().upper()
-    if not uscc_format.is_valid(code):
-        raise InvalidUscc(f"{value!r} fails the GB 32100-2015 format or check digit")
-    return code
-
-
-UsccPath = Annotated[str, Path(min_length=1, max_length=32, description="统一社会信用代码")]
-
-
-def actor(principal: Principal) -> str:
-    return principal.act or principal.sub
-
-
-async def raw_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session's transaction (for COPY)."""
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
+__all__ = [
+    "InvalidRule",
+    "InvalidUscc",
+    "NoPublishedEvaluation",
+    "UnknownEnterprise",
+    "UsccPath",
+    "actor",
+    "checked_uscc",
+    "raw_connection",
+]

@@ -54,6 +54,11 @@ Bank = Annotated[Principal, Depends(require_kind(PrincipalKind.BANK))]
 Enterprise = Annotated[Principal, Depends(require_kind(PrincipalKind.ENTERPRISE))]
 
 
+def actor(principal: Principal) -> str:
+    """Who to record as having done something: the person acting, else the principal."""
+    return principal.act or principal.sub
+
+
 def can_see_enterprise(principal: Principal, uscc: str) -> bool:
     """Government and services see every enterprise; an enterprise sees only itself."""
     if principal.kind in (PrincipalKind.GOVERNMENT, PrincipalKind.SERVICE):

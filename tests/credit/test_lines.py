@@ -140,12 +140,13 @@ async def test_evaluation_published_while_credit_was_down_is_caught_up(
 
 
 async def test_scoring_down_leaves_the_cursor_where_it_was(world: CreditWorld) -> None:
-    import httpx
     import pytest
+
+    from shared.errors import UpstreamError
 
     position = await _scalar(world, "SELECT position FROM credit.consumer_cursors")
     await world.platform.stop("scoring")
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(UpstreamError):
         await world.sync()
     assert await _scalar(world, "SELECT position FROM credit.consumer_cursors") == position
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import structlog
 from fastapi import FastAPI
 from sqlalchemy import delete, select, text
@@ -25,8 +24,8 @@ from services.credit.common import raw_connection
 from services.credit.lines.service import current_evaluation, recompute_lines
 from services.credit.models import ConsumerCursor, EnterpriseScore, Evaluation
 from services.credit.settings import CreditSettings
-from shared.errors import ServiceUnavailable
 from shared.metrics import FEED_LAG
+from shared.service_client import ServiceClient
 
 log = structlog.get_logger("credit.sync")
 
@@ -55,23 +54,9 @@ class SyncReport:
     cursor: int = 0
 
 
-class ScoringClient:
-    def __init__(self, app: FastAPI) -> None:
-        self.http: httpx.AsyncClient = app.state.http
-        self.settings: CreditSettings = app.state.settings
-        self.tokens = app.state.token_source
-
-    async def get(self, path: str, params: dict[str, Any]) -> Any:
-        if self.tokens is None:
-            raise ServiceUnavailable("No token source configured for calling scoring")
-        token = await self.tokens.token("scoring")
-        resp = await self.http.get(
-            self.settings.scoring_url.rstrip("/") + path,
-            params=params,
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        resp.raise_for_status()
-        return resp.json()
+def ScoringClient(app: FastAPI) -> ServiceClient:
+    settings: CreditSettings = app.state.settings
+    return ServiceClient(app, "scoring", settings.scoring_url)
 
 
 async def _cursor(session: AsyncSession) -> int:
@@ -106,7 +91,7 @@ def _record(run_id: uuid.UUID, item: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def import_evaluation(
-    session: AsyncSession, scoring: ScoringClient, event_id: int, payload: dict[str, Any]
+    session: AsyncSession, scoring: ServiceClient, event_id: int, payload: dict[str, Any]
 ) -> Evaluation:
     """Copy a published run's scores (what lines need) into this service."""
     run_id = uuid.UUID(str(payload["run_id"]))
@@ -146,7 +131,7 @@ async def import_evaluation(
 
 
 async def apply_event(
-    session: AsyncSession, scoring: ScoringClient, event: dict[str, Any], report: SyncReport
+    session: AsyncSession, scoring: ServiceClient, event: dict[str, Any], report: SyncReport
 ) -> None:
     if event.get("type") != "evaluation.published":
         report.skipped += 1

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import structlog
 from fastapi import FastAPI
 from sqlalchemy import select, text
@@ -27,8 +26,8 @@ from services.policy.criteria import FACTS, FactError, coerce_facts
 from services.policy.matching.service import current_evaluation, lock, recompute
 from services.policy.models import ConsumerCursor, Evaluation
 from services.policy.settings import PolicySettings
-from shared.errors import ServiceUnavailable, UpstreamError
 from shared.metrics import FEED_LAG
+from shared.service_client import ServiceClient
 
 log = structlog.get_logger("policy.sync")
 
@@ -45,26 +44,9 @@ class SyncReport:
     pushes: int = 0
 
 
-class ScoringClient:
-    def __init__(self, app: FastAPI) -> None:
-        self.http: httpx.AsyncClient = app.state.http
-        self.settings: PolicySettings = app.state.settings
-        self.tokens = app.state.token_source
-
-    async def get(self, path: str, params: dict[str, Any]) -> Any:
-        if self.tokens is None:
-            raise ServiceUnavailable("No token source configured for calling scoring")
-        token = await self.tokens.token("scoring")
-        try:
-            resp = await self.http.get(
-                self.settings.scoring_url.rstrip("/") + path,
-                params=params,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            resp.raise_for_status()
-            return resp.json()
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"scoring {path}: {type(exc).__name__}: {exc}") from exc
+def ScoringClient(app: FastAPI) -> ServiceClient:
+    settings: PolicySettings = app.state.settings
+    return ServiceClient(app, "scoring", settings.scoring_url)
 
 
 def clean_facts(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -172,7 +154,7 @@ async def _advance(session: AsyncSession, position: int) -> None:
     cursor.updated_at = datetime.now(UTC)
 
 
-async def _score_pages(scoring: ScoringClient, run_id: uuid.UUID) -> list[list[Mapping[str, Any]]]:
+async def _score_pages(scoring: ServiceClient, run_id: uuid.UUID) -> list[list[Mapping[str, Any]]]:
     pages: list[list[Mapping[str, Any]]] = []
     after: str | None = None
     while True:
@@ -191,7 +173,7 @@ async def _score_pages(scoring: ScoringClient, run_id: uuid.UUID) -> list[list[M
 
 
 async def apply_event(
-    session: AsyncSession, scoring: ScoringClient, event: Mapping[str, Any], report: SyncReport
+    session: AsyncSession, scoring: ServiceClient, event: Mapping[str, Any], report: SyncReport
 ) -> None:
     if event.get("type") != "evaluation.published":
         report.skipped += 1

@@ -54,9 +54,7 @@ def _strip_envelope(buf: bytes) -> memoryview:
 async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs:
     cols = ", ".join(f"coalesce(f.\"{c}\", 'NaN')" for c in ("operating_revenue", *INDICATOR_CODES))
     # No ORDER BY: sorting a million wide rows spills to disk; numpy sorts the ids instead.
-    query = (
-        f"SELECT f.enterprise_id, {cols} FROM scoring.facts f WHERE f.period = {int(period)}"
-    )
+    query = f"SELECT f.enterprise_id, {cols} FROM scoring.facts f WHERE f.period = {int(period)}"
     sink = io.BytesIO()
     await conn.copy_from_query(query, output=sink, format="binary")
     body = _strip_envelope(sink.getvalue())
@@ -175,9 +173,7 @@ async def write_scores(
 ) -> None:
     part = f"scores_{run_id.hex}"
     # Must run inside the caller's transaction: FREEZE needs the table created in it.
-    await conn.execute(
-        f"CREATE TABLE scoring.{part} (LIKE scoring.scores INCLUDING DEFAULTS)"
-    )
+    await conn.execute(f"CREATE TABLE scoring.{part} (LIKE scoring.scores INCLUDING DEFAULTS)")
     all_scored = np.flatnonzero(result.scored)
     if all_scored.size:
         await conn.copy_to_table(

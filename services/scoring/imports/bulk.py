@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from services.scoring.demo import DemoData
 
 from contracts.catalogue import INDICATOR_CODES, PROFILE
-from services.scoring.imports.store import raw_connection
+from shared.db import raw_connection
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 CHUNK = 100_000

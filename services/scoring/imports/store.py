@@ -11,11 +11,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import asyncpg
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.catalogue import PROFILE
+from shared.db import raw_connection
 
 ENTERPRISE_COLUMNS = ("founded_on", "industry", "legal_rep")
 _PG_TYPES: dict[str, str] = {
@@ -35,19 +34,6 @@ for _attr in PROFILE:
 
 def pg_type(column: str) -> str:
     return _PG_TYPES.get(column, "double precision")
-
-
-async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session, inside the session's transaction.
-
-    SQLAlchemy begins the database transaction lazily, on its first statement; run one first
-    so that what we send on the raw connection (ON COMMIT DROP tables) is part of it.
-    """
-    await session.execute(text("SELECT 1"))
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection
-    return driver
 
 
 async def upsert_rows(
