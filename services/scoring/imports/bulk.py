@@ -126,6 +126,7 @@ def _text_records(facts: BulkFacts, start: int, stop: int) -> list[tuple[object,
 async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, int]:
     """Upsert enterprises and one period's facts; returns (inserted, updated, unchanged)."""
     conn = await raw_connection(session)
+    await conn.execute("SELECT pg_advisory_xact_lock(7302, $1)", facts.period)
     float_cols = [*INDICATOR_CODES, *NUMERIC_PROFILE]
     defs = ", ".join(
         ["uscc varchar(18)"]
@@ -175,10 +176,26 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
     set_list = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in value_cols)
     cmp_old = ", ".join(f'f."{c}"' for c in value_cols)
     cmp_new = ", ".join(f'EXCLUDED."{c}"' for c in value_cols)
+    select = (
+        f"SELECT s.uscc, $1::smallint, e.id, {', '.join(exprs)} FROM bulk_num s "
+        f"JOIN scoring.enterprises e ON e.uscc = s.uscc {' '.join(joins)}"
+    )
+    first_load = not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM scoring.facts WHERE period = $1)", facts.period
+    )
+    if first_load:
+        # Nothing to merge with: a plain insert skips the speculative-insertion machinery.
+        # The period's advisory lock keeps a concurrent load from slipping in between.
+        status = await conn.execute(
+            f"INSERT INTO scoring.facts (uscc, period, enterprise_id, {col_list}) {select}",
+            facts.period,
+        )
+        written = int(status.split()[-1])
+        await conn.execute("DROP TABLE IF EXISTS bulk_num, bulk_text")
+        return written, 0, facts.n - written
     counts = await conn.fetchrow(
         f"WITH written AS (INSERT INTO scoring.facts AS f (uscc, period, enterprise_id, "
-        f"{col_list}) SELECT s.uscc, $1::smallint, e.id, {', '.join(exprs)} FROM bulk_num s "
-        f"JOIN scoring.enterprises e ON e.uscc = s.uscc {' '.join(joins)} "
+        f"{col_list}) {select} "
         f"ON CONFLICT (uscc, period) DO UPDATE SET {set_list}, import_id = NULL, "
         f"updated_at = now() WHERE ({cmp_old}) IS DISTINCT FROM ({cmp_new}) "
         "RETURNING (xmax = 0) AS inserted) "
