@@ -63,14 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         kind = PrincipalKind(args.kind)
         sub_default = args.uscc or args.bank_id or f"dev-{kind.value}"
-        principal = Principal(
-            sub=args.sub or sub_default,
-            kind=kind,
-            uscc=args.uscc,
-            bank_id=args.bank_id,
-            scopes=args.scope,
-            act=args.act,
-        )
+        try:
+            principal = Principal(
+                sub=args.sub or sub_default,
+                kind=kind,
+                uscc=args.uscc,
+                bank_id=args.bank_id,
+                scopes=args.scope,
+                act=args.act,
+            )
+        except ValueError as exc:
+            print(f"ip-token: {exc}", file=sys.stderr)
+            return 2
         print(TokenIssuer(key_set, args.issuer).mint(principal, args.aud, ttl=args.ttl))
     return 0
 
