@@ -72,18 +72,22 @@ def _fact_columns() -> dict[str, Any]:
 
 
 class Facts(Base):
-    """The 24 indicator values and the profile attributes of one enterprise for one year."""
+    """The 24 indicator values and the profile attributes of one enterprise for one year.
+
+    No foreign keys: checked row by row they took 8 of the 18 s of loading a million rows.
+    Both writers (the import and the bulk loader) upsert the enterprise first and take its
+    id from a join in the same transaction, so a fact never exists without its enterprise;
+    enterprises and imports are never deleted.
+    """
 
     __tablename__ = "facts"
     __table_args__ = (Index("ix_facts_period", "period"),)
 
-    uscc: Mapped[str] = mapped_column(
-        String(18), ForeignKey("enterprises.uscc", ondelete="CASCADE"), primary_key=True
-    )
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     period: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     # The enterprise's surrogate key, copied here so an evaluation reads facts without a join.
     enterprise_id: Mapped[int] = mapped_column(BigInteger)
-    import_id: Mapped[uuid.UUID | None] = mapped_column(UUID, ForeignKey("imports.id"))
+    import_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     locals().update(_fact_columns())

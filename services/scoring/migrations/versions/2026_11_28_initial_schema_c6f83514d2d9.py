@@ -200,15 +200,6 @@ def upgrade() -> None:
         sa.Column("major_incident", sa.Boolean(), nullable=True),
         sa.Column("qualifications", sa.ARRAY(sa.Text()), server_default="{}", nullable=False),
         sa.Column("negative_flags", sa.ARRAY(sa.Text()), server_default="{}", nullable=False),
-        sa.ForeignKeyConstraint(
-            ["import_id"], ["scoring.imports.id"], name=op.f("fk_facts_import_id_imports")
-        ),
-        sa.ForeignKeyConstraint(
-            ["uscc"],
-            ["scoring.enterprises.uscc"],
-            name=op.f("fk_facts_uscc_enterprises"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("uscc", "period", name=op.f("pk_facts")),
         schema="scoring",
     )
