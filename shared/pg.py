@@ -47,3 +47,27 @@ def resolve_database_url(configured: str | None, var_dir: Path) -> str:
 
         return asyncpg_url(configured)
     return embedded_url(var_dir / "pgdata")
+
+
+def stop_embedded(data_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the embedded server of `data_dir` (fast shutdown); False if none was running."""
+    import os
+    import signal
+    import time
+
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown: roll back, then stop.
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
