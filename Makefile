@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= 5036
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway config-docs clean
+.PHONY: help install run test reliability lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway bench-load config-docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ run: $(STAMP) ## The whole platform with demo data (embedded PostgreSQL unless D
 
 test: $(STAMP) ## The test suite against real PostgreSQL (TEST_DATABASE_URL or embedded)
 	$(BIN)/python -m pytest -q
+
+reliability: $(STAMP) ## Contract fuzzing, faults and security against the platform as real processes
+	$(BIN)/python -m pytest -q tests/reliability
 
 lint: $(STAMP) ## ruff check + format check + mypy strict
 	$(BIN)/ruff check .
@@ -53,6 +56,9 @@ bench-policy: $(STAMP) ## Policy matching for 5,036 and 1,000,000 enterprises
 
 bench-gateway: $(STAMP) ## Gateway overhead against direct calls (needs wrk)
 	$(BIN)/python -m scripts.bench_gateway
+
+bench-load: $(STAMP) ## A realistic mix through the gateway with locust: throughput, p50/p99 per route
+	$(BIN)/python -m scripts.bench_load
 
 config-docs: $(STAMP) ## Regenerate docs/configuration.md from the settings classes
 	$(BIN)/python -m scripts.config_reference

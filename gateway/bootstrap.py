@@ -23,7 +23,7 @@ from shared.db import create_engine, create_sessionmaker
 
 DEMO_BANKS = {
     "icbc-binjiang": "ICBC Binjiang (工商银行滨江支行)",
-    "hzunited-binjiang": "Hangzhou United Bank Binjiang (杭州联合银行滨江支行)",
+    "hzub-binjiang": "Hangzhou United Bank Binjiang (杭州联合银行滨江支行)",
     "hzbank-binjiang": "Bank of Hangzhou Binjiang (杭州银行滨江支行)",
 }
 GOVERNMENT_CLIENT = "gov-portal"

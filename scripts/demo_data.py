@@ -21,13 +21,16 @@ DEMO_SEED = 20200908
 PERIODS = (2024, 2025)
 
 
-def prepare_demo_files(var: Path) -> None:
+def prepare_demo_files(var: Path, size: int = DEMO_SIZE) -> None:
+    """`size` is smaller for the reliability suite, which needs a population, not the pilot's."""
     demo_dir = var / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
-    marker = demo_dir / f"ready-{DEMO_SIZE}-{DEMO_SEED}"
+    marker = demo_dir / f"ready-{size}-{DEMO_SEED}"
     if marker.exists():
         return
-    data = generate(DEMO_SIZE, seed=DEMO_SEED, periods=PERIODS)
+    for stale in demo_dir.glob("ready-*"):
+        stale.unlink()  # the files below are rewritten for this size
+    data = generate(size, seed=DEMO_SEED, periods=PERIODS)
     for period in PERIODS:
         write_csv(data, period, demo_dir / f"facts-{period}.csv", legal_rep=True)
     enterprises = [

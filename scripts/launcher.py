@@ -24,7 +24,8 @@ from scripts.components import COMPONENTS, Component
 
 HOST = "127.0.0.1"
 BANK_SIMULATOR_PORT = 8090
-BANK_IDS = ("icbc-binjiang", "hzunited-binjiang", "hzbank-binjiang")
+# The ids of the banks the credit service seeds (its data migration).
+BANK_IDS = ("icbc-binjiang", "hzub-binjiang", "hzbank-binjiang")
 
 
 @dataclass
@@ -57,10 +58,12 @@ class Launcher:
     def bank_webhook_secrets(self) -> dict[str, str]:
         """Per-bank webhook secrets (Standard Webhooks `whsec_` form), made once and kept."""
         path = self.var / "bank-webhooks.json"
-        if path.exists():
-            secrets: dict[str, str] = json.loads(path.read_text())
+        secrets: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        if all(bank in secrets for bank in BANK_IDS):
             return secrets
-        secrets = {bank: "whsec_" + base64.b64encode(os.urandom(24)).decode() for bank in BANK_IDS}
+        # A file from before a bank was added (or renamed) gets the missing secrets only.
+        for bank in BANK_IDS:
+            secrets.setdefault(bank, "whsec_" + base64.b64encode(os.urandom(24)).decode())
         path.write_text(json.dumps(secrets))
         path.chmod(0o600)
         return secrets

@@ -218,10 +218,64 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, body)
 
 
+def _unstorable_input(exc: BaseException) -> bool:
+    """A value the database cannot take as given: an integer beyond its column's range
+    (asyncpg refuses to encode the argument) or text PostgreSQL cannot hold (NUL bytes,
+    unpaired surrogates)."""
+    import asyncpg.exceptions as pg
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, pg.UntranslatableCharacterError | pg.CharacterNotInRepertoireError):
+            return True
+        # asyncpg's own argument check; a TypeError under it would be our bug, not input.
+        if type(cause) is pg.DataError and isinstance(cause.__cause__, OverflowError):
+            return True
+        cause = getattr(cause, "orig", None) or cause.__cause__
+    return False
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    """The database is down, restarting or cut the connection: nothing the request did."""
+    import asyncpg.exceptions as pg
+    from sqlalchemy.exc import DBAPIError
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, OSError | pg.PostgresConnectionError | pg.OperatorInterventionError):
+            return True
+        cause = getattr(cause, "orig", None) or cause.__cause__
+    return False
+
+
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Found by the reliability suite. While PostgreSQL restarts, requests failed as 500
+    # "unhandled error" and, re-raised to the server, also cost the caller its connection:
+    # a 503 problem tells it to come back shortly. Values the database cannot store (found
+    # by contract fuzzing: they came back as 500s) are the caller's mistake: 422. Anything
+    # else stays a 500.
+    if _database_unreachable(exc):
+        log.warning("database unreachable", path=request.url.path, error=repr(exc)[:200])
+        problem = ServiceUnavailable("The database is unreachable; try again shortly")
+        return problem_response(503, problem.body(request.url.path), {"Retry-After": "1"})
+    if not _unstorable_input(exc):
+        return await _unexpected_handler(request, exc)
+    log.warning("unstorable input", path=request.url.path, error=str(exc).splitlines()[0])
+    body = Unprocessable("A value is out of range or holds characters that cannot be stored")
+    return problem_response(422, body.body(request.url.path))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    from sqlalchemy.exc import DBAPIError
+
     app.add_exception_handler(ProblemError, _problem_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(DBAPIError, _database_error_handler)
+    # asyncpg's connect raises these unwrapped when the server (or its socket) is gone.
+    app.add_exception_handler(OSError, _database_error_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
 

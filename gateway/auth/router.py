@@ -212,6 +212,8 @@ def _safe_goto(goto: str | None, default: str) -> str:
     f"{_AUTH_PATH}/esso/login",
     summary="Browsers: start an enterprise-code login (redirects to the provider)",
     status_code=302,
+    # A redirect has no body: without this the document promises JSON.
+    response_class=RedirectResponse,
     responses={302: {"description": "To the enterprise-code provider"}, **problem_responses(400)},
 )
 async def esso_login(
@@ -243,6 +245,8 @@ async def esso_login(
     f"{_AUTH_PATH}/esso/callback",
     summary="Browsers: the provider's callback; sets the session cookies",
     status_code=303,
+    # A redirect has no body: without this the document promises JSON.
+    response_class=RedirectResponse,
     responses={303: {"description": "To `goto`"}, **problem_responses(400, 401, 403, 502, 503)},
 )
 async def esso_callback(

@@ -20,7 +20,7 @@ async def test_seed_is_idempotent_and_written_privately(gw: Gateway) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert {b["bank_id"] for b in first["banks"]} == {
         "icbc-binjiang",
-        "hzunited-binjiang",
+        "hzub-binjiang",
         "hzbank-binjiang",
     }
     assert set(first["services"]) == {"credit", "policy"}

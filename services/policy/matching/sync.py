@@ -96,7 +96,9 @@ async def store_evaluation(
     """Replace the population with this run's enterprises (items in scoring's bulk shape)."""
     conn = await raw_connection(session)
     await conn.execute("DELETE FROM policy.evaluations")
-    await conn.execute("TRUNCATE policy.enterprise_facts")
+    # DELETE, not TRUNCATE: TRUNCATE's exclusive lock here plus the one recompute() takes on
+    # matches deadlocked with readers joining the two tables (GET /v1/pools answered 500).
+    await conn.execute("DELETE FROM policy.enterprise_facts")
     evaluation = Evaluation(
         run_id=run_id,
         period=period,

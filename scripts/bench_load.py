@@ -1,0 +1,146 @@
+"""`make bench-load`: a realistic mix through the gateway of the assembled platform.
+
+The platform runs as real processes on 127.0.0.1 (port offset 20000) with its own embedded
+PostgreSQL under var/bench-load and the full demo population (5,036 enterprises, 2024 and
+2025) loaded through the gateway. Enterprises log in through the identity provider, some
+apply to each bank (so the banks have applications and consented approved amounts to
+query), then locust (headless) drives mini-app dashboards and score lookups, bank queries and
+government rankings for a bounded time. Prints throughput, p50/p99 per route and errors as a
+table for BENCHMARKS.md; exits non-zero on any error.
+
+Rate limits are raised for the load principals through the gateway's configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from scripts.assembled import Assembled, start_assembled
+from scripts.demo_data import DEMO_SIZE
+
+VAR = Path("var/bench-load")
+PRODUCTS = {
+    "icbc-binjiang": "6f1c3a52-6a43-5a0e-9a4e-1c2b3d4e5f01",
+    "hzub-binjiang": "6f1c3a52-6a43-5a0e-9a4e-1c2b3d4e5f02",
+    "hzbank-binjiang": "6f1c3a52-6a43-5a0e-9a4e-1c2b3d4e5f03",
+}
+
+
+def principals(p: Assembled, enterprises: int) -> dict[str, object]:
+    usccs = p.scored_enterprises(enterprises)
+    logged_in = [{"uscc": u, "token": p.enterprise_token(u)} for u in usccs]
+    banks = []
+    for i, (bank_id, product) in enumerate(PRODUCTS.items()):
+        applicants = []
+        for e in logged_in[i::3][:10]:
+            r = httpx.post(
+                f"{p.gateway}/v1/credit/applications",
+                json={"product_id": product, "amount": 100_000},
+                headers={
+                    "Authorization": f"Bearer {e['token']}",
+                    "Idempotency-Key": f"bench-{uuid.uuid4()}",
+                },
+                timeout=30,
+            )
+            r.raise_for_status()
+            applicants.append(str(e["uscc"]))
+        banks.append({"bank_id": bank_id, "token": p.bank_token(bank_id), "applicants": applicants})
+    return {"government": p.government_token(), "banks": banks, "enterprises": logged_in}
+
+
+def run_locust(host: str, users: int, seconds: int, prefix: Path, principals_file: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(Path(__file__).with_name("locustfile.py")),
+        "--headless",
+        "--host",
+        host,
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(max(1, users // 2)),
+        "--run-time",
+        f"{seconds}s",
+        "--stop-timeout",
+        "5",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
+    env = {**os.environ, "BENCH_LOAD_PRINCIPALS": str(principals_file)}
+    # locust's exit code is 1 on any failure; the table below reports them either way.
+    subprocess.run(cmd, env=env, check=False, timeout=seconds + 60)
+
+
+def table(stats_csv: Path, seconds: int, users: int) -> tuple[str, int]:
+    rows = list(csv.DictReader(stats_csv.open()))
+    lines = [
+        f"Mix through the gateway, {users} locust users for {seconds} s "
+        f"({os.cpu_count()} cores, {platform.machine()}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end):",
+        "",
+        "| route | requests | req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    errors = 0
+    for row in rows:
+        name = row["Name"] if row["Name"] != "Aggregated" else "**all**"
+        failures = int(row["Failure Count"])
+        if row["Name"] == "Aggregated":
+            errors = failures
+        lines.append(
+            f"| {name} | {row['Request Count']} | {float(row['Requests/s']):.1f} | "
+            f"{row['50%']} | {row['99%']} | {failures} |"
+        )
+    return "\n".join(lines), errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=40)
+    parser.add_argument("--users", type=int, default=24)
+    parser.add_argument("--size", type=int, default=DEMO_SIZE)
+    parser.add_argument("--enterprises", type=int, default=60)
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    p = start_assembled(VAR, size=args.size, port_offset=20000)
+    try:
+        print(f"platform up with {args.size} enterprises in {time.monotonic() - started:.0f} s")
+        principals_file = VAR / "load-principals.json"
+        principals_file.write_text(json.dumps(principals(p, args.enterprises)))
+        principals_file.chmod(0o600)
+        prefix = VAR / "locust"
+        run_locust(p.gateway, args.users, args.seconds, prefix, principals_file)
+        report, errors = table(Path(f"{prefix}_stats.csv"), args.seconds, args.users)
+        print(report)
+        failures = Path(f"{prefix}_failures.csv")
+        if errors and failures.exists():
+            print(failures.read_text())
+        dead = p.launcher.exited()
+        if dead:
+            print(f"stopped during the run: {dead}; see {VAR}/logs")
+    finally:
+        p.close()
+    if errors or dead:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
