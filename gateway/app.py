@@ -89,7 +89,12 @@ def create_app(
             timeout=settings.upstream_timeout,
             connect_timeout=settings.upstream_connect_timeout,
             max_connections=settings.upstream_max_connections,
-            transport=overrides.http_transport or AiohttpTransport(limits=limits),
+            transport=overrides.http_transport
+            or (
+                AiohttpTransport(limits=limits)
+                if settings.upstream_transport == "aiohttp"
+                else httpx.AsyncHTTPTransport(limits=limits)
+            ),
         )
         app.state.upstreams = Upstreams(settings, app.state.upstream_http)
         app.state.esso = EssoClient(

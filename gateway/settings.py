@@ -9,7 +9,7 @@ secret the province assigns.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from limits import parse_many
 from pydantic import Field, SecretStr, model_validator
@@ -38,6 +38,9 @@ class GatewaySettings(ComponentSettings):
     # Per-upstream read timeouts, e.g. GATEWAY_UPSTREAM_TIMEOUTS='{"scoring": 30}'.
     upstream_timeouts: dict[str, float] = Field(default_factory=dict)
     upstream_max_connections: int = 200
+    # "aiohttp" (the default) or httpx's own pool, kept selectable so the benchmark can show
+    # the difference (encode/httpx issue 3215) on the machine at hand.
+    upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     # Extra attempts for idempotent methods after a connection-level failure.
     upstream_retries: int = 1
     max_body_bytes: int = 64 * 1024 * 1024

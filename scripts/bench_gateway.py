@@ -225,6 +225,12 @@ def main() -> None:
     parser.add_argument("--moderate", type=int, default=4, help="connections at moderate load")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs per side")
     parser.add_argument("--size", type=int, default=300, help="enterprises in the cohort")
+    parser.add_argument(
+        "--transport",
+        choices=["aiohttp", "httpx"],
+        default="aiohttp",
+        help="the gateway's upstream transport (httpx: its own pool, for comparison)",
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
 
@@ -262,6 +268,7 @@ def main() -> None:
             "GATEWAY_LOG_LEVEL": "WARNING",
             # The benchmark measures the path, not the throttle.
             "GATEWAY_RATE_LIMIT_CLIENT": "1000000/second",
+            "GATEWAY_UPSTREAM_TRANSPORT": args.transport,
         }
         procs.append(
             start("services.scoring.app:create_app", sp, scoring_env, work / "scoring.log")
@@ -287,7 +294,10 @@ def main() -> None:
             == 200
         )
 
-        print(f"endpoint: GET {path}  ({args.size} scored enterprises, {os.cpu_count()} cores)")
+        print(
+            f"endpoint: GET {path}  ({args.size} scored enterprises, {os.cpu_count()} cores, "
+            f"gateway upstream transport: {args.transport})"
+        )
         load_before = os.getloadavg()[0]
         for url, tok in ((direct_url, direct_token), (via_url, gateway_token)):
             run_wrk(wrk, url, tok, args.connections, 3)  # warm-up: pools, caches, JIT-less paths
