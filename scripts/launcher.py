@@ -105,6 +105,9 @@ class Launcher:
                     "PUBLIC_URL": gateway,
                 }
             )
+            if self.environment == "development":
+                # Every demo login comes from this one machine's address.
+                values["RATE_LIMIT_AUTH"] = "600/minute"
         if comp.name == "idp":
             values["ENTERPRISES_FILE"] = str(self.var / "demo-enterprises.json")
             values["GATEWAY_URL"] = gateway

@@ -20,7 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scripts.demo_data import load_demo_through_gateway, prepare_demo_files
+from scripts.demo_data import (
+    load_demo_through_gateway,
+    prepare_demo_files,
+    simulate_demo_activity,
+)
 from scripts.launcher import Launcher
 from scripts.migrate import migrate_all
 from shared.pg import resolve_database_url
@@ -54,6 +58,7 @@ def main() -> None:
     try:
         started = launcher.start_all()
         load_demo_through_gateway(launcher.url("gateway"), launcher.creds, VAR)
+        simulate_demo_activity(launcher.url("gateway"), launcher.url("idp"), launcher.creds, VAR)
     except BaseException:
         launcher.stop_all()
         raise
