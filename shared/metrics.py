@@ -30,6 +30,11 @@ JOB_DURATION = Histogram(
 )
 FEED_LAG = Gauge("event_feed_lag", "Events not yet consumed", ["component", "feed"])
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox messages not yet delivered", ["component"])
+CIRCUIT_STATE = Gauge(
+    "upstream_circuit_state",
+    "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open",
+    ["component", "upstream"],
+)
 
 
 def _route_template(app: ASGIApp, scope: Scope) -> str:

@@ -13,6 +13,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import structlog
@@ -21,6 +22,7 @@ from purgatory.domain.model import OpenedState
 
 from gateway.settings import UPSTREAMS, GatewaySettings
 from shared.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from shared.metrics import CIRCUIT_STATE
 
 log = structlog.get_logger("gateway.upstreams")
 
@@ -33,6 +35,16 @@ class _UpstreamFailed(Exception):
     def __init__(self, response: httpx.Response | None, problem: Exception | None) -> None:
         self.response = response
         self.problem = problem
+
+
+_STATE_VALUES = {"closed": 0, "half-opened": 1, "opened": 2}
+
+
+def _export_state(name: str, event_name: str, event: Any) -> None:
+    """Purgatory tells every state change; Prometheus gets it as a number per upstream."""
+    if event_name == "state_changed":
+        state = str(getattr(event, "state", "closed"))
+        CIRCUIT_STATE.labels("gateway", name).set(_STATE_VALUES.get(state, 0))
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,9 @@ class Upstreams:
         self.breakers = AsyncCircuitBreakerFactory(
             default_threshold=settings.breaker_threshold, default_ttl=settings.breaker_ttl
         )
+        self.breakers.add_listener(_export_state)
+        for name in UPSTREAMS:
+            CIRCUIT_STATE.labels("gateway", name).set(0)
 
     async def request(
         self,

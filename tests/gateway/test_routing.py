@@ -235,6 +235,9 @@ async def test_upstream_down_is_503_quickly_and_breaker_opens(gw: Gateway) -> No
         assert r.status_code == 503
         assert int(r.headers["retry-after"]) >= 1
         assert "paused" in r.json()["detail"]
+        metrics = (await c.get("/metrics")).text
+    assert 'upstream_circuit_state{component="gateway",upstream="scoring"} 2.0' in metrics
+    assert 'upstream_circuit_state{component="gateway",upstream="credit"} 0.0' in metrics
 
 
 async def test_slow_upstream_is_504(gw: Gateway) -> None:
