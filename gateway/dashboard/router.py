@@ -180,7 +180,16 @@ async def dashboard(request: Request) -> Dashboard:
             deadline,
             settings.dashboard_top_offers,
         ),
-        _part(request, caller, "policy", f"{base}/matches", b"", deadline),
+        # Only what the card shows: the pools it fits or nearly fits (a third of the rules,
+        # and the explanations are built per rule).
+        _part(
+            request,
+            caller,
+            "policy",
+            f"{base}/matches",
+            b"kind=pool&status=eligible&status=near",
+            deadline,
+        ),
         _part(request, caller, "policy", f"{base}/pushes", b"unread=true", deadline),
         _session(request, caller),
     )
