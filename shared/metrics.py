@@ -2,6 +2,11 @@
 
 Labels use the route template (`/v1/enterprises/{uscc}/score`), never the raw path, so an
 enterprise's code never becomes a label and cardinality stays bounded.
+
+The metric types come from prometheus-client; the middleware is ours because it is forty
+lines of pure ASGI (no `BaseHTTPMiddleware` on the hot path) that share one registry with
+the batch-job, feed-lag, outbox and circuit gauges below, where prometheus-fastapi-
+instrumentator would add a dependency and its own registry handling for the same counters.
 """
 
 from __future__ import annotations
