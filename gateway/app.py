@@ -16,6 +16,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from gateway.auth.esso import EssoClient
 from gateway.auth.identity import GATEWAY_AUDIENCE, Identity, RevocationList
+from gateway.bodylimit import BodyLimitMiddleware
 from gateway.proxy.upstreams import Upstreams
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
@@ -124,4 +125,6 @@ def create_app(
         on_startup=[startup],
         on_shutdown=[shutdown],
     )
-    return create_service_app(spec, settings, overrides)
+    app = create_service_app(spec, settings, overrides)
+    app.add_middleware(BodyLimitMiddleware, proxied_max=settings.max_body_bytes)
+    return app

@@ -70,8 +70,13 @@ def rate_limit_key(principal: Principal) -> str:
 def _upstream_path(request: Request, name: str) -> tuple[str, list[str]]:
     raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
     raw = raw.split(b"?", 1)[0]
-    prefix = f"/v1/{name}".encode()
-    rest = raw[len(prefix) :].decode("latin-1")
+    prefix = f"/v1/{name}/".encode()
+    if not raw.startswith(prefix):
+        # The route matched the decoded path; a raw one that differs before the first
+        # segment (`/v1/policy%2Fenterprises/...`) would have us check one path and forward
+        # another.
+        raise BadRequest(f"The path must start /v1/{name}/ as sent, without encoded characters")
+    rest = raw[len(prefix) - 1 :].decode("latin-1")
     segments = [unquote(s) for s in rest.split("/")[1:]]
     # Dot segments could climb out of /v1 to a service's /metrics or /readyz.
     if any(s in (".", "..") or "/" in s or "\\" in s for s in segments):
