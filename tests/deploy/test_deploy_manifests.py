@@ -355,6 +355,14 @@ def test_only_the_gateway_is_reachable_from_outside(
         for path in rule["http"]["paths"]
     }
     assert backends == {"gateway"}
+    # Only the public API is routed: metrics and probes are not for the outside.
+    exposed = {
+        path["path"]
+        for ing in ingresses.values()
+        for rule in ing["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert exposed == {"/v1", "/.well-known", "/docs", "/openapi.json"}
     for service in of_kind(resources, "Service").values():
         assert service["spec"]["type"] == "ClusterIP"
 
