@@ -28,7 +28,7 @@ DEMO_BANKS = {
 }
 GOVERNMENT_CLIENT = "gov-portal"
 GOVERNMENT_SCOPES = ["scoring:read", "scoring:admin", "credit:read", "policy:read", "policy:admin"]
-BANK_SCOPES = ["credit:read", "credit:decide", "scoring:read"]
+BANK_SCOPES = ["credit:read", "credit:decide", "scoring:read", "policy:read"]
 # Which services each of our services reads directly, with a service token.
 SERVICE_AUDIENCES = {"credit": ["scoring", "policy"], "policy": ["scoring", "credit"]}
 CREDENTIALS_FILE = "demo-credentials.json"

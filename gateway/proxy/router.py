@@ -96,6 +96,28 @@ def _first_line_check(principal: Principal, segments: list[str]) -> None:
         raise Forbidden("You may only see your own enterprise's data")
 
 
+# What a client (government portal, bank system) must have been granted, per service: reads
+# need `<service>:read`, changes the service's write scope. Enterprises are bound to their
+# own USCC instead, and each service still checks the principal's kind itself.
+WRITE_SCOPES = {"scoring": "scoring:admin", "policy": "policy:admin", "credit": "credit:decide"}
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class InsufficientScope(Forbidden):
+    slug = "insufficient-scope"
+    title = "The client was not granted this"
+
+
+def _scope_check(principal: Principal, name: str, method: str) -> None:
+    if principal.kind not in (PrincipalKind.GOVERNMENT, PrincipalKind.BANK):
+        return
+    needed = f"{name}:read" if method in READ_METHODS else WRITE_SCOPES[name]
+    if not principal.has_scope(needed):
+        raise InsufficientScope(
+            f"This needs the scope {needed}", required_scope=needed, granted=principal.scopes
+        )
+
+
 def forward_headers(request: Request, token: str) -> dict[str, str]:
     headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
     headers["authorization"] = f"Bearer {token}"
@@ -119,6 +141,7 @@ async def proxy(request: Request, name: str) -> Response:
     )
     await state.limiter.check(limit, rate_limit_key(principal))
     _first_line_check(principal, segments)
+    _scope_check(principal, name, request.method)
     declared = request.headers.get("content-length")
     if (
         declared is not None

@@ -73,3 +73,32 @@ async def test_unauthenticated_auth_bodies_are_bounded(gw: Gateway) -> None:
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
     assert r.status_code == 413, r.text
+
+
+async def test_client_scopes_bound_what_a_client_may_do(gw: Gateway) -> None:
+    """A client that asked for (or was granted) only read scopes cannot change anything."""
+    await gw.platform.start("scoring", "credit")
+    gov = gw.credentials["government"]
+    r = await gw.client_token(gov["client_id"], gov["client_secret"], scope="scoring:read")
+    assert r.status_code == 200, r.text
+    reader = r.json()["access_token"]
+    async with gw.client(reader) as c:
+        assert (await c.get("/v1/scoring/indicators")).status_code == 200
+        denied = await c.post("/v1/scoring/models", json={"version": "9.1"})
+        assert denied.status_code == 403
+        assert denied.json()["required_scope"] == "scoring:admin"
+        assert (await c.get("/v1/policy/policies")).status_code == 403
+    full = await gw.government()
+    async with gw.client(full) as c:
+        r = await c.post("/v1/scoring/models", json={"version": "9.1"})
+        assert r.status_code == 201, r.text
+    bank = next(b for b in gw.credentials["banks"] if b["bank_id"] == "hzbank-binjiang")
+    r = await gw.client_token(bank["client_id"], bank["client_secret"], scope="credit:read")
+    async with gw.client(r.json()["access_token"]) as c:
+        assert (await c.get("/v1/credit/applications")).status_code == 200
+        r = await c.post(
+            "/v1/credit/products",
+            json={"name": "x"},
+        )
+        assert r.status_code == 403
+        assert r.json()["type"].endswith("insufficient-scope")
