@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,8 +51,22 @@ def enterprise_principal(session: LoginSession) -> Principal:
     )
 
 
+# The provider's ssotokens live minutes; a week of memory refuses every replay it would still
+# accept, and keeps the table to a week of logins.
+CONSUMED_MEMORY = timedelta(days=7)
+
+
+async def purge_consumed_ssotokens(db: AsyncSession, older_than: timedelta) -> int:
+    result = await db.execute(
+        delete(ConsumedSsoToken).where(ConsumedSsoToken.consumed_at < func.now() - older_than)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def consume_ssotoken(db: AsyncSession, ssotoken: str) -> None:
     """Refuse an ssotoken seen before; concurrent duplicates wait on the unique key."""
+    if secrets.randbelow(100) == 0:  # now and then, not on every login
+        await purge_consumed_ssotokens(db, CONSUMED_MEMORY)
     inserted = await db.execute(
         insert(ConsumedSsoToken)
         .values(token_hash=digest(ssotoken))

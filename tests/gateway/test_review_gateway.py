@@ -102,3 +102,27 @@ async def test_client_scopes_bound_what_a_client_may_do(gw: Gateway) -> None:
         )
         assert r.status_code == 403
         assert r.json()["type"].endswith("insufficient-scope")
+
+
+async def test_consumed_ssotokens_are_forgotten_after_a_week(gw: Gateway) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from gateway.auth.sessions import purge_consumed_ssotokens
+
+    await gw.login(ENTERPRISE_A["uscc"])
+    await gw.login(ENTERPRISE_A["uscc"])
+    maker = gw.platform.fastapi["gateway"].state.sessionmaker
+    async with maker() as db, db.begin():
+        await db.execute(
+            text(
+                "UPDATE gateway.consumed_ssotokens SET consumed_at = now() - interval '8 days' "
+                "WHERE token_hash = (SELECT min(token_hash) FROM gateway.consumed_ssotokens)"
+            )
+        )
+    async with maker() as db, db.begin():
+        assert await purge_consumed_ssotokens(db, timedelta(days=7)) == 1
+    async with maker() as db:
+        left = await db.scalar(text("SELECT count(*) FROM gateway.consumed_ssotokens"))
+    assert left == 1
