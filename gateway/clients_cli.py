@@ -21,15 +21,19 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from gateway.auth.clients import new_secret, upsert_client
-from gateway.models import Client
+from gateway.auth.identity import client_revocation_id
+from gateway.models import Client, Revocation
 from shared.auth.principal import PrincipalKind
 from shared.db import create_engine, create_sessionmaker
+
+# Longer than any client token lives (GATEWAY_CLIENT_TOKEN_TTL, 10 minutes by default).
+REVOCATION_HORIZON = timedelta(days=1)
 
 
 async def run(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -75,6 +79,13 @@ async def run(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
                 return {"client_id": args.client_id, "client_secret": secret}
             if existing is None:
                 raise SystemExit(f"no client {args.client_id}")
+            # Tokens the client already holds end too, on every gateway replica's next poll.
+            db.add(
+                Revocation(
+                    token_id=client_revocation_id(existing.client_id),
+                    expires_at=datetime.now(UTC) + REVOCATION_HORIZON,
+                )
+            )
             if args.command == "rotate":
                 secret = new_secret()
                 await upsert_client(

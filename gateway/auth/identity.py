@@ -12,6 +12,8 @@ memory, and a background poll picks up those revoked by other replicas every few
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.models import Revocation
-from shared.auth.principal import Principal
+from shared.auth.principal import Principal, PrincipalKind
 from shared.auth.tokens import TokenIssuer, TokenVerifier
 from shared.errors import Forbidden, Unauthorized
 
@@ -56,13 +58,42 @@ class Caller:
         return float(self.claims["exp"])
 
 
+CLIENT_PREFIX = "client:"
+
+
+def client_key(client_id: str) -> str:
+    # Client ids are up to 64 characters; the revocation key must fit beside a nonce.
+    return hashlib.sha256(client_id.encode()).hexdigest()[:24]
+
+
+def client_revocation_id(client_id: str) -> str:
+    """A revocation row that ends every token the client got before now (disable, rotate)."""
+    return f"{CLIENT_PREFIX}{client_key(client_id)}:{secrets.token_hex(8)}"
+
+
 class RevocationList:
     def __init__(self) -> None:
         self._revoked: dict[str, float] = {}
+        # Client key -> (tokens issued before this second are refused, until when to remember).
+        self._clients: dict[str, tuple[int, float]] = {}
         self._since = datetime.fromtimestamp(0, UTC)
 
     def is_revoked(self, *ids: str | None) -> bool:
         return any(i is not None and i in self._revoked for i in ids)
+
+    def client_token_revoked(self, client_id: str, issued_at: object) -> bool:
+        entry = self._clients.get(client_key(client_id))
+        if entry is None:
+            return False
+        # Whole seconds: a token issued in the second of a rotation, after it, stays valid.
+        return not isinstance(issued_at, int) or issued_at < entry[0]
+
+    def _add_client(self, token_id: str, revoked_at: datetime, expires_at: float) -> None:
+        key = token_id[len(CLIENT_PREFIX) :].split(":", 1)[0]
+        second = int(revoked_at.timestamp())
+        previous = self._clients.get(key)
+        if previous is None or previous[0] < second:
+            self._clients[key] = (second, expires_at)
 
     def add(self, token_id: str, expires_at: float) -> None:
         self._revoked[token_id] = expires_at
@@ -88,10 +119,15 @@ class RevocationList:
                 )
             )
             for token_id, expires_at, revoked_at in rows:
-                self._revoked[token_id] = expires_at.timestamp()
+                if token_id.startswith(CLIENT_PREFIX):
+                    self._add_client(token_id, revoked_at, expires_at.timestamp())
+                else:
+                    self._revoked[token_id] = expires_at.timestamp()
                 self._since = max(self._since, revoked_at)
         for token_id in [k for k, exp in self._revoked.items() if exp < now]:
             del self._revoked[token_id]
+        for key in [k for k, (_, exp) in self._clients.items() if exp < now]:
+            del self._clients[key]
 
     async def run(self, maker: async_sessionmaker[AsyncSession], every: float) -> None:
         while True:
@@ -157,6 +193,10 @@ class Identity:
             caller = Caller(caller.principal, caller.claims, via_cookie)
         if self.revocations.is_revoked(caller.session_id, caller.token_id):
             raise Unauthorized("This session has ended; log in again")
+        if caller.principal.kind is not PrincipalKind.ENTERPRISE and (
+            self.revocations.client_token_revoked(caller.principal.sub, caller.claims.get("iat"))
+        ):
+            raise Unauthorized("This client's tokens were revoked; get a new one")
         if via_cookie and request.method in _UNSAFE:
             _check_same_origin(request)
         return caller

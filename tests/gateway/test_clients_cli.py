@@ -3,6 +3,7 @@ new secret, a disabled one not at all."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,23 @@ from tests.platform import Platform
 
 async def call(database_url: str, *argv: str) -> dict[str, Any]:
     return await clients_cli.run(database_url, clients_cli.parser().parse_args(list(argv)))
+
+
+async def access_token(platform: Platform, client_id: str, secret: str) -> str:
+    async with platform.client("gateway") as c:
+        r = await c.post(
+            "/v1/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret),
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+
+async def use(platform: Platform, access: str) -> int:
+    async with platform.client("gateway") as c:
+        r = await c.get("/v1/me", headers={"Authorization": f"Bearer {access}"})
+        return r.status_code
 
 
 async def token(platform: Platform, client_id: str, secret: str) -> int:
@@ -46,7 +64,15 @@ async def test_create_rotate_disable(platform: Platform, database_url: str, var_
         "credit:decide",
     )
     assert await token(platform, "bank-test", created["client_secret"]) == 200
+    held = await access_token(platform, "bank-test", created["client_secret"])
+    assert await use(platform, held) == 200
+    await asyncio.sleep(1.1)  # revocation works in whole seconds of issue time
     rotated = await call(database_url, "rotate", "bank-test")
+    state = platform.fastapi["gateway"].state
+    await state.identity.revocations.poll(state.sessionmaker)
+    assert await use(platform, held) == 401, "a token from before the rotation still worked"
+    fresh = await access_token(platform, "bank-test", rotated["client_secret"])
+    assert await use(platform, fresh) == 200
     assert rotated["client_secret"] != created["client_secret"]
     assert await token(platform, "bank-test", created["client_secret"]) == 401
     assert await token(platform, "bank-test", rotated["client_secret"]) == 200
