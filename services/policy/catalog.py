@@ -830,7 +830,9 @@ _JRB = "杭州高新区(滨江)金融服务中心"
 _FGJ = "杭州高新区(滨江)发展和改革局"
 
 _FROM = date(2025, 1, 1)
-_TO = date(2027, 12, 31)
+# Illustrative policies run until revoked: a fixed end date would silently empty the demo
+# (expired policies are no longer matched) the year after it was written.
+_TO: date | None = None
 
 
 def _holds(cid: str, tags: Threshold, label: str, clause: str) -> Criterion:

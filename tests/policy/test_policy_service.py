@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from services.policy.matching.service import recompute
 from shared.errors import UpstreamError
-from tests.policy.conftest import PolicyWorld, item, usccs
-from tests.scoring_fixtures import evaluate_and_publish
+from tests.policy.conftest import DEMO_SEED, DEMO_SIZE, PolicyWorld, item, usccs
+from tests.scoring_fixtures import demo, evaluate_and_publish
 
 PROBLEM = "application/problem+json"
 GROWTH_STAR_ELIGIBLE = "rule_key = 'policy:growth_star' AND status = 0"
@@ -23,7 +23,7 @@ DRAFT: dict[str, Any] = {
     "summary_zh": "对创新积分较高的成长期企业给予奖励。",
     "benefits": [{"kind": "reward", "description_zh": "奖励20万元", "amount_wan": 20}],
     "valid_from": "2026-01-01",
-    "valid_to": "2026-12-31",
+    "valid_to": "2099-12-31",
     "pools": ["hnte"],
     "criteria": {
         "kind": "all",
@@ -453,3 +453,20 @@ async def test_authorization(world: PolicyWorld) -> None:
         assert (await gov.get(f"/v1/enterprises/{a}/pushes")).status_code == 200
         r = await gov.get(f"/v1/policies/{pid}")
         assert r.json()["status"] == "draft"  # nothing the others tried took effect
+
+
+async def test_a_lapsed_policy_is_no_longer_matched(world: PolicyWorld) -> None:
+    from datetime import date, timedelta
+
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    lapsed = dict(DRAFT, code="lapsed_star", valid_from="2020-01-01", valid_to=yesterday)
+    uscc = str(demo(DEMO_SIZE, DEMO_SEED).uscc[0])
+    async with world.government() as gov:
+        r = await gov.post("/v1/policies", json=lapsed)
+        assert r.status_code == 201, r.text
+        r = await gov.post(f"/v1/policies/{r.json()['id']}/publish")
+        assert r.status_code == 200, r.text
+        items = (await gov.get(f"/v1/enterprises/{uscc}/matches")).json()["items"]
+    codes = {m["code"] for m in items}
+    assert "lapsed_star" not in codes
+    assert any(m["kind"] == "policy" for m in items), "policies in force are still matched"

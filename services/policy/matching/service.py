@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.common import raw_connection
@@ -87,7 +87,11 @@ def compiled(rule: dict[str, Any]) -> tuple[CompiledRule, tuple[str, ...]]:
 
 
 async def active_rules(session: AsyncSession) -> list[ActiveRule]:
-    """Every pool, then every published policy version, in a stable order."""
+    """Every pool, then every published policy version in force today, in a stable order.
+
+    A policy outside its validity period is not matched (nor pushed) even while published:
+    staff need not archive it on the day it lapses.
+    """
     out: list[ActiveRule] = []
     pools = await session.scalars(select(CultivationPool).order_by(CultivationPool.position))
     for pool in pools:
@@ -98,7 +102,11 @@ async def active_rules(session: AsyncSession) -> list[ActiveRule]:
     rows = await session.execute(
         select(Policy, PolicyVersion)
         .join(PolicyVersion, PolicyVersion.policy_id == Policy.id)
-        .where(PolicyVersion.status == "published")
+        .where(
+            PolicyVersion.status == "published",
+            PolicyVersion.valid_from <= func.current_date(),
+            or_(PolicyVersion.valid_to.is_(None), PolicyVersion.valid_to >= func.current_date()),
+        )
         .order_by(Policy.code)
     )
     for policy, version in rows.tuples():
