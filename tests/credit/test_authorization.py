@@ -142,3 +142,33 @@ async def test_government_reads_everything_and_changes_nothing(world: CreditWorl
         assert r.status_code == 403
         r = await gov.post(f"/v1/products/{SEEDED_PRODUCTS[ICBC]}/withdraw")
         assert r.status_code == 403
+
+
+async def test_consent_can_be_withdrawn_unless_an_application_relies_on_it(
+    world: CreditWorld,
+) -> None:
+    e = (await world.eligible())[0]
+    url = f"/v1/enterprises/{e['uscc']}/approved-amounts"
+    async with world.enterprise(e["uscc"]) as c:
+        assert (await c.post("/v1/consents", json={"bank_id": HZBANK})).status_code == 201
+    async with world.bank(HZBANK) as bank:
+        assert (await bank.get(url)).status_code == 200
+    async with world.enterprise(e["uscc"]) as c:
+        assert (await c.delete(f"/v1/consents/{HZBANK}")).status_code == 204
+        assert (await c.delete(f"/v1/consents/{HZBANK}")).status_code == 404
+        assert (await c.get("/v1/consents")).json()["items"] == []
+    async with world.bank(HZBANK) as bank:
+        assert (await bank.get(url)).status_code == 403
+    # Applying consents again; while that application is open, consent stays.
+    aid = await _submitted(world, e["uscc"], HZBANK)
+    async with world.enterprise(e["uscc"]) as c:
+        r = await c.delete(f"/v1/consents/{HZBANK}")
+        assert r.status_code == 409
+        assert r.json()["application_id"] == aid
+        assert (await c.post(f"/v1/applications/{aid}/withdraw")).status_code == 200
+        assert (await c.delete(f"/v1/consents/{HZBANK}")).status_code == 204
+    async with world.bank(HZBANK) as bank:
+        assert (await bank.get(url)).status_code == 403
+    # Nobody else can withdraw it for the enterprise.
+    async with world.bank(HZBANK) as bank:
+        assert (await bank.delete(f"/v1/consents/{HZBANK}")).status_code == 403
