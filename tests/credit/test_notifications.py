@@ -133,3 +133,23 @@ def test_backoff_grows_and_is_capped() -> None:
     waits = [backoff(n, s) for n in range(1, 10)]
     assert 2 <= waits[0] <= 2.4 and 4 <= waits[1] <= 4.8
     assert all(w <= 72 for w in waits) and waits[-1] >= 60
+
+
+async def test_a_delivery_interrupted_mid_send_is_retried_after_its_lease(
+    world: CreditWorld,
+) -> None:
+    from services.credit.notifications.dispatcher import _claim
+
+    e = (await world.eligible())[0]
+    await _apply(world, e["uscc"])
+    # A round claims the message, then its process dies before recording anything.
+    async with world.app.state.sessionmaker() as session, session.begin():
+        claimed = await _claim(session, world.app.state.settings)
+    assert len(claimed) == 1
+    # Leased: no other round (or replica) sends it meanwhile.
+    assert (await world.deliver()).attempted == 0
+    # Once the lease has run out, it is due again and delivered.
+    await _make_due(world)
+    report = await world.deliver()
+    assert (report.attempted, report.delivered) == (1, 1)
+    assert len(_inbox(world, ICBC).received) == 1

@@ -1,10 +1,11 @@
 """Delivering the outbox to bank systems as Standard Webhooks (HMAC-SHA256 signed).
 
-Each round claims due messages with FOR UPDATE SKIP LOCKED (replicas never send the same
-message at once), posts each to its bank's URL, logs every attempt, and on failure schedules
-the next try with capped exponential backoff and jitter. Retries are rows in the database,
-not an in-process retry loop, so they survive restarts. A bank receives a message at least
-once; `webhook-id` lets it drop duplicates.
+Each round claims due messages with FOR UPDATE SKIP LOCKED and leases them (replicas never
+send the same message at once, and a process that dies mid-send leaves them due again once
+the lease runs out), posts each to its bank's URL with no transaction open, logs every
+attempt, and on failure schedules the next try with capped exponential backoff and jitter.
+Retries are rows in the database, not an in-process retry loop, so they survive restarts.
+A bank receives a message at least once; `webhook-id` lets it drop duplicates.
 """
 
 from __future__ import annotations
@@ -87,65 +88,96 @@ async def _send(
     return resp.status_code, f"HTTP {resp.status_code}: {resp.text[:200]}", url
 
 
-async def deliver_once(
-    session: AsyncSession, http: httpx.AsyncClient, settings: CreditSettings
-) -> DeliveryReport:
-    banks = list(settings.bank_webhooks)
-    if not banks:
-        return DeliveryReport(0, 0, 0, 0)
-    due = await session.scalars(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.delivered_at.is_(None),
-            OutboxMessage.failed_at.is_(None),
-            OutboxMessage.next_attempt_at <= func.now(),
-            OutboxMessage.bank_id.in_(banks),
+# A claimed message is leased for this long past the send timeout: if the process dies while
+# posting, the message becomes due again and another round (or replica) retries it.
+LEASE_MARGIN = timedelta(seconds=30)
+
+
+async def _claim(session: AsyncSession, settings: CreditSettings) -> list[OutboxMessage]:
+    """Take due messages for this round and lease them, in one short transaction."""
+    due = list(
+        await session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                OutboxMessage.next_attempt_at <= func.now(),
+                OutboxMessage.bank_id.in_(list(settings.bank_webhooks)),
+            )
+            .order_by(OutboxMessage.id)
+            .limit(settings.outbox_batch)
+            .with_for_update(skip_locked=True)
         )
-        .order_by(OutboxMessage.id)
-        .limit(settings.outbox_batch)
-        .with_for_update(skip_locked=True)
     )
-    delivered = failed = gave_up = attempted = 0
-    for message in list(due):
-        attempted += 1
+    lease_until = datetime.now(UTC) + timedelta(seconds=settings.webhook_timeout) + LEASE_MARGIN
+    for message in due:
+        message.next_attempt_at = lease_until
+    await session.flush()
+    return due
+
+
+async def deliver_once(
+    maker: async_sessionmaker[AsyncSession], http: httpx.AsyncClient, settings: CreditSettings
+) -> DeliveryReport:
+    """Claim (short transaction), post with no transaction open, record (short transaction).
+
+    Posting inside the claiming transaction would hold row locks and a pooled connection for
+    as long as the slowest bank takes to answer.
+    """
+    if not settings.bank_webhooks:
+        return DeliveryReport(0, 0, 0, 0)
+    async with maker() as session, session.begin():
+        claimed = await _claim(session, settings)
+        session.expunge_all()
+    results = []
+    for message in claimed:
         started = time.perf_counter()
         status, error, url = await _send(http, settings, message)
-        message.attempts += 1
-        session.add(
-            WebhookDelivery(
-                message_id=message.id,
-                bank_id=message.bank_id,
-                attempt=message.attempts,
-                url=url,
-                status_code=status,
-                error=error,
-                duration_ms=int((time.perf_counter() - started) * 1000),
+        results.append((message.id, status, error, url, time.perf_counter() - started))
+
+    delivered = failed = gave_up = 0
+    async with maker() as session, session.begin():
+        for message_pk, status, error, url, seconds in results:
+            message = await session.get(OutboxMessage, message_pk, with_for_update=True)
+            assert message is not None
+            message.attempts += 1
+            session.add(
+                WebhookDelivery(
+                    message_id=message.id,
+                    bank_id=message.bank_id,
+                    attempt=message.attempts,
+                    url=url,
+                    status_code=status,
+                    error=error,
+                    duration_ms=int(seconds * 1000),
+                )
             )
-        )
-        now = datetime.now(UTC)
-        if error is None:
-            message.delivered_at = now
-            message.last_error = None
-            delivered += 1
-            continue
-        failed += 1
-        message.last_error = error
-        if message.attempts >= settings.webhook_max_attempts:
-            message.failed_at = now
-            gave_up += 1
-            log.warning("webhook gave up", message_id=message.id, bank_id=message.bank_id)
-        else:
-            message.next_attempt_at = now + timedelta(seconds=backoff(message.attempts, settings))
-    await session.flush()
-    return DeliveryReport(attempted, delivered, failed, gave_up)
+            now = datetime.now(UTC)
+            if error is None:
+                message.delivered_at = now
+                message.last_error = None
+                delivered += 1
+                continue
+            failed += 1
+            message.last_error = error
+            if message.attempts >= settings.webhook_max_attempts:
+                message.failed_at = now
+                gave_up += 1
+                log.warning("webhook gave up", message_id=message.id, bank_id=message.bank_id)
+            else:
+                message.next_attempt_at = now + timedelta(
+                    seconds=backoff(message.attempts, settings)
+                )
+        await session.flush()
+    return DeliveryReport(len(results), delivered, failed, gave_up)
 
 
 async def deliver_outbox(app: FastAPI) -> DeliveryReport:
-    """One delivery round in its own transaction; the background loop and tests call it."""
+    """One delivery round; the background loop and tests call it."""
     settings: CreditSettings = app.state.settings
     maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
-    async with maker() as session, session.begin():
-        report = await deliver_once(session, app.state.http, settings)
+    report = await deliver_once(maker, app.state.http, settings)
+    async with maker() as session:
         backlog = await session.scalar(
             select(func.count()).where(
                 OutboxMessage.delivered_at.is_(None),
