@@ -175,7 +175,7 @@ async def test_one_trace_from_the_gateway_through_the_service_to_the_database(
     await platform.start("scoring", "gateway")
     exporter.clear()
 
-    async with platform.client("gateway", "government") as c:
+    async with platform.client("gateway", "government", scopes=["scoring:read"]) as c:
         r = await c.get("/v1/scoring/models")
     assert r.status_code == 200, r.text
 
