@@ -36,20 +36,17 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import schema_metadata
+from shared.feed import ConsumerCursorMixin
 
 
 class Base(DeclarativeBase):
     metadata = schema_metadata("policy")
 
 
-class ConsumerCursor(Base):
+class ConsumerCursor(ConsumerCursorMixin, Base):
     """How far this service has read another service's event feed."""
 
     __tablename__ = "consumer_cursors"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    position: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Evaluation(Base):

@@ -11,19 +11,18 @@ from __future__ import annotations
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import delete, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.credit.common import raw_connection
 from services.credit.lines.service import current_evaluation, recompute_lines
 from services.credit.models import ConsumerCursor, EnterpriseScore, Evaluation
 from services.credit.settings import CreditSettings
+from shared.feed import advance_cursor, lock_cursor
 from shared.metrics import FEED_LAG
 from shared.service_client import ServiceClient
 
@@ -60,18 +59,11 @@ def ScoringClient(app: FastAPI) -> ServiceClient:
 
 
 async def _cursor(session: AsyncSession) -> int:
-    await session.execute(
-        insert(ConsumerCursor).values(name=CURSOR, position=0).on_conflict_do_nothing()
-    )
-    stmt = select(ConsumerCursor).where(ConsumerCursor.name == CURSOR).with_for_update()
-    return (await session.scalars(stmt)).one().position
+    return await lock_cursor(session, ConsumerCursor, CURSOR)
 
 
 async def _advance(session: AsyncSession, position: int) -> None:
-    cursor = await session.get(ConsumerCursor, CURSOR)
-    assert cursor is not None
-    cursor.position = position
-    cursor.updated_at = datetime.now(UTC)
+    await advance_cursor(session, ConsumerCursor, CURSOR, position)
 
 
 def _record(run_id: uuid.UUID, item: dict[str, Any]) -> tuple[Any, ...]:

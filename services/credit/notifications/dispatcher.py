@@ -138,14 +138,14 @@ async def deliver_once(
     delivered = failed = gave_up = 0
     async with maker() as session, session.begin():
         for message_pk, status, error, url, seconds in results:
-            message = await session.get(OutboxMessage, message_pk, with_for_update=True)
-            assert message is not None
-            message.attempts += 1
+            row = await session.get(OutboxMessage, message_pk, with_for_update=True)
+            assert row is not None
+            row.attempts += 1
             session.add(
                 WebhookDelivery(
-                    message_id=message.id,
-                    bank_id=message.bank_id,
-                    attempt=message.attempts,
+                    message_id=row.id,
+                    bank_id=row.bank_id,
+                    attempt=row.attempts,
                     url=url,
                     status_code=status,
                     error=error,
@@ -154,20 +154,18 @@ async def deliver_once(
             )
             now = datetime.now(UTC)
             if error is None:
-                message.delivered_at = now
-                message.last_error = None
+                row.delivered_at = now
+                row.last_error = None
                 delivered += 1
                 continue
             failed += 1
-            message.last_error = error
-            if message.attempts >= settings.webhook_max_attempts:
-                message.failed_at = now
+            row.last_error = error
+            if row.attempts >= settings.webhook_max_attempts:
+                row.failed_at = now
                 gave_up += 1
-                log.warning("webhook gave up", message_id=message.id, bank_id=message.bank_id)
+                log.warning("webhook gave up", message_id=row.id, bank_id=row.bank_id)
             else:
-                message.next_attempt_at = now + timedelta(
-                    seconds=backoff(message.attempts, settings)
-                )
+                row.next_attempt_at = now + timedelta(seconds=backoff(row.attempts, settings))
         await session.flush()
     return DeliveryReport(len(results), delivered, failed, gave_up)
 

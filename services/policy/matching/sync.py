@@ -12,13 +12,11 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.policy.common import raw_connection
@@ -26,6 +24,7 @@ from services.policy.criteria import FACTS, FactError, coerce_facts
 from services.policy.matching.service import current_evaluation, lock, recompute
 from services.policy.models import ConsumerCursor, Evaluation
 from services.policy.settings import PolicySettings
+from shared.feed import advance_cursor, lock_cursor
 from shared.metrics import FEED_LAG
 from shared.service_client import ServiceClient
 
@@ -142,18 +141,11 @@ async def _copy_facts(conn: Any, run_id: uuid.UUID, items: Iterable[Mapping[str,
 
 
 async def _cursor(session: AsyncSession) -> int:
-    await session.execute(
-        insert(ConsumerCursor).values(name=CURSOR, position=0).on_conflict_do_nothing()
-    )
-    stmt = select(ConsumerCursor).where(ConsumerCursor.name == CURSOR).with_for_update()
-    return (await session.scalars(stmt)).one().position
+    return await lock_cursor(session, ConsumerCursor, CURSOR)
 
 
 async def _advance(session: AsyncSession, position: int) -> None:
-    cursor = await session.get(ConsumerCursor, CURSOR)
-    assert cursor is not None
-    cursor.position = position
-    cursor.updated_at = datetime.now(UTC)
+    await advance_cursor(session, ConsumerCursor, CURSOR, position)
 
 
 async def _score_pages(scoring: ServiceClient, run_id: uuid.UUID) -> list[list[Mapping[str, Any]]]:
