@@ -62,7 +62,10 @@ async def test_score_detail_adds_up_and_explains_itself(published: Platform) -> 
         old = (await me.get(f"/v1/enterprises/{uscc}/score", params={"period": 2024})).json()
         assert old["period"] == 2024
         hist = (await me.get(f"/v1/enterprises/{uscc}/history")).json()
-        assert [h["period"] for h in hist] == [2024, 2025]
+        assert [h["period"] for h in hist["items"]] == [2024, 2025]
+        assert hist["total"] == 2 and hist["next_offset"] is None
+        first = (await me.get(f"/v1/enterprises/{uscc}/history", params={"limit": 1})).json()
+        assert [h["period"] for h in first["items"]] == [2024] and first["next_offset"] == 1
         portrait = (await me.get(f"/v1/enterprises/{uscc}/portrait")).json()
         assert [a["dimension"] for a in portrait["radar"]] == [
             "input",
@@ -155,7 +158,7 @@ async def test_rankings_cohort_stats_and_hidden_champions(published: Platform) -
 async def test_models_are_data_and_immutable_once_published(published: Platform) -> None:
     async with published.client("scoring", "government") as gov:
         models = (await gov.get("/v1/models")).json()
-        assert [m["version"] for m in models] == ["1.0"]
+        assert [m["version"] for m in models["items"]] == ["1.0"] and models["total"] == 1
         body: dict[str, Any] = {"version": "1.1", "description": "more output", "min_cohort": 40}
         r = await gov.post("/v1/models", json=body)
         assert r.status_code == 201, r.text

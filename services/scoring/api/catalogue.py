@@ -43,6 +43,11 @@ async def list_indicators(_: CurrentPrincipal) -> IndicatorList:
     return IndicatorList(items=items, total=len(items))
 
 
-@router.get("/stages", responses=problem_responses(401))
-async def list_stages(_: CurrentPrincipal) -> dict[str, list[str]]:
-    return {"items": [s.value for s in STAGES]}
+class StageList(BaseModel):
+    items: list[str]
+    total: int
+
+
+@router.get("/stages", response_model=StageList, responses=problem_responses(401))
+async def list_stages(_: CurrentPrincipal) -> StageList:
+    return StageList(items=[s.value for s in STAGES], total=len(STAGES))

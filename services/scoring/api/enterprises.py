@@ -308,12 +308,13 @@ async def _history(session: AsyncSession, ent: Enterprise) -> list[HistoryItem]:
 
 @router.get(
     "/enterprises/{uscc}/history",
-    response_model=list[HistoryItem],
-    summary="Scores across all published periods",
+    response_model=Page[HistoryItem],
+    summary="Scores across all published periods, oldest first",
     responses=problem_responses(401, 403, 404),
 )
-async def get_history(uscc: VisibleUSCC, session: DbSession) -> list[HistoryItem]:
-    return await _history(session, await _enterprise(session, uscc))
+async def get_history(uscc: VisibleUSCC, session: DbSession, paging: Paging) -> Page[HistoryItem]:
+    items = await _history(session, await _enterprise(session, uscc))
+    return Page.of(items[paging.offset : paging.offset + paging.limit], len(items), paging)
 
 
 class RadarAxis(BaseModel):

@@ -7,13 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.scoring.model_spec import DEFAULT_MODEL, ModelSpec
 from services.scoring.models import ScoringModel
 from shared.auth.deps import CurrentPrincipal, Government
 from shared.db import CommittingRoute, DbSession
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable, problem_responses
+from shared.errors import Conflict, NotFound, Unprocessable, problem_responses
+from shared.pagination import Page, Paging
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=CommittingRoute)
 
@@ -63,12 +64,16 @@ async def seed_default_model(session: Any) -> None:
         await session.flush()
 
 
-@router.get("", response_model=list[ModelOut], responses=problem_responses(401, 403))
-async def list_models(session: DbSession, principal: CurrentPrincipal) -> list[ModelOut]:
-    if principal.kind.value not in ("government", "service", "enterprise", "bank"):
-        raise Forbidden()
-    rows = await session.scalars(select(ScoringModel).order_by(ScoringModel.created_at))
-    return [_out(m) for m in rows]
+@router.get("", response_model=Page[ModelOut], responses=problem_responses(401, 403))
+async def list_models(session: DbSession, _: CurrentPrincipal, paging: Paging) -> Page[ModelOut]:
+    total = (await session.execute(select(func.count()).select_from(ScoringModel))).scalar_one()
+    rows = await session.scalars(
+        select(ScoringModel)
+        .order_by(ScoringModel.created_at, ScoringModel.version)
+        .limit(paging.limit)
+        .offset(paging.offset)
+    )
+    return Page.of([_out(m) for m in rows], total, paging)
 
 
 @router.get("/{version}", response_model=ModelOut, responses=problem_responses(401, 404))
