@@ -170,7 +170,7 @@ class Assembled:
                     credit.status_code == 200
                     and (credit.json().get("evaluation") or {}).get("period") == period
                     and pools.status_code == 200
-                    and any(p.get("members", 0) for p in pools.json())
+                    and any(p.get("members", 0) for p in pools.json()["items"])
                 ):
                     return
                 time.sleep(0.5)

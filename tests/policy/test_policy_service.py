@@ -69,7 +69,7 @@ async def test_matching_after_publish(world: PolicyWorld) -> None:
     rows = await _rows(world, "SELECT count(*), count(DISTINCT rule_key) FROM policy.matches")
     assert rows == [(300 * 21, 21)]  # 7 pools + 14 seeded policies
     async with world.government() as gov:
-        pools = (await gov.get("/v1/pools")).json()
+        pools = (await gov.get("/v1/pools")).json()["items"]
         assert [p["code"] for p in pools][:3] == ["st_sme", "eaglet", "hnte"]
         for pool in pools:
             r = await gov.get(f"/v1/pools/{pool['code']}/members", params={"limit": 500})
@@ -355,7 +355,7 @@ async def test_no_evaluation_yet(bare_policy: PolicyWorld) -> None:
         assert r.status_code == 409 and r.json()["type"].endswith("/no-published-evaluation")
         pid = (await gov.get("/v1/policies")).json()["items"][0]["id"]
         assert (await gov.post(f"/v1/policies/{pid}/what-if")).status_code == 409
-        pools = (await gov.get("/v1/pools")).json()
+        pools = (await gov.get("/v1/pools")).json()["items"]
         assert len(pools) == 7 and all(p["members"] == 0 for p in pools)
 
 

@@ -194,7 +194,7 @@ async def test_consumers_catch_up_from_their_cursors(
     uscc = crowd[0][0]
     async with httpx.AsyncClient(base_url=assembled.gateway, headers=gov, timeout=60) as c:
         before = await counts(c)
-        pools_before = (await c.get("/v1/policy/pools")).json()
+        pools_before = (await c.get("/v1/policy/pools")).json()["items"]
         for name in ("credit", "policy"):
             await asyncio.to_thread(launcher.stop, name)
         # A new evaluation of the same facts is published while both consumers are away.
@@ -220,7 +220,7 @@ async def test_consumers_catch_up_from_their_cursors(
             caught_up = time.monotonic()
             await asyncio.sleep(1.5)
         stats = (await c.get("/v1/credit/stats")).json()
-        pools_after = (await c.get("/v1/policy/pools")).json()
+        pools_after = (await c.get("/v1/policy/pools")).json()["items"]
         after = await counts(c)
 
     print(f"consumers caught up {caught_up - restarted:.1f} s after scoring restarted")

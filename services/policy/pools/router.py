@@ -123,16 +123,22 @@ async def _pool(session: AsyncSession, code: str) -> CultivationPool:
     return pool
 
 
+class PoolList(BaseModel):
+    items: list[PoolOut]
+    total: int
+
+
 @router.get(
     "",
-    response_model=list[PoolOut],
+    response_model=PoolList,
     summary="The pools, each with its target stage, criteria and member counts by stage",
     responses=problem_responses(401),
 )
-async def list_pools(session: DbSession, _: CurrentPrincipal) -> list[PoolOut]:
+async def list_pools(session: DbSession, _: CurrentPrincipal) -> PoolList:
     counts = await _counts(session)
     pools = await session.scalars(select(CultivationPool).order_by(CultivationPool.position))
-    return [_pool_out(p, counts.get(p.code, {})) for p in pools]
+    items = [_pool_out(p, counts.get(p.code, {})) for p in pools]
+    return PoolList(items=items, total=len(items))
 
 
 @router.get(
