@@ -63,6 +63,7 @@ def _issuer(settings: GatewaySettings, overrides: Overrides) -> TokenIssuer:
 def create_app(
     settings: GatewaySettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
+    from gateway import openapi as public_openapi
     from gateway.auth.router import router as auth_router
     from gateway.dashboard.router import router as dashboard_router
     from gateway.proxy.router import router as proxy_router
@@ -127,4 +128,5 @@ def create_app(
     )
     app = create_service_app(spec, settings, overrides)
     app.add_middleware(BodyLimitMiddleware, proxied_max=settings.max_body_bytes)
+    public_openapi.install(app)
     return app

@@ -40,7 +40,15 @@ def gateway_document(assembled: Assembled, component: str) -> dict[str, Any]:
         assembled.launcher.url(component) + "/openapi.json", timeout=30
     ).json()
     if component == "gateway":
-        return spec
+        # The gateway's document is the whole public API; its own routes are fuzzed here,
+        # each service's (the same operations, rebased) under that service.
+        own = copy.deepcopy(spec)
+        own["paths"] = {
+            p: item
+            for p, item in spec["paths"].items()
+            if not p.startswith(tuple(f"/v1/{s}/" for s in SERVICES))
+        }
+        return own
     rebased = copy.deepcopy(spec)
     rebased["paths"] = {
         f"/v1/{component}{path.removeprefix('/v1')}": item
