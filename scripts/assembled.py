@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 from scripts.demo_data import load_demo_through_gateway, prepare_demo_files
 from scripts.launcher import Launcher
 from scripts.migrate import migrate_all
-from shared.db import plain_url
-from shared.pg import embedded_url
+from shared.pg import admin_execute, embedded_url, other_database
 
 RELIABILITY_VAR = Path("var/reliability")
 PORT_OFFSET = 10000
@@ -51,19 +49,6 @@ LOAD_ENV: dict[str, dict[str, str]] = {
 }
 
 
-def _with_db(url: str, name: str) -> str:
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @dataclass
 class Assembled:
     var: Path
@@ -75,7 +60,7 @@ class Assembled:
 
     @property
     def database_url(self) -> str:
-        return _with_db(self.admin_url, self.database)
+        return other_database(self.admin_url, self.database)
 
     @property
     def gateway(self) -> str:
@@ -182,7 +167,9 @@ class Assembled:
             if not self.postgres_running():
                 self.start_postgres()
             asyncio.run(
-                _admin(self.admin_url, f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+                admin_execute(
+                    self.admin_url, f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'
+                )
             )
         finally:
             # Nothing of the suite outlives it: its server is stopped, its data dir kept.
@@ -203,12 +190,15 @@ def start_assembled(
     pgdata = var / "pgdata"
     admin_url = embedded_url(pgdata)
     database = f"ip_rel_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{database}"'))
+    asyncio.run(admin_execute(admin_url, f'CREATE DATABASE "{database}"'))
     env = {name: dict(values) for name, values in LOAD_ENV.items()}
     for name, values in (extra_env or {}).items():
         env.setdefault(name, {}).update(values)
     launcher = Launcher(
-        database_url=_with_db(admin_url, database), var=var, port_offset=port_offset, extra_env=env
+        database_url=other_database(admin_url, database),
+        var=var,
+        port_offset=port_offset,
+        extra_env=env,
     )
     platform = Assembled(var, pgdata, admin_url, database, launcher)
     try:

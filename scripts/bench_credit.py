@@ -34,6 +34,7 @@ from joserfc.jwk import KeySet
 
 from services.credit.app import MIGRATIONS, create_app
 from services.credit.common import raw_connection
+from services.credit.evaluations.sync import SCORE_COLUMNS
 from services.credit.lines.rules import ScoreFacts, compute_lines
 from services.credit.lines.service import published_rules, recompute_lines
 from services.credit.settings import CreditSettings
@@ -43,17 +44,12 @@ from shared.auth.principal import Principal, PrincipalKind
 from shared.auth.tokens import JwksCache, TokenIssuer
 from shared.db import create_engine, create_sessionmaker, plain_url
 from shared.migrations import upgrade
-from shared.pg import resolve_database_url
+from shared.pg import other_database, resolve_database_url
 
 STAGES = ("seed", "seedling", "growth", "expansion", "mature")
 STAGE_SHARE = (0.20, 0.35, 0.22, 0.15, 0.08)
 ISSUER = "innovation-points-gateway"
 SEEDED_PRODUCT = "6f1c3a52-6a43-5a0e-9a4e-1c2b3d4e5f01"
-
-
-def _with_db(url: str, name: str) -> str:
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
 
 def synthetic_scores(n: int, run_id: uuid.UUID, seed: int = 7) -> list[tuple[Any, ...]]:
@@ -98,19 +94,7 @@ async def load_evaluation(url: str, n: int) -> uuid.UUID:
             await conn.copy_records_to_table(
                 "enterprise_scores",
                 schema_name="credit",
-                columns=(
-                    "run_id",
-                    "uscc",
-                    "name",
-                    "stage",
-                    "scored",
-                    "exclusion",
-                    "total",
-                    "rank",
-                    "cohort_size",
-                    "percentile",
-                    "tier",
-                ),
+                columns=SCORE_COLUMNS,
                 records=synthetic_scores(n, run_id),
             )
         await conn.execute("ANALYZE credit.enterprise_scores")
@@ -229,7 +213,7 @@ async def main_async(sizes: list[int], repeat: int) -> None:
     conn = await asyncpg.connect(plain_url(admin))
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
-    url = _with_db(admin, name)
+    url = other_database(admin, name)
     try:
         await asyncio.to_thread(upgrade, MIGRATIONS, url, "credit")
         print("Credit-line recomputation (medians):")

@@ -31,7 +31,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 from stdnum.cn import uscc as uscc_std
 
@@ -39,9 +38,8 @@ from gateway.bootstrap import seed_demo_clients
 from shared.auth.keys import load_or_create_key_set
 from shared.auth.principal import Principal, PrincipalKind
 from shared.auth.tokens import TokenIssuer
-from shared.db import plain_url
 from shared.migrations import upgrade
-from shared.pg import resolve_database_url
+from shared.pg import admin_execute, other_database, resolve_database_url
 
 HOST = "127.0.0.1"
 ISSUER = "innovation-points-gateway"
@@ -178,19 +176,6 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     raise SystemExit(f"{url} did not become ready")
 
 
-async def admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def with_db(url: str, name: str) -> str:
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
 def load_scores(scoring: str, token: str, size: int) -> str:
     header = (
         "uscc,name,period,operating_revenue,rd_expense,rd_intensity,invention_patents,listed,"
@@ -238,8 +223,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     server = resolve_database_url(configured, Path("var"))
     name = f"bench_gw_{uuid.uuid4().hex[:8]}"
-    asyncio.run(admin(server, f'CREATE DATABASE "{name}"'))
-    db = with_db(server, name)
+    asyncio.run(admin_execute(server, f'CREATE DATABASE "{name}"'))
+    db = other_database(server, name)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         from gateway.app import MIGRATIONS as GATEWAY_MIGRATIONS
@@ -367,7 +352,7 @@ def main() -> None:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        asyncio.run(admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -25,8 +25,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from scripts.bench_policy_engine import records_from, synthetic_columns
 from services.policy.app import MIGRATIONS
 from services.policy.catalog import compiled_rules
@@ -34,22 +32,9 @@ from services.policy.criteria import FactTable, match_table
 from services.policy.matching.service import recompute
 from services.policy.matching.sync import store_evaluation
 from services.policy.seed import seed
-from shared.db import create_engine, create_sessionmaker, plain_url
+from shared.db import create_engine, create_sessionmaker
 from shared.migrations import upgrade
-from shared.pg import resolve_database_url
-
-
-def _with_db(url: str, name: str) -> str:
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+from shared.pg import admin_execute, other_database, resolve_database_url
 
 
 def _items(n: int) -> list[dict[str, Any]]:
@@ -73,8 +58,8 @@ def _items(n: int) -> list[dict[str, Any]]:
 
 async def bench_service(admin: str, size: int, repeat: int) -> None:
     name = f"policy_bench_{uuid.uuid4().hex[:8]}"
-    await _admin(admin, f'CREATE DATABASE "{name}"')
-    url = _with_db(admin, name)
+    await admin_execute(admin, f'CREATE DATABASE "{name}"')
+    url = other_database(admin, name)
     engine = create_engine(url)
     try:
         upgrade(MIGRATIONS, url, "policy")
@@ -108,7 +93,7 @@ async def bench_service(admin: str, size: int, repeat: int) -> None:
         print(f"  one policy published (its {size:,} rows): {time.perf_counter() - t0:.3f} s")
     finally:
         await engine.dispose()
-        await _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def bench_big(n: int, repeat: int) -> None:

@@ -33,7 +33,7 @@ from services.scoring.model_spec import DEFAULT_MODEL
 from services.scoring.models import ScoringModel
 from shared.db import asyncpg_url, create_engine, create_sessionmaker, plain_url
 from shared.migrations import upgrade
-from shared.pg import embedded_url
+from shared.pg import embedded_url, other_database
 
 PERIOD = 2025
 
@@ -46,8 +46,7 @@ async def bench(size: int, server_url: str, csv_path: bool) -> dict[str, float]:
     name = f"ip_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(plain_url(server_url))
     await admin.execute(f'CREATE DATABASE "{name}"')
-    head, _, query = server_url.partition("?")
-    url = f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    url = other_database(server_url, name)
     figures: dict[str, float] = {}
     try:
         upgrade(MIGRATIONS, url, "scoring")

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -39,16 +38,6 @@ def schema_metadata(schema: str) -> MetaData:
     statement, not a factory, so mypy sees a real base class).
     """
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
-
-
-def make_base(schema: str) -> type[DeclarativeBase]:
-    """A declarative base whose tables live in the service's own schema (untyped for mypy:
-    prefer `schema_metadata`)."""
-
-    class Base(DeclarativeBase):
-        metadata = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
-
-    return Base
 
 
 def asyncpg_url(url: str) -> str:

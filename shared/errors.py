@@ -8,7 +8,7 @@ and that answer never leaks internals.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import structlog
@@ -218,21 +218,26 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, body)
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it wraps: SQLAlchemy's `orig`, then Python's `__cause__`."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        yield cause
+        cause = getattr(cause, "orig", None) or cause.__cause__
+
+
 def _unstorable_input(exc: BaseException) -> bool:
     """A value the database cannot take as given: an integer beyond its column's range
     (asyncpg refuses to encode the argument) or text PostgreSQL cannot hold (NUL bytes,
     unpaired surrogates)."""
     import asyncpg.exceptions as pg
 
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, pg.UntranslatableCharacterError | pg.CharacterNotInRepertoireError):
-            return True
+    return any(
+        isinstance(c, pg.UntranslatableCharacterError | pg.CharacterNotInRepertoireError)
         # asyncpg's own argument check; a TypeError under it would be our bug, not input.
-        if type(cause) is pg.DataError and isinstance(cause.__cause__, OverflowError):
-            return True
-        cause = getattr(cause, "orig", None) or cause.__cause__
-    return False
+        or (type(c) is pg.DataError and isinstance(c.__cause__, OverflowError))
+        for c in _causes(exc)
+    )
 
 
 def _database_unreachable(exc: BaseException) -> bool:
@@ -240,14 +245,11 @@ def _database_unreachable(exc: BaseException) -> bool:
     import asyncpg.exceptions as pg
     from sqlalchemy.exc import DBAPIError
 
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
-            return True
-        if isinstance(cause, OSError | pg.PostgresConnectionError | pg.OperatorInterventionError):
-            return True
-        cause = getattr(cause, "orig", None) or cause.__cause__
-    return False
+    return any(
+        (isinstance(c, DBAPIError) and c.connection_invalidated)
+        or isinstance(c, OSError | pg.PostgresConnectionError | pg.OperatorInterventionError)
+        for c in _causes(exc)
+    )
 
 
 async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:

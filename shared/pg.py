@@ -71,3 +71,23 @@ def stop_embedded(data_dir: Path, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def other_database(url: str, name: str) -> str:
+    """The same server's URL for database `name` (query options such as `host=` kept)."""
+    head, _, query = url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+
+async def admin_execute(url: str, *statements: str) -> None:
+    """Run statements outside a transaction (CREATE/DROP DATABASE) on a fresh connection."""
+    import asyncpg
+
+    from shared.db import plain_url
+
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()

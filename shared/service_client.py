@@ -6,6 +6,7 @@ deployment); the request id of the current request is forwarded by the HTTP clie
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -38,3 +39,14 @@ class ServiceClient:
             return resp.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise UpstreamError(f"{self.audience} {path}: {type(exc).__name__}: {exc}") from exc
+
+    async def pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[list[Any]]:
+        """The items of a keyset-paged list (`after` in, `next_after` out), page by page."""
+        after: str | None = None
+        while True:
+            page = await self.get(path, {**params, **({"after": after} if after else {})})
+            items: list[Any] = page.get("items") or []
+            yield items
+            after = page.get("next_after")
+            if not after or not items:
+                return

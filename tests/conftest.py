@@ -13,15 +13,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from joserfc.jwk import KeySet
 
 from shared.auth.keys import generate_key
 from shared.auth.tokens import TokenIssuer
-from shared.db import asyncpg_url, plain_url
+from shared.db import asyncpg_url
 from shared.migrations import upgrade
-from shared.pg import embedded_url
+from shared.pg import admin_execute, embedded_url, other_database
 from tests.platform import COMPONENTS, Platform, available, load
 
 ISSUER = "innovation-points-gateway"
@@ -34,21 +33,6 @@ def _admin_url() -> str:
     return embedded_url(Path("var/pgdata"))
 
 
-def _with_db(url: str, name: str) -> str:
-    head, _, query = url.partition("?")
-    base = head.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
-
-
-async def _admin_execute(admin: str, *statements: str) -> None:
-    conn = await asyncpg.connect(plain_url(admin))
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def admin_url() -> str:
     return _admin_url()
@@ -57,21 +41,21 @@ def admin_url() -> str:
 @pytest.fixture(scope="session")
 def template_db(admin_url: str) -> Iterator[str]:
     name = f"ip_tmpl_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
-    url = _with_db(admin_url, name)
+    asyncio.run(admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    url = other_database(admin_url, name)
     for comp_name, comp in COMPONENTS.items():
         if comp.migrations and available(comp_name):
             upgrade(Path(load(comp.migrations)), url, comp.schema or comp_name)
     yield name
-    asyncio.run(_admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
 async def database_url(admin_url: str, template_db: str) -> AsyncIterator[str]:
     name = f"ip_t_{uuid.uuid4().hex[:12]}"
-    await _admin_execute(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield _with_db(admin_url, name)
-    await _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin_execute(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield other_database(admin_url, name)
+    await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from gateway.auth.identity import Caller
 from gateway.settings import UPSTREAMS
 from shared.auth.principal import Principal, PrincipalKind
-from shared.errors import BadRequest, Forbidden, PayloadTooLarge
+from shared.errors import BadRequest, Forbidden
 from shared.logging import current_request_id
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -142,16 +142,8 @@ async def proxy(request: Request, name: str) -> Response:
     await state.limiter.check(limit, rate_limit_key(principal))
     _first_line_check(principal, segments)
     _scope_check(principal, name, request.method)
-    declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isdigit()
-        and int(declared) > state.settings.max_body_bytes
-    ):
-        raise PayloadTooLarge(f"Bodies are limited to {state.settings.max_body_bytes} bytes")
+    # The size bound is BodyLimitMiddleware's, enforced while the body streams in.
     body = await request.body() if request.method in ("POST", "PUT", "PATCH", "DELETE") else b""
-    if len(body) > state.settings.max_body_bytes:
-        raise PayloadTooLarge(f"Bodies are limited to {state.settings.max_body_bytes} bytes")
     token = state.identity.mint_internal(principal, name, state.settings.internal_token_ttl)
     resp = await state.upstreams.request(
         name,

@@ -151,7 +151,11 @@ class EvaluationRun(Base):
     scored_count: Mapped[int] = mapped_column(Integer, default=0)
     excluded_count: Mapped[int] = mapped_column(Integer, default=0)
     merges: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
-    cohort_stats: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Tens of kilobytes per run and immutable: not loaded with the run on every read (the
+    # score endpoints take it once per run from a cache), and never lazily in async code.
+    cohort_stats: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, deferred=True, deferred_raiseload=True
+    )
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(Text)

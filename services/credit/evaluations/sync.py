@@ -89,7 +89,6 @@ async def import_evaluation(
     run_id = uuid.UUID(str(payload["run_id"]))
     conn = await raw_connection(session)
     count = scored = 0
-    after: str | None = None
     evaluation = Evaluation(
         run_id=run_id,
         period=int(payload["period"]),
@@ -100,12 +99,9 @@ async def import_evaluation(
     )
     session.add(evaluation)
     await session.flush()
-    while True:
-        params: dict[str, Any] = {"limit": scoring.settings.scores_page_size}
-        if after is not None:
-            params["after"] = after
-        page = await scoring.get(f"/v1/evaluations/{run_id}/scores", params)
-        items = page.get("items", [])
+    async for items in scoring.pages(
+        f"/v1/evaluations/{run_id}/scores", {"limit": scoring.settings.scores_page_size}
+    ):
         records = [_record(run_id, item) for item in items]
         if records:
             await conn.copy_records_to_table(
@@ -113,9 +109,6 @@ async def import_evaluation(
             )
         count += len(records)
         scored += sum(1 for r in records if r[4] and r[5] is None)
-        after = page.get("next_after")
-        if not after or not items:
-            break
     evaluation.enterprise_count = count
     evaluation.scored_count = scored
     await session.flush()

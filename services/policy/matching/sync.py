@@ -149,21 +149,8 @@ async def _advance(session: AsyncSession, position: int) -> None:
 
 
 async def _score_pages(scoring: ServiceClient, run_id: uuid.UUID) -> list[list[Mapping[str, Any]]]:
-    pages: list[list[Mapping[str, Any]]] = []
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {
-            "limit": scoring.settings.scores_page_size,
-            "include": "facts",
-        }
-        if after is not None:
-            params["after"] = after
-        page = await scoring.get(f"/v1/evaluations/{run_id}/scores", params)
-        items = page.get("items") or []
-        pages.append(items)
-        after = page.get("next_after")
-        if not after or not items:
-            return pages
+    params = {"limit": scoring.settings.scores_page_size, "include": "facts"}
+    return [items async for items in scoring.pages(f"/v1/evaluations/{run_id}/scores", params)]
 
 
 async def apply_event(

@@ -13,11 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.api.schemas import (
     DimensionScore,
+    ScoreSummary,
     VisibleUSCC,
     num,
     reject_banks,
@@ -46,13 +47,19 @@ Period = Annotated[int | None, Query(ge=2000, le=2100, description="Default: the
 
 
 class RunCache:
+    """Cohort statistics per run: written once when the run completes, read on every score."""
+
     def __init__(self) -> None:
         self._stats: dict[uuid.UUID, dict[str, Any]] = {}
 
     async def cohort_stats(self, session: AsyncSession, run: EvaluationRun) -> dict[str, Any]:
         stats = self._stats.get(run.id)
         if stats is None:
-            stats = run.cohort_stats
+            stats = (
+                await session.execute(
+                    select(EvaluationRun.cohort_stats).where(EvaluationRun.id == run.id)
+                )
+            ).scalar_one()
             if run.status in ("published", "completed", "superseded"):
                 self._stats[run.id] = stats
         return stats
@@ -88,22 +95,10 @@ class ImprovementOut(BaseModel):
     points_gain: float
 
 
-class ScoreOut(BaseModel):
-    uscc: str
-    name: str
+class ScoreOut(ScoreSummary):
     period: int
     run_id: uuid.UUID
     model_version: str
-    stage: str | None
-    cohort: str | None
-    scored: bool
-    exclusion: str | None
-    total: float | None
-    rank: int | None
-    cohort_size: int | None
-    percentile: float | None
-    tier: int | None
-    dimensions: list[DimensionScore]
     indicators: list[IndicatorScore]
     reasons: list[ReasonOut]
     improvements: list[ImprovementOut]
@@ -168,7 +163,7 @@ def build_score(
     why: list[ReasonOut] = []
     better: list[ImprovementOut] = []
     if scored:
-        cohort_stats = stats.get(STAGES[cohort].value) or stats.get(str(cohort)) or {}
+        cohort_stats = stats.get(STAGES[cohort].value, {})
         scored_row = ScoredRow(
             index=0,
             stage=stage_name(row["stage"]),
@@ -215,7 +210,7 @@ def build_score(
 
 async def load_score(
     request: Request, session: AsyncSession, uscc: str, period: int | None
-) -> tuple[ScoreOut, dict[str, Any]]:
+) -> tuple[ScoreOut, dict[str, Any], Enterprise]:
     ent = await _enterprise(session, uscc)
     run = await published_run(session, period)
     row = await _score_row(session, run.id, ent.id)
@@ -223,7 +218,7 @@ async def load_score(
         raise NotFound(f"{uscc} was not part of the {run.period} evaluation")
     spec = await request.app.state.specs.get(session, run.model_version)
     stats = await request.app.state.runs.cohort_stats(session, run)
-    return build_score(ent, run, spec, row, stats), stats
+    return build_score(ent, run, spec, row, stats), stats, ent
 
 
 @router.get(
@@ -238,7 +233,7 @@ async def get_score(
     session: DbSession,
     period: Period = None,
 ) -> ScoreOut:
-    score, _ = await load_score(request, session, uscc, period)
+    score, _, _ = await load_score(request, session, uscc, period)
     return score
 
 
@@ -358,7 +353,7 @@ async def get_portrait(
     session: DbSession,
     period: Period = None,
 ) -> PortraitOut:
-    score, stats = await load_score(request, session, uscc, period)
+    score, stats, ent = await load_score(request, session, uscc, period)
     cohort_stats = stats.get(score.cohort or "", {}) if score.cohort else {}
     dim_stats = cohort_stats.get("dimensions", {})
     radar = [
@@ -386,7 +381,6 @@ async def get_portrait(
                 strengths.append(Tag(code=i.code, kind="indicator", percentile=i.percentile))
             elif i.missing:
                 weaknesses.append(Tag(code=i.code, kind="indicator", percentile=i.percentile))
-    ent = await _enterprise(session, uscc)
     return PortraitOut(
         uscc=score.uscc,
         name=score.name,

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
-from services.scoring.api.schemas import DimensionScore, num, stage_name
+from services.scoring.api.schemas import DimensionScore, ScoreSummary, num, stage_name
 from services.scoring.catalogue import DIMENSIONS, INDICATOR_CODES, PROFILE_CODES
 from services.scoring.evaluations.service import (
     create_run,
@@ -136,19 +136,7 @@ async def publish_evaluation(run_id: uuid.UUID, session: DbSession, _: Governmen
     return run_out(run)
 
 
-class BulkScore(BaseModel):
-    uscc: str
-    name: str
-    stage: str | None
-    cohort: str | None
-    scored: bool
-    exclusion: str | None
-    total: float | None
-    rank: int | None
-    cohort_size: int | None
-    percentile: float | None
-    tier: int | None
-    dimensions: list[DimensionScore]
+class BulkScore(ScoreSummary):
     facts: dict[str, Any] | None = None
 
 

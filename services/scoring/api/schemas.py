@@ -23,6 +23,23 @@ class DimensionScore(BaseModel):
     percentile: float | None
 
 
+class ScoreSummary(BaseModel):
+    """What every view of a score carries: the bulk page for services and the detail."""
+
+    uscc: str
+    name: str
+    stage: str | None
+    cohort: str | None
+    scored: bool
+    exclusion: str | None
+    total: float | None
+    rank: int | None
+    cohort_size: int | None
+    percentile: float | None
+    tier: int | None
+    dimensions: list[DimensionScore]
+
+
 def num(v: Any) -> float | None:
     """A stored float as JSON: NaN (not scored, missing) becomes null."""
     if v is None:
