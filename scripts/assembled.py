@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -27,7 +28,8 @@ from scripts.migrate import migrate_all
 from shared.pg import admin_execute, embedded_url, other_database
 
 RELIABILITY_VAR = Path("var/reliability")
-PORT_OFFSET = 10000
+# IP_RELIABILITY_PORT_OFFSET lets two checkouts run the suite side by side on one machine.
+PORT_OFFSET = int(os.environ.get("IP_RELIABILITY_PORT_OFFSET", "10000"))
 DEFAULT_SIZE = 600
 PERIODS = (2024, 2025)
 
