@@ -2,7 +2,7 @@
 
     .venv/bin/python -m scripts.bench_engine [--size 1000000] [--repeat 3]
 
-The input is the deterministic demo population (services/scoring/demo.py), so the cohorts,
+The input is the deterministic demo population (devtools/demo/), so the cohorts,
 ties, zeros and gaps are the realistic ones. Generation and the fingerprint are timed
 separately; peak RSS is that of the whole process (input + result + working arrays).
 """
@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 
-from services.scoring.demo import engine_input, generate
+from devtools.demo import engine_input, generate
 from services.scoring.engine import evaluate, fingerprint
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 
+from devtools.demo import from_demo, generate, write_csv
 from services.scoring.app import MIGRATIONS
-from services.scoring.demo import generate, write_csv
 from services.scoring.evaluations.service import create_run, execute_run
-from services.scoring.imports.bulk import bulk_load, from_demo
+from services.scoring.imports.bulk import bulk_load
 from services.scoring.imports.parser import iter_rows, parse
 from services.scoring.imports.store import upsert_rows
 from services.scoring.model_spec import DEFAULT_MODEL

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from services.scoring.demo import generate, write_csv
+from devtools.demo import generate, write_csv
 
 DEMO_SIZE = 5036
 DEMO_SEED = 20200908

@@ -7,7 +7,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from services.scoring.demo import DemoData, generate, write_csv
+from devtools.demo import DemoData, generate, write_csv
 from tests.platform import Platform
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from services.scoring.imports.bulk import bulk_load, from_demo
+from devtools.demo import from_demo
+from services.scoring.imports.bulk import bulk_load
 from tests.platform import Platform
 from tests.scoring_fixtures import demo, import_period
 

@@ -1,4 +1,4 @@
-"""The demo generator (services/scoring/demo.py): identities, realism, determinism, CSV."""
+"""The demo generator (devtools/demo/): identities, realism, determinism, CSV."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn import uscc as uscc_std
 
-from services.scoring import demo
+from devtools import demo
+from devtools.demo import identity
 from services.scoring.catalogue import (
     INDICATOR_CODES,
     INDICATORS,
@@ -65,7 +66,7 @@ def test_names_look_chinese_and_are_unique(data: demo.DemoData) -> None:
     assert all(n.startswith("杭州") and n.endswith("有限公司") for n in names)
     assert all(2 <= len(r) <= 3 for r in data.legal_rep.tolist())
     assert data.founded_on.max() <= np.datetime64("2024-12-31")
-    assert set(data.industry.tolist()) <= {label for label, _, _ in demo._INDUSTRIES}
+    assert set(data.industry.tolist()) <= {label for label, _, _ in identity.INDUSTRIES}
 
 
 def test_stage_mix_matches_the_target(data: demo.DemoData) -> None:

@@ -13,14 +13,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
-
-if TYPE_CHECKING:
-    from services.scoring.demo import DemoData
 
 from contracts.catalogue import INDICATOR_CODES, PROFILE
 from shared.db import raw_connection
@@ -208,23 +204,3 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
     await conn.execute("DROP TABLE IF EXISTS bulk_num, bulk_text")
     inserted, written = int(counts["inserted"]), int(counts["written"])
     return inserted, written - inserted, facts.n - written
-
-
-def from_demo(data: DemoData, period: int) -> BulkFacts:
-    """The generator's columns as a bulk load (the demo and the benchmarks)."""
-    from services.scoring.demo import TAG_VOCABULARIES
-
-    p = data.periods[period]
-    return BulkFacts(
-        period=period,
-        uscc=data.uscc,
-        name=data.name,
-        indicators=p.indicators,
-        numeric={c: p.profile[c] for c in NUMERIC_PROFILE},
-        bools={c: p.profile[c] for c in BOOL_PROFILE},
-        tags={c: p.profile[c] for c in TAG_PROFILE},
-        vocabularies=TAG_VOCABULARIES,
-        founded_on=data.founded_on,
-        industry=data.industry,
-        legal_rep=data.legal_rep,
-    )

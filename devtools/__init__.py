@@ -1,0 +1,1 @@
+"""Development-only code: demo data and simulators that production code never imports."""
