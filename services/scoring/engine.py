@@ -39,7 +39,7 @@ from typing import Any, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from services.scoring.catalogue import (
+from contracts.catalogue import (
     DIMENSIONS,
     INDICATOR_CODES,
     INDICATORS,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.scoring.catalogue import (
+from contracts.catalogue import (
     DIMENSIONS,
     INDICATOR_CODES,
     INDICATORS,

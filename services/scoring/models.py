@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.scoring.catalogue import INDICATOR_CODES, PROFILE
+from contracts.catalogue import INDICATOR_CODES, PROFILE
 from shared.db import schema_metadata
 
 

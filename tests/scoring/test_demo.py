@@ -11,9 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn import uscc as uscc_std
 
-from devtools import demo
-from devtools.demo import identity
-from services.scoring.catalogue import (
+from contracts.catalogue import (
     INDICATOR_CODES,
     INDICATORS,
     NEGATIVE_FLAGS,
@@ -21,6 +19,8 @@ from services.scoring.catalogue import (
     PROFILE_CODES,
     QUALIFICATIONS,
 )
+from devtools import demo
+from devtools.demo import identity
 from services.scoring.engine import evaluate
 
 N = 5036

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.scoring.catalogue import DIMENSIONS, INDICATOR_CODES, INDICATORS, STAGES
+from contracts.catalogue import DIMENSIONS, INDICATOR_CODES, INDICATORS, STAGES
 from services.scoring.engine import (
     MISSING_REVENUE,
     EngineInput,

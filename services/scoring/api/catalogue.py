@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from services.scoring.catalogue import INDICATORS, STAGES
+from contracts.catalogue import INDICATORS, STAGES
 from shared.auth.deps import CurrentPrincipal
 from shared.db import CommittingRoute
 from shared.errors import problem_responses

@@ -16,6 +16,13 @@ from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.catalogue import (
+    DIMENSIONS,
+    INDICATOR_CODES,
+    INDICATORS,
+    STAGES,
+    Stage,
+)
 from services.scoring.api.schemas import (
     DimensionScore,
     ScoreSummary,
@@ -23,13 +30,6 @@ from services.scoring.api.schemas import (
     num,
     reject_banks,
     stage_name,
-)
-from services.scoring.catalogue import (
-    DIMENSIONS,
-    INDICATOR_CODES,
-    INDICATORS,
-    STAGES,
-    Stage,
 )
 from services.scoring.engine import ScoredRow, improvements, reasons
 from services.scoring.evaluations.service import dimension_max, published_run

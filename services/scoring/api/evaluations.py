@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
+from contracts.catalogue import DIMENSIONS, INDICATOR_CODES, PROFILE_CODES
 from services.scoring.api.schemas import DimensionScore, ScoreSummary, num, stage_name
-from services.scoring.catalogue import DIMENSIONS, INDICATOR_CODES, PROFILE_CODES
 from services.scoring.evaluations.service import (
     create_run,
     dimension_max,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path
 from pydantic import BaseModel
 
-from services.scoring.catalogue import STAGES
+from contracts.catalogue import STAGES
 from shared.auth.deps import CurrentPrincipal, ensure_enterprise_access
 from shared.auth.principal import Principal, PrincipalKind
 from shared.errors import Forbidden

@@ -18,7 +18,7 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from services.scoring.catalogue import INDICATOR_CODES
+from contracts.catalogue import INDICATOR_CODES
 from services.scoring.engine import EngineResult
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"

@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.scoring.catalogue import DIMENSIONS, STAGES
+from contracts.catalogue import DIMENSIONS, STAGES
 from services.scoring.engine import EngineInput, evaluate, fingerprint
 from services.scoring.evaluations.io import read_inputs, write_scores
 from services.scoring.model_spec import ModelSpec

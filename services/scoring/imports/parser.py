@@ -24,7 +24,7 @@ from typing import Any
 from stdnum.cn import uscc as uscc_std
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
 
-from services.scoring.catalogue import (
+from contracts.catalogue import (
     INDICATORS,
     NEGATIVE_FLAGS,
     PROFILE,

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.catalogue import PROFILE
+from contracts.catalogue import PROFILE
 from shared.db import raw_connection
 
 ENTERPRISE_COLUMNS = ("founded_on", "industry", "legal_rep")
