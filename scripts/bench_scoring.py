@@ -29,8 +29,8 @@ from services.scoring.evaluations.service import create_run, execute_run
 from services.scoring.imports.bulk import bulk_load
 from services.scoring.imports.parser import iter_rows, parse
 from services.scoring.imports.store import upsert_rows
-from services.scoring.model_spec import DEFAULT_MODEL
 from services.scoring.models import ScoringModel
+from services.scoring.specs.spec import DEFAULT_MODEL
 from shared.db import asyncpg_url, create_engine, create_sessionmaker, plain_url
 from shared.migrations import upgrade
 from shared.pg import embedded_url, other_database

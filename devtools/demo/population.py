@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from contracts.catalogue import INDICATOR_CODES, NEGATIVE_FLAGS, QUALIFICATIONS, STAGES
 from devtools.demo.identity import INDUSTRIES, legal_reps, names, usccs
-from services.scoring.model_spec import DEFAULT_STAGE_BANDS, stage_indices
+from services.scoring.specs.spec import DEFAULT_STAGE_BANDS, stage_indices
 
 DEFAULT_SEED = 20200908
 DEFAULT_PERIODS: tuple[int, ...] = (2024, 2025)

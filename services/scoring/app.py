@@ -15,13 +15,13 @@ SCHEMA = "scoring"
 
 async def _startup(app: FastAPI) -> None:
     from services.scoring.api.enterprises import RunCache
-    from services.scoring.api.models import seed_default_model
-    from services.scoring.evaluations.service import SpecCache, fail_stale_runs
+    from services.scoring.evaluations.service import fail_stale_runs
+    from services.scoring.specs.service import SpecCache, seed_default_spec
 
     app.state.specs = SpecCache()
     app.state.runs = RunCache()
     async with app.state.sessionmaker() as session, session.begin():
-        await seed_default_model(session)
+        await seed_default_spec(session)
     await fail_stale_runs(app.state.engine)
 
 

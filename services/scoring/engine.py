@@ -45,7 +45,7 @@ from contracts.catalogue import (
     INDICATORS,
     STAGES,
 )
-from services.scoring.model_spec import DEFAULT_MODEL, ModelSpec, stage_indices
+from services.scoring.specs.spec import DEFAULT_MODEL, ModelSpec, stage_indices
 
 # Part of every fingerprint: bump it whenever a rule here changes, so an old fingerprint can
 # never be mistaken for a reproduction by different code.

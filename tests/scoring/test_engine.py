@@ -1,4 +1,4 @@
-"""Property tests of the scoring rules (services/scoring/engine.py, model_spec.py).
+"""Property tests of the scoring rules (services/scoring/engine.py, specs/spec.py).
 
 Inputs are drawn by hypothesis as a handful of knobs (size, stage of each row, share of zeros,
 negatives and gaps, how few distinct values there are) that numpy expands into arrays: small
@@ -29,7 +29,7 @@ from services.scoring.engine import (
     merge_cohorts,
     reasons,
 )
-from services.scoring.model_spec import DEFAULT_MODEL, ModelSpec, stage_indices, stage_of
+from services.scoring.specs.spec import DEFAULT_MODEL, ModelSpec, stage_indices, stage_of
 
 FLAGS = [j for j, i in enumerate(INDICATORS) if i.kind == "flag"]
 NON_FLAGS = [j for j, i in enumerate(INDICATORS) if i.kind != "flag"]

@@ -32,9 +32,9 @@ from services.scoring.api.schemas import (
     stage_name,
 )
 from services.scoring.engine import ScoredRow, improvements, reasons
-from services.scoring.evaluations.service import dimension_max, published_run
-from services.scoring.model_spec import ModelSpec
+from services.scoring.evaluations.service import published_run
 from services.scoring.models import Enterprise, EvaluationRun
+from services.scoring.specs.spec import ModelSpec
 from shared.auth.deps import CurrentPrincipal, Government
 from shared.auth.principal import PrincipalKind
 from shared.db import CommittingRoute, DbSession
@@ -138,7 +138,7 @@ def build_score(
         for p, m in zip(points, maxima, strict=True)
     ]
     missing = [v is None or v <= 0 for v in values]
-    dmax = dimension_max(spec, cohort) if scored else [0.0] * len(DIMENSIONS)
+    dmax = spec.dimension_max(cohort) if scored else [0.0] * len(DIMENSIONS)
     dims = [
         DimensionScore(
             code=d.value,

@@ -15,7 +15,6 @@ from contracts.catalogue import DIMENSIONS, INDICATOR_CODES, PROFILE_CODES
 from services.scoring.api.schemas import DimensionScore, ScoreSummary, num, stage_name
 from services.scoring.evaluations.service import (
     create_run,
-    dimension_max,
     execute_run,
     publish_run,
 )
@@ -195,7 +194,7 @@ async def run_scores(
     items = []
     for r in rows:
         cohort = r["cohort"] if r["cohort"] is not None and r["cohort"] >= 0 else None
-        maxima = dimension_max(spec, cohort) if cohort is not None else [0.0] * len(DIMENSIONS)
+        maxima = spec.dimension_max(cohort) if cohort is not None else [0.0] * len(DIMENSIONS)
         dims = [
             DimensionScore(
                 code=d.value,

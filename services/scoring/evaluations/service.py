@@ -20,11 +20,11 @@ import structlog
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from contracts.catalogue import DIMENSIONS, STAGES
 from services.scoring.engine import EngineInput, evaluate, fingerprint
 from services.scoring.evaluations.io import read_inputs, write_scores
-from services.scoring.model_spec import ModelSpec
 from services.scoring.models import EvaluationRun, Event, ScoringModel
+from services.scoring.specs.service import latest_published_version
+from services.scoring.specs.spec import ModelSpec
 from shared.errors import Conflict, NotFound
 from shared.metrics import JOB_DURATION
 
@@ -33,52 +33,10 @@ log = structlog.get_logger("evaluations")
 EVENT_PUBLISHED = "evaluation.published"
 
 
-async def load_spec(session: AsyncSession, version: str) -> ModelSpec:
-    model = await session.get(ScoringModel, version)
-    if model is None:
-        raise NotFound(f"No scoring model {version}")
-    return ModelSpec.from_dict(model.spec)
-
-
-class SpecCache:
-    """Model specs by version: published ones never change, so they are cached forever."""
-
-    def __init__(self) -> None:
-        self._specs: dict[str, ModelSpec] = {}
-
-    async def get(self, session: AsyncSession, version: str) -> ModelSpec:
-        spec = self._specs.get(version)
-        if spec is None:
-            model = await session.get(ScoringModel, version)
-            if model is None:
-                raise NotFound(f"No scoring model {version}")
-            spec = ModelSpec.from_dict(model.spec)
-            if model.status == "published":
-                self._specs[version] = spec
-        return spec
-
-
-def dimension_max(spec: ModelSpec, cohort: int) -> list[float]:
-    weights = spec.dimension_weights[STAGES[cohort].value]
-    return [float(weights[d.value]) for d in DIMENSIONS]
-
-
-async def latest_published_model(session: AsyncSession) -> str:
-    version = await session.scalar(
-        select(ScoringModel.version)
-        .where(ScoringModel.status == "published")
-        .order_by(ScoringModel.published_at.desc())
-        .limit(1)
-    )
-    if version is None:
-        raise Conflict("No published scoring model")
-    return version
-
-
 async def create_run(
     session: AsyncSession, period: int, model_version: str | None, created_by: str
 ) -> EvaluationRun:
-    version = model_version or await latest_published_model(session)
+    version = model_version or await latest_published_version(session)
     model = await session.get(ScoringModel, version)
     if model is None:
         raise NotFound(f"No scoring model {version}")

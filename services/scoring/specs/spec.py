@@ -252,6 +252,12 @@ class ModelSpec:
                 out[j] = dims[ind.dimension] * share
         return out
 
+    def dimension_max(self, stage: Stage | str | int) -> list[float]:
+        """The four dimensions' maximum points for one stage, in DIMENSIONS order."""
+        stage_key = STAGES[stage] if isinstance(stage, int) else Stage(stage)
+        weights = self.dimension_weights[stage_key]
+        return [float(weights[d.value]) for d in DIMENSIONS]
+
     def max_points_matrix(self) -> npt.NDArray[np.float64]:
         """[stage, indicator] maxima, so the engine looks them up by stage index."""
         return np.stack([self.max_points(s) for s in STAGES])

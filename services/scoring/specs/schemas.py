@@ -1,0 +1,39 @@
+"""Scoring-model versions as the API shows and accepts them (the `/v1/models` resource)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from services.scoring.models import ScoringModel
+
+
+class ModelOut(BaseModel):
+    version: str
+    status: str
+    description: str | None
+    spec: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    published_at: datetime | None
+
+    @classmethod
+    def of(cls, model: ScoringModel) -> ModelOut:
+        return cls.model_validate(model, from_attributes=True)
+
+
+class ModelCreate(BaseModel):
+    version: str = Field(pattern=r"^[0-9A-Za-z._-]{1,32}$")
+    description: str | None = Field(None, max_length=2000)
+    base_version: str | None = Field(
+        None, description="Copy this version's spec, then apply the fields given here"
+    )
+    stage_bands: list[float] | None = None
+    dimension_weights: dict[str, dict[str, float]] | None = None
+    indicator_weights: dict[str, float] | None = None
+    min_cohort: int | None = None
+    cap_low: float | None = None
+    cap_high: float | None = None
+    tier_bands: list[float] | None = None
