@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from services.scoring.api import catalogue, enterprises, evaluations
+    from services.scoring.api import enterprises, evaluations
     from services.scoring.imports import router as imports
+    from services.scoring.indicators import router as catalogue
     from services.scoring.specs import router as models
 
     return [
