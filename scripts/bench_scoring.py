@@ -28,7 +28,7 @@ from services.scoring.app import MIGRATIONS
 from services.scoring.evaluations.service import create_run, execute_run
 from services.scoring.imports.bulk import bulk_load
 from services.scoring.imports.parser import iter_rows, parse
-from services.scoring.imports.store import upsert_rows
+from services.scoring.imports.repository import upsert_rows
 from services.scoring.models import ScoringModel
 from services.scoring.specs.spec import DEFAULT_MODEL
 from shared.db import asyncpg_url, create_engine, create_sessionmaker, plain_url
