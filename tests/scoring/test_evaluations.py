@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import text
 
 from services.scoring.engine import EngineInput, evaluate, fingerprint
-from services.scoring.evaluations.io import read_inputs
+from services.scoring.evaluations.repository import read_inputs
 from services.scoring.specs.spec import DEFAULT_MODEL
 from tests.platform import Platform
 from tests.scoring_fixtures import demo, evaluate_and_publish, import_period, publish_demo

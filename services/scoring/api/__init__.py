@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from services.scoring.api import enterprises, evaluations
+    from services.scoring.api import enterprises
+    from services.scoring.evaluations import router as evaluations
     from services.scoring.imports import router as imports
     from services.scoring.indicators import router as catalogue
     from services.scoring.specs import router as models

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.scoring.engine import EngineInput, evaluate, fingerprint
-from services.scoring.evaluations.io import read_inputs, write_scores
+from services.scoring.evaluations.repository import read_inputs, write_scores
 from services.scoring.models import EvaluationRun, Event, ScoringModel
 from services.scoring.specs.service import latest_published_version
 from services.scoring.specs.spec import ModelSpec
@@ -164,6 +165,28 @@ async def publish_run(session: AsyncSession, run_id: uuid.UUID) -> tuple[Evaluat
     return run, True
 
 
+async def get_run(session: AsyncSession, run_id: uuid.UUID) -> EvaluationRun:
+    run = await session.get(EvaluationRun, run_id)
+    if run is None:
+        raise NotFound(f"No evaluation {run_id}")
+    return run
+
+
+async def list_runs(
+    session: AsyncSession, period: int | None, status: str | None, limit: int, offset: int
+) -> tuple[Sequence[EvaluationRun], int]:
+    query = select(EvaluationRun)
+    if period is not None:
+        query = query.where(EvaluationRun.period == period)
+    if status is not None:
+        query = query.where(EvaluationRun.status == status)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await session.scalars(
+        query.order_by(EvaluationRun.created_at.desc()).limit(limit).offset(offset)
+    )
+    return rows.all(), total
+
+
 async def published_run(session: AsyncSession, period: int | None) -> EvaluationRun:
     query = select(EvaluationRun).where(EvaluationRun.status == "published")
     if period is not None:
@@ -188,3 +211,15 @@ async def fail_stale_runs(engine: AsyncEngine) -> None:
             )
             .values(status="failed", error="interrupted: the service restarted")
         )
+
+
+async def list_events(
+    session: AsyncSession, after: int, limit: int, event_type: str | None
+) -> tuple[Sequence[Event], int]:
+    """Events after the cursor, oldest first, and the newest id (for the consumers' lag)."""
+    query = select(Event).where(Event.id > after)
+    if event_type is not None:
+        query = query.where(Event.type == event_type)
+    rows = (await session.scalars(query.order_by(Event.id).limit(limit))).all()
+    latest = (await session.execute(select(func.coalesce(func.max(Event.id), 0)))).scalar_one()
+    return rows, latest

@@ -3,59 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
-from sqlalchemy import func, select, text
+from pydantic import BaseModel
+from sqlalchemy import text
 
 from contracts.catalogue import DIMENSIONS, INDICATOR_CODES, PROFILE_CODES
 from services.scoring.api.schemas import DimensionScore, ScoreSummary, num, stage_name
-from services.scoring.evaluations.service import (
-    create_run,
-    execute_run,
-    publish_run,
-)
-from services.scoring.models import EvaluationRun, Event
+from services.scoring.evaluations import service
+from services.scoring.evaluations.schemas import EventOut, EventPage, RunCreate, RunOut
 from shared.app import start_background
-from shared.auth.deps import Government, GovernmentOrService
+from shared.auth.deps import Government, GovernmentOrService, actor
 from shared.db import CommittingRoute, DbSession
-from shared.errors import NotFound, problem_responses
+from shared.errors import problem_responses
 from shared.pagination import Page, Paging
 
 router = APIRouter(prefix="/v1", tags=["evaluations"], route_class=CommittingRoute)
 
 BULK_MAX = 5000
-
-
-class RunCreate(BaseModel):
-    period: int = Field(ge=2000, le=2100)
-    model_version: str | None = Field(None, description="Default: the latest published model")
-    wait: bool = Field(False, description="Answer only when the run has finished")
-
-
-class RunOut(BaseModel):
-    id: uuid.UUID
-    period: int
-    model_version: str
-    status: str
-    input_fingerprint: str | None
-    enterprise_count: int
-    scored_count: int
-    excluded_count: int
-    merges: list[dict[str, Any]]
-    error: str | None
-    duration_ms: int | None
-    created_by: str
-    created_at: datetime
-    finished_at: datetime | None
-    published_at: datetime | None
-
-
-def run_out(run: EvaluationRun) -> RunOut:
-    return RunOut.model_validate(run, from_attributes=True)
 
 
 @router.post(
@@ -69,20 +37,20 @@ def run_out(run: EvaluationRun) -> RunOut:
 async def create_evaluation(
     body: RunCreate, request: Request, session: DbSession, principal: Government
 ) -> Any:
-    run = await create_run(session, body.period, body.model_version, principal.act or principal.sub)
+    run = await service.create_run(session, body.period, body.model_version, actor(principal))
     await session.commit()  # the run must exist before the work that fills it starts
     engine = request.app.state.engine
     if body.wait:
-        await execute_run(engine, run.id)
+        await service.execute_run(engine, run.id)
         await session.refresh(run)
         return JSONResponse(
-            run_out(run).model_dump(mode="json"),
+            RunOut.of(run).model_dump(mode="json"),
             status_code=201,
             headers={"Location": f"/v1/evaluations/{run.id}"},
         )
-    start_background(request.app, execute_run(engine, run.id), f"evaluation-{run.id}")
+    start_background(request.app, service.execute_run(engine, run.id), f"evaluation-{run.id}")
     return JSONResponse(
-        run_out(run).model_dump(mode="json"),
+        RunOut.of(run).model_dump(mode="json"),
         status_code=202,
         headers={"Location": f"/v1/evaluations/{run.id}"},
     )
@@ -98,30 +66,15 @@ async def list_evaluations(
         Literal["running", "completed", "failed", "published", "superseded"] | None, Query()
     ] = None,
 ) -> Page[RunOut]:
-    query = select(EvaluationRun)
-    if period is not None:
-        query = query.where(EvaluationRun.period == period)
-    if status is not None:
-        query = query.where(EvaluationRun.status == status)
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = await session.scalars(
-        query.order_by(EvaluationRun.created_at.desc()).limit(paging.limit).offset(paging.offset)
-    )
-    return Page.of([run_out(r) for r in rows], total, paging)
-
-
-async def _get_run(session: Any, run_id: uuid.UUID) -> EvaluationRun:
-    run: EvaluationRun | None = await session.get(EvaluationRun, run_id)
-    if run is None:
-        raise NotFound(f"No evaluation {run_id}")
-    return run
+    rows, total = await service.list_runs(session, period, status, paging.limit, paging.offset)
+    return Page.of([RunOut.of(r) for r in rows], total, paging)
 
 
 @router.get(
     "/evaluations/{run_id}", response_model=RunOut, responses=problem_responses(401, 403, 404)
 )
 async def get_evaluation(run_id: uuid.UUID, session: DbSession, _: Government) -> RunOut:
-    return run_out(await _get_run(session, run_id))
+    return RunOut.of(await service.get_run(session, run_id))
 
 
 @router.post(
@@ -131,8 +84,8 @@ async def get_evaluation(run_id: uuid.UUID, session: DbSession, _: Government) -
     responses=problem_responses(401, 403, 404, 409),
 )
 async def publish_evaluation(run_id: uuid.UUID, session: DbSession, _: Government) -> RunOut:
-    run, _changed = await publish_run(session, run_id)
-    return run_out(run)
+    run, _changed = await service.publish_run(session, run_id)
+    return RunOut.of(run)
 
 
 class BulkScore(ScoreSummary):
@@ -167,7 +120,7 @@ async def run_scores(
     after: Annotated[str | None, Query(max_length=18, description="Last USCC seen")] = None,
     include: Annotated[Literal["facts"] | None, Query()] = None,
 ) -> BulkPage:
-    run = await _get_run(session, run_id)
+    run = await service.get_run(session, run_id)
     spec = await request.app.state.specs.get(session, run.model_version)
     fact_cols = ""
     if include == "facts":
@@ -230,19 +183,6 @@ async def run_scores(
     return BulkPage(items=items, total=run.enterprise_count, limit=limit, next_after=next_after)
 
 
-class EventOut(BaseModel):
-    id: int
-    type: str
-    payload: dict[str, Any]
-    created_at: datetime
-
-
-class EventPage(BaseModel):
-    items: list[EventOut]
-    next_after: int
-    latest: int = Field(description="Id of the newest event (for lag metrics)")
-
-
 @router.get(
     "/events",
     response_model=EventPage,
@@ -256,11 +196,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     type: Annotated[str | None, Query(max_length=64)] = None,
 ) -> EventPage:
-    query = select(Event).where(Event.id > after)
-    if type is not None:
-        query = query.where(Event.type == type)
-    rows = list(await session.scalars(query.order_by(Event.id).limit(limit)))
-    latest = (await session.execute(select(func.coalesce(func.max(Event.id), 0)))).scalar_one()
+    rows, latest = await service.list_events(session, after, limit, type)
     return EventPage(
         items=[EventOut.model_validate(e, from_attributes=True) for e in rows],
         next_after=rows[-1].id if rows else after,
