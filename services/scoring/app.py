@@ -14,8 +14,8 @@ SCHEMA = "scoring"
 
 
 async def _startup(app: FastAPI) -> None:
-    from services.scoring.api.enterprises import RunCache
     from services.scoring.evaluations.service import fail_stale_runs
+    from services.scoring.scores.service import RunCache
     from services.scoring.specs.service import SpecCache, seed_default_spec
 
     app.state.specs = SpecCache()
@@ -28,7 +28,7 @@ async def _startup(app: FastAPI) -> None:
 def create_app(
     settings: ScoringSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
-    from services.scoring.api import routers
+    from services.scoring.routers import routers
 
     spec = ServiceSpec(
         on_startup=[_startup],

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-from sqlalchemy import text
 
-from contracts.catalogue import DIMENSIONS, INDICATOR_CODES, PROFILE_CODES
-from services.scoring.api.schemas import DimensionScore, ScoreSummary, num, stage_name
 from services.scoring.evaluations import service
 from services.scoring.evaluations.schemas import EventOut, EventPage, RunCreate, RunOut
+from services.scoring.scores import service as scores
+from services.scoring.scores.schemas import BulkPage
 from shared.app import start_background
 from shared.auth.deps import Government, GovernmentOrService, actor
 from shared.db import CommittingRoute, DbSession
@@ -88,23 +85,6 @@ async def publish_evaluation(run_id: uuid.UUID, session: DbSession, _: Governmen
     return RunOut.of(run)
 
 
-class BulkScore(ScoreSummary):
-    facts: dict[str, Any] | None = None
-
-
-class BulkPage(BaseModel):
-    items: list[BulkScore]
-    total: int
-    limit: int
-    next_after: str | None
-
-
-def _age_years(founded: date | None, period: int) -> float | None:
-    if founded is None:
-        return None
-    return round((date(period, 12, 31) - founded).days / 365.25, 2)
-
-
 @router.get(
     "/evaluations/{run_id}/scores",
     response_model=BulkPage,
@@ -122,65 +102,7 @@ async def run_scores(
 ) -> BulkPage:
     run = await service.get_run(session, run_id)
     spec = await request.app.state.specs.get(session, run.model_version)
-    fact_cols = ""
-    if include == "facts":
-        cols = [*INDICATOR_CODES, *PROFILE_CODES]
-        fact_cols = ", " + ", ".join(f'f."{c}"' for c in cols) + ", e.founded_on"
-    rows = (
-        await session.execute(
-            text(
-                "SELECT e.uscc, e.name, s.stage, s.cohort, s.scored, s.exclusion, s.total, "
-                "s.rank, s.cohort_size, s.percentile, s.tier, s.dimension_scores, "
-                f"s.dimension_percentiles{fact_cols} "
-                "FROM scoring.scores s JOIN scoring.enterprises e ON e.id = s.enterprise_id "
-                + (
-                    "LEFT JOIN scoring.facts f ON f.uscc = e.uscc AND f.period = :period "
-                    if fact_cols
-                    else ""
-                )
-                + "WHERE s.run_id = :run AND (CAST(:after AS text) IS NULL OR e.uscc > :after) "
-                "ORDER BY e.uscc LIMIT :limit"
-            ),
-            {"run": run_id, "after": after, "limit": limit, "period": run.period},
-        )
-    ).mappings()
-    items = []
-    for r in rows:
-        cohort = r["cohort"] if r["cohort"] is not None and r["cohort"] >= 0 else None
-        maxima = spec.dimension_max(cohort) if cohort is not None else [0.0] * len(DIMENSIONS)
-        dims = [
-            DimensionScore(
-                code=d.value,
-                score=num(r["dimension_scores"][k]) if r["scored"] else None,
-                max=float(maxima[k]),
-                percentile=num(r["dimension_percentiles"][k]) if r["scored"] else None,
-            )
-            for k, d in enumerate(DIMENSIONS)
-        ]
-        facts = None
-        if fact_cols:
-            facts = {c: r[c] for c in (*INDICATOR_CODES, *PROFILE_CODES)}
-            facts["founded_on"] = r["founded_on"].isoformat() if r["founded_on"] else None
-            facts["age_years"] = _age_years(r["founded_on"], run.period)
-        items.append(
-            BulkScore(
-                uscc=r["uscc"],
-                name=r["name"],
-                stage=stage_name(r["stage"]),
-                cohort=stage_name(cohort),
-                scored=r["scored"],
-                exclusion=r["exclusion"],
-                total=num(r["total"]),
-                rank=r["rank"],
-                cohort_size=r["cohort_size"],
-                percentile=num(r["percentile"]),
-                tier=r["tier"],
-                dimensions=dims,
-                facts=facts,
-            )
-        )
-    next_after = items[-1].uscc if len(items) == limit else None
-    return BulkPage(items=items, total=run.enterprise_count, limit=limit, next_after=next_after)
+    return await scores.run_scores(session, run, spec, after, limit, with_facts=include == "facts")
 
 
 @router.get(

@@ -1,0 +1,15 @@
+"""HTTP routers of the scoring service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def routers() -> list[APIRouter]:
+    from services.scoring.evaluations.router import router as evaluations
+    from services.scoring.imports.router import router as imports
+    from services.scoring.indicators.router import router as indicators
+    from services.scoring.scores.router import router as scores
+    from services.scoring.specs.router import router as specs
+
+    return [indicators, imports, specs, evaluations, scores]

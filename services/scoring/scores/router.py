@@ -1,0 +1,146 @@
+"""Reading scores: the detail (一图清), the enterprise, history, portrait (创新画像),
+rankings, cohort statistics and hidden champions, from the published run of a period."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from contracts.catalogue import Stage
+from services.scoring.common import VisibleUSCC, reject_banks
+from services.scoring.evaluations.service import published_run
+from services.scoring.scores import service
+from services.scoring.scores.schemas import (
+    ChampionItem,
+    CohortStatsOut,
+    EnterpriseOut,
+    HistoryItem,
+    PortraitOut,
+    RankingItem,
+    ScoreOut,
+)
+from shared.auth.deps import CurrentPrincipal, Government
+from shared.auth.principal import PrincipalKind
+from shared.db import CommittingRoute, DbSession
+from shared.errors import Forbidden, problem_responses
+from shared.pagination import Page, Paging
+
+router = APIRouter(prefix="/v1", tags=["scores"], route_class=CommittingRoute)
+
+Period = Annotated[int | None, Query(ge=2000, le=2100, description="Default: the latest")]
+StageQuery = Annotated[Stage, Query(description="The growth stage")]
+
+
+@router.get(
+    "/enterprises/{uscc}/score",
+    response_model=ScoreOut,
+    summary="An enterprise's score with reasons and improvement directions (一图清)",
+    responses=problem_responses(401, 403, 404),
+)
+async def get_score(
+    uscc: VisibleUSCC,
+    request: Request,
+    session: DbSession,
+    period: Period = None,
+) -> ScoreOut:
+    state = request.app.state
+    score, _, _ = await service.load_score(session, state.specs, state.runs, uscc, period)
+    return score
+
+
+@router.get(
+    "/enterprises/{uscc}", response_model=EnterpriseOut, responses=problem_responses(401, 403, 404)
+)
+async def get_enterprise(uscc: VisibleUSCC, session: DbSession) -> EnterpriseOut:
+    ent = await service.enterprise(session, uscc)
+    return EnterpriseOut.model_validate(ent, from_attributes=True)
+
+
+@router.get(
+    "/enterprises/{uscc}/history",
+    response_model=Page[HistoryItem],
+    summary="Scores across all published periods, oldest first",
+    responses=problem_responses(401, 403, 404),
+)
+async def get_history(uscc: VisibleUSCC, session: DbSession, paging: Paging) -> Page[HistoryItem]:
+    items = await service.history(session, await service.enterprise(session, uscc))
+    return Page.of(items[paging.offset : paging.offset + paging.limit], len(items), paging)
+
+
+@router.get(
+    "/enterprises/{uscc}/portrait",
+    response_model=PortraitOut,
+    summary="The innovation portrait (创新画像): radar, strengths, weaknesses, trend",
+    responses=problem_responses(401, 403, 404),
+)
+async def get_portrait(
+    uscc: VisibleUSCC,
+    request: Request,
+    session: DbSession,
+    period: Period = None,
+) -> PortraitOut:
+    state = request.app.state
+    score, stats, ent = await service.load_score(session, state.specs, state.runs, uscc, period)
+    return service.portrait(score, stats, await service.history(session, ent))
+
+
+@router.get(
+    "/rankings",
+    response_model=Page[RankingItem],
+    summary="Ranking within a stage, best first",
+    responses=problem_responses(401, 403, 404),
+)
+async def rankings(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    stage: StageQuery,
+    period: Period = None,
+) -> Page[RankingItem]:
+    if principal.kind not in (PrincipalKind.GOVERNMENT, PrincipalKind.SERVICE):
+        raise Forbidden("Rankings of other enterprises are for the government")
+    run = await published_run(session, period)
+    items, total = await service.rankings(session, run, stage, paging.limit, paging.offset)
+    return Page.of(items, total, paging)
+
+
+@router.get(
+    "/cohorts/{stage}/stats",
+    response_model=CohortStatsOut,
+    summary="Quantiles of the stage cohort: total, dimensions, indicators",
+    responses=problem_responses(401, 403, 404),
+)
+async def cohort_stats(
+    stage: Stage,
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    period: Period = None,
+) -> CohortStatsOut:
+    reject_banks(principal)
+    run = await published_run(session, period)
+    stats = await request.app.state.runs.cohort_stats(session, run)
+    return service.cohort_stats(run, stats, stage)
+
+
+@router.get(
+    "/discoveries/hidden-champions",
+    response_model=Page[ChampionItem],
+    summary="No qualification yet, strong innovation or fast growth (隐形冠军线索)",
+    responses=problem_responses(401, 403, 404),
+)
+async def hidden_champions(
+    request: Request,
+    session: DbSession,
+    _: Government,
+    paging: Paging,
+    period: Period = None,
+    min_tier: Annotated[int, Query(ge=1, le=5)] = 4,
+    min_growth: Annotated[float, Query(ge=0, description="Revenue growth, %")] = 30.0,
+) -> Page[ChampionItem]:
+    run = await published_run(session, period)
+    items, total = await service.hidden_champions(
+        session, run, min_tier, min_growth, paging.limit, paging.offset
+    )
+    return Page.of(items, total, paging)
