@@ -360,17 +360,27 @@ def _threads(n: int) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def evaluate(inp: EngineInput, spec: ModelSpec = DEFAULT_MODEL) -> EngineResult:
-    """Score every row of `inp` with `spec`. Raises ValueError for an invalid spec."""
-    errors = spec.validate()
-    if errors:
-        raise ValueError("invalid scoring model: " + "; ".join(errors))
-    n = inp.n
-    values = inp.values
-    boundaries = spec.percentile_boundaries()
-    caps = (spec.cap_low, spec.cap_high)
-    max_matrix = spec.max_points_matrix()
+@dataclass(frozen=True)
+class _Cohorts:
+    """Who is scored, in which cohort, and where each cohort's rows lie once grouped."""
 
+    stage: npt.NDArray[np.int8]
+    exclusion: ObjectArray
+    scored: BoolArray
+    unscored: npt.NDArray[np.intp]
+    labels: list[int]  # stage -> cohort label (-1: no scored firm)
+    merges: list[dict[str, Any]]
+    cohort: npt.NDArray[np.int8]  # per row, -1 when not scored
+    # Scored rows grouped by cohort (row order kept inside a cohort): every (cohort, column)
+    # slice of a gathered column is then contiguous, at `bounds[c]` in `order`.
+    order: npt.NDArray[np.intp]
+    present: list[int]
+    bounds: dict[int, tuple[int, int]]
+
+
+def _cohorts(inp: EngineInput, spec: ModelSpec) -> _Cohorts:
+    """Stages from revenue, exclusions, merged cohorts and the rows grouped by cohort."""
+    n = inp.n
     stage = stage_indices(inp.revenue, spec.stage_bands)
     excluded = inp.excluded_mask()
     exclusion = np.full(n, None, dtype=object)
@@ -384,8 +394,6 @@ def evaluate(inp: EngineInput, spec: ModelSpec = DEFAULT_MODEL) -> EngineResult:
     label_of_stage = np.asarray([*labels, -1], dtype=np.int8)  # index -1 -> -1
     cohort = np.where(scored, label_of_stage[stage], np.int8(-1)).astype(np.int8)
 
-    # Scored rows grouped by cohort (row order kept inside a cohort): every (cohort, column)
-    # slice of a gathered column is then contiguous.
     rows = np.flatnonzero(scored)
     order = rows[np.argsort(cohort[rows], kind="stable")]
     sorted_labels = cohort[order]
@@ -397,56 +405,79 @@ def evaluate(inp: EngineInput, spec: ModelSpec = DEFAULT_MODEL) -> EngineResult:
         )
         for c in present
     }
-    # Max points by cohort, with a NaN row that unscored rows (cohort -1) pick up.
-    max_by_cohort = np.vstack([max_matrix, np.full(_N, np.nan)])
+    return _Cohorts(
+        stage, exclusion, scored, unscored, labels, merges, cohort, order, present, bounds
+    )
 
-    # Outputs are built column-major ([indicator, row]) and returned transposed: each thread
-    # then writes contiguous memory, and no [n, 24] array is ever copied.
-    values_t = np.ascontiguousarray(values.T)
-    pct_t = np.empty((_N, n))
-    points_t = np.empty((_N, n))
-    missing_t = np.empty((_N, n), dtype=np.bool_)
-    indicator_stats: dict[tuple[int, int], dict[str, Any]] = {}
 
-    def rank_column(j: int) -> None:
-        column = values_t[j]
-        np.logical_not(column > 0, out=missing_t[j])
-        gathered = column[order]
-        share = np.empty(order.size)
-        for c in present:
-            a, b = bounds[c]
+def _indicator_stats(ranked: _Ranked, m: int, boundaries: Sequence[float]) -> dict[str, Any]:
+    quantiles = _quantiles(ranked.sorted_raw)
+    return {
+        "quantiles": quantiles,
+        "median": quantiles["p50"],
+        "caps": None if ranked.caps is None else {"low": ranked.caps[0], "high": ranked.caps[1]},
+        "missing": int(m - ranked.sorted_raw.size),
+        "non_positive": int(np.searchsorted(ranked.sorted_raw, 0.0, side="right")),
+        "boundaries": _boundary_table(ranked, m, boundaries),
+    }
+
+
+class _IndicatorRanking:
+    """Percentiles and points of the 24 indicators, one column at a time, within cohorts.
+
+    Outputs are built column-major ([indicator, row]) and returned transposed: each column
+    (and so each thread) then writes contiguous memory, and no [n, 24] array is ever copied.
+    """
+
+    def __init__(
+        self, values: FloatArray, cohorts: _Cohorts, spec: ModelSpec, max_matrix: FloatArray
+    ) -> None:
+        n = values.shape[0]
+        self.cohorts = cohorts
+        self.boundaries = spec.percentile_boundaries()
+        self.caps = (spec.cap_low, spec.cap_high)
+        # Max points by cohort, with a NaN row that unscored rows (cohort -1) pick up.
+        self.max_by_cohort = np.vstack([max_matrix, np.full(_N, np.nan)])
+        self.values_t = np.ascontiguousarray(values.T)
+        self.percentiles_t = np.empty((_N, n))
+        self.points_t = np.empty((_N, n))
+        self.missing_t = np.empty((_N, n), dtype=np.bool_)
+        self.stats: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def run(self, workers: int) -> None:
+        if workers == 1:
+            for j in range(_N):
+                self.rank_column(j)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(self.rank_column, range(_N)))
+
+    def rank_column(self, j: int) -> None:
+        co = self.cohorts
+        column = self.values_t[j]
+        np.logical_not(column > 0, out=self.missing_t[j])
+        gathered = column[co.order]
+        share = np.empty(co.order.size)
+        for c in co.present:
+            a, b = co.bounds[c]
             x = gathered[a:b]
             m = b - a
             if j in _FLAG_COLUMNS:
                 share[a:b] = x > 0
-                indicator_stats[(c, j)] = _flag_stats(x, m, boundaries)
+                self.stats[(c, j)] = _flag_stats(x, m, self.boundaries)
                 continue
-            ranked = _rank(x, caps)
+            ranked = _rank(x, self.caps)
             share[a:b] = ranked.share
-            quantiles = _quantiles(ranked.sorted_raw)
-            indicator_stats[(c, j)] = {
-                "quantiles": quantiles,
-                "median": quantiles["p50"],
-                "caps": None
-                if ranked.caps is None
-                else {"low": ranked.caps[0], "high": ranked.caps[1]},
-                "missing": int(m - ranked.sorted_raw.size),
-                "non_positive": int(np.searchsorted(ranked.sorted_raw, 0.0, side="right")),
-                "boundaries": _boundary_table(ranked, m, boundaries),
-            }
-        out = pct_t[j]
-        out[order] = share
-        out[unscored] = np.nan
-        np.multiply(out, max_by_cohort[:, j][cohort], out=points_t[j])
+            self.stats[(c, j)] = _indicator_stats(ranked, m, self.boundaries)
+        out = self.percentiles_t[j]
+        out[co.order] = share
+        out[co.unscored] = np.nan
+        np.multiply(out, self.max_by_cohort[:, j][co.cohort], out=self.points_t[j])
 
-    workers = _threads(n)
-    if workers == 1:
-        for j in range(_N):
-            rank_column(j)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(rank_column, range(_N)))
 
+def _dimension_totals(points_t: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Dimension scores ([dimension, row]) and totals from the points ([indicator, row])."""
+    n = points_t.shape[1]
     dims_t = np.empty((len(DIMENSIONS), n))
     for d, cols in enumerate(_DIMENSION_COLUMNS):
         # Row by row, in catalogue order: a fixed summation order keeps totals reproducible.
@@ -456,68 +487,122 @@ def evaluate(inp: EngineInput, spec: ModelSpec = DEFAULT_MODEL) -> EngineResult:
     total = dims_t[0].copy()
     for d in range(1, len(DIMENSIONS)):
         total += dims_t[d]
+    return dims_t, total
 
-    dim_pct_t = np.full((len(DIMENSIONS), n), np.nan)
-    percentile = np.full(n, np.nan)
-    rank = np.zeros(n, dtype=np.int64)
-    tier = np.zeros(n, dtype=np.int8)
-    cohort_size = np.zeros(n, dtype=np.int64)
-    n_tiers = len(spec.tier_bands)
-    cum_top = np.cumsum(np.asarray(spec.tier_bands, dtype=np.float64))[:-1]
-    cohort_stats: dict[str, dict[str, Any]] = {}
-    for c in present:
-        a, b = bounds[c]
-        m = b - a
-        members = order[a:b]
-        dim_stats: dict[str, dict[str, float | None]] = {}
-        for d, dim in enumerate(DIMENSIONS):
-            ranked = _rank(dims_t[d][members], None)
-            dim_pct_t[d][members] = ranked.share
-            dim_stats[dim.value] = _quantiles(ranked.sorted_raw)
-        totals = total[members]
-        ranked = _rank(np.round(totals, _TIE_DECIMALS), None)
-        percentile[members] = ranked.share
-        at_or_below = np.empty(m, dtype=np.int64)
-        at_or_below[ranked.sorted_rows] = ranked.sorted_count
-        cohort_rank = m - at_or_below + 1
-        # Tier t holds the firms with fewer than ceil(share above * m) firms strictly ahead.
-        thresholds = np.ceil(cum_top * m - 1e-9).astype(np.int64)
-        cohort_tier = (n_tiers - np.searchsorted(thresholds, cohort_rank - 1, side="right")).astype(
-            np.int8
-        )
-        rank[members] = cohort_rank
-        tier[members] = cohort_tier
-        cohort_size[members] = m
-        cohort_stats[STAGES[c].value] = {
-            "cohort": STAGES[c].value,
-            "size": m,
-            "members": [STAGES[s].value for s in range(len(STAGES)) if labels[s] == c],
-            "total": _quantiles(np.sort(totals)),
-            "dimensions": dim_stats,
-            "tiers": _tier_table(totals, cohort_tier, n_tiers),
-            "indicators": {code: indicator_stats[(c, j)] for j, code in enumerate(INDICATOR_CODES)},
-        }
 
+@dataclass
+class _Standings:
+    """Per row: dimension percentiles, total percentile, rank, tier and cohort size; and the
+    statistics of every cohort."""
+
+    dimension_percentiles_t: FloatArray
+    percentile: FloatArray
+    rank: IntArray
+    tier: npt.NDArray[np.int8]
+    cohort_size: IntArray
+    cohort_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _rank_cohorts(
+    cohorts: _Cohorts,
+    dims_t: FloatArray,
+    total: FloatArray,
+    tier_bands: Sequence[float],
+    indicator_stats: Mapping[tuple[int, int], dict[str, Any]],
+) -> _Standings:
+    n = total.shape[0]
+    out = _Standings(
+        dimension_percentiles_t=np.full((len(DIMENSIONS), n), np.nan),
+        percentile=np.full(n, np.nan),
+        rank=np.zeros(n, dtype=np.int64),
+        tier=np.zeros(n, dtype=np.int8),
+        cohort_size=np.zeros(n, dtype=np.int64),
+    )
+    for c in cohorts.present:
+        _rank_cohort(c, cohorts, dims_t, total, tier_bands, indicator_stats, out)
+    return out
+
+
+def _rank_cohort(
+    c: int,
+    cohorts: _Cohorts,
+    dims_t: FloatArray,
+    total: FloatArray,
+    tier_bands: Sequence[float],
+    indicator_stats: Mapping[tuple[int, int], dict[str, Any]],
+    out: _Standings,
+) -> None:
+    """One cohort's dimension percentiles, ranks and tiers, written into `out`."""
+    a, b = cohorts.bounds[c]
+    m = b - a
+    members = cohorts.order[a:b]
+    dim_stats: dict[str, dict[str, float | None]] = {}
+    for d, dim in enumerate(DIMENSIONS):
+        ranked = _rank(dims_t[d][members], None)
+        out.dimension_percentiles_t[d][members] = ranked.share
+        dim_stats[dim.value] = _quantiles(ranked.sorted_raw)
+    totals = total[members]
+    ranked = _rank(np.round(totals, _TIE_DECIMALS), None)
+    out.percentile[members] = ranked.share
+    at_or_below = np.empty(m, dtype=np.int64)
+    at_or_below[ranked.sorted_rows] = ranked.sorted_count
+    cohort_rank = m - at_or_below + 1
+    # Tier t holds the firms with fewer than ceil(share above * m) firms strictly ahead.
+    n_tiers = len(tier_bands)
+    cum_top = np.cumsum(np.asarray(tier_bands, dtype=np.float64))[:-1]
+    thresholds = np.ceil(cum_top * m - 1e-9).astype(np.int64)
+    cohort_tier = (n_tiers - np.searchsorted(thresholds, cohort_rank - 1, side="right")).astype(
+        np.int8
+    )
+    out.rank[members] = cohort_rank
+    out.tier[members] = cohort_tier
+    out.cohort_size[members] = m
+    out.cohort_stats[STAGES[c].value] = {
+        "cohort": STAGES[c].value,
+        "size": m,
+        "members": [STAGES[s].value for s in range(len(STAGES)) if cohorts.labels[s] == c],
+        "total": _quantiles(np.sort(totals)),
+        "dimensions": dim_stats,
+        "tiers": _tier_table(totals, cohort_tier, n_tiers),
+        "indicators": {code: indicator_stats[(c, j)] for j, code in enumerate(INDICATOR_CODES)},
+    }
+
+
+def evaluate(inp: EngineInput, spec: ModelSpec = DEFAULT_MODEL) -> EngineResult:
+    """Score every row of `inp` with `spec`. Raises ValueError for an invalid spec.
+
+    Four steps: place rows in cohorts, rank each indicator within its cohort, add points up
+    to dimensions and totals, then rank totals within cohorts into ranks and tiers.
+    """
+    errors = spec.validate()
+    if errors:
+        raise ValueError("invalid scoring model: " + "; ".join(errors))
+    max_matrix = spec.max_points_matrix()
+    cohorts = _cohorts(inp, spec)
+    indicators = _IndicatorRanking(inp.values, cohorts, spec, max_matrix)
+    indicators.run(_threads(inp.n))
+    dims_t, total = _dimension_totals(indicators.points_t)
+    standings = _rank_cohorts(cohorts, dims_t, total, spec.tier_bands, indicators.stats)
     return EngineResult(
         model_version=spec.version,
-        values=values,
+        values=inp.values,
         max_points=max_matrix,
-        stage=stage,
-        cohort=cohort,
-        scored=scored,
-        exclusion=exclusion,
-        percentiles=pct_t.T,
-        points=points_t.T,
-        missing=missing_t.T,
+        stage=cohorts.stage,
+        cohort=cohorts.cohort,
+        scored=cohorts.scored,
+        exclusion=cohorts.exclusion,
+        percentiles=indicators.percentiles_t.T,
+        points=indicators.points_t.T,
+        missing=indicators.missing_t.T,
         dimension_scores=dims_t.T,
-        dimension_percentiles=dim_pct_t.T,
+        dimension_percentiles=standings.dimension_percentiles_t.T,
         total=total,
-        rank=rank,
-        cohort_size=cohort_size,
-        percentile=percentile,
-        tier=tier,
-        merges=merges,
-        cohort_stats=cohort_stats,
+        rank=standings.rank,
+        cohort_size=standings.cohort_size,
+        percentile=standings.percentile,
+        tier=standings.tier,
+        merges=cohorts.merges,
+        cohort_stats=standings.cohort_stats,
     )
 
 
