@@ -199,144 +199,192 @@ def parse(
         result.errors.append(RowError(None, None, "empty_file", "The file has no header row"))
         result.error_count = 1
         return result
-
-    def add(err: RowError) -> None:
-        result.error_count += 1
-        if len(result.errors) < max_errors:
-            result.errors.append(err)
-
-    index: dict[str, int] = {}
-    for pos, name in enumerate(header):
-        if not name:
-            continue
-        if name not in KNOWN_COLUMNS:
-            add(RowError(1, name, "unknown_column", f"'{name}' is not a known column"))
-        elif name in index:
-            add(RowError(1, name, "duplicate_column", f"'{name}' appears twice in the header"))
-        else:
-            index[name] = pos
-    for name in REQUIRED_COLUMNS:
-        if name not in index:
-            add(RowError(1, name, "missing_column", f"the required column '{name}' is absent"))
-    if "period" not in index and period is None:
-        add(RowError(1, "period", "missing_period", "give a period column or a period field"))
-    result.columns = [c for c in header if c in index]
+    reader = _Reader(result, period, max_errors)
+    reader.read_header(header)
     if result.error_count:
         return result
-
-    seen: dict[str, int] = {}
     for line_no, raw_row in enumerate(it, start=2):
-        if not any(c for c in raw_row):
-            continue
-        result.rows_total += 1
-        row: dict[str, Any] = {}
-        ok = True
+        if any(c for c in raw_row):
+            reader.read_row(line_no, raw_row)
+    if result.rows_total == 0 and not result.error_count:
+        reader.add(RowError(None, None, "no_rows", "The file has a header but no rows"))
+    return result
 
-        def cell(col: str, raw_row: Sequence[str] = raw_row) -> str:
-            pos = index[col]
-            return raw_row[pos].strip() if pos < len(raw_row) else ""
 
-        def bad(col: str, code: str, message: str, value: str, line_no: int = line_no) -> None:
-            nonlocal ok
-            ok = False
-            add(RowError(line_no, col, code, message, value[:100]))
+class _Reader:
+    """Reads the header, then one row at a time, into `result`.
 
-        if len(raw_row) > len(header) and any(c.strip() for c in raw_row[len(header) :]):
-            bad("", "extra_cells", "the row has more cells than the header", "")
+    Every field of a row is checked (a row reports all its problems, not the first); a row
+    with any problem is left out of `result.rows`. The problems are counted exactly, and the
+    first `max_errors` are kept to report.
+    """
 
-        raw_uscc = cell("uscc")
+    def __init__(self, result: ParsedImport, period: int | None, max_errors: int) -> None:
+        self.result = result
+        self.period = period  # the upload's, if given
+        self.max_errors = max_errors
+        self.index: dict[str, int] = {}  # known column -> position in the file
+        self.width = 0
+        self.seen: dict[str, int] = {}  # USCC -> the line it was first read on
+        # The row being read.
+        self.line_no = 0
+        self.raw: Sequence[str] = ()
+        self.row: dict[str, Any] = {}
+        self.ok = True
+
+    def add(self, err: RowError) -> None:
+        self.result.error_count += 1
+        if len(self.result.errors) < self.max_errors:
+            self.result.errors.append(err)
+
+    def read_header(self, header: list[str]) -> None:
+        self.width = len(header)
+        for pos, name in enumerate(header):
+            if not name:
+                continue
+            if name not in KNOWN_COLUMNS:
+                self.add(RowError(1, name, "unknown_column", f"'{name}' is not a known column"))
+            elif name in self.index:
+                self.add(
+                    RowError(1, name, "duplicate_column", f"'{name}' appears twice in the header")
+                )
+            else:
+                self.index[name] = pos
+        for name in REQUIRED_COLUMNS:
+            if name not in self.index:
+                self.add(
+                    RowError(1, name, "missing_column", f"the required column '{name}' is absent")
+                )
+        if "period" not in self.index and self.period is None:
+            self.add(
+                RowError(1, "period", "missing_period", "give a period column or a period field")
+            )
+        self.result.columns = [c for c in header if c in self.index]
+
+    def read_row(self, line_no: int, raw: Sequence[str]) -> None:
+        self.result.rows_total += 1
+        self.line_no, self.raw, self.row, self.ok = line_no, raw, {}, True
+        if len(raw) > self.width and any(c.strip() for c in raw[self.width :]):
+            self._bad("", "extra_cells", "the row has more cells than the header", "")
+        self._uscc()
+        self._name()
+        self._period()
+        self._identity_extras()
+        self._numbers()
+        self._bools()
+        self._tags()
+        if self.ok:
+            self.result.rows.append(self.row)
+
+    def _cell(self, col: str) -> str:
+        pos = self.index[col]
+        return self.raw[pos].strip() if pos < len(self.raw) else ""
+
+    def _bad(self, col: str, code: str, message: str, value: str) -> None:
+        self.ok = False
+        self.add(RowError(self.line_no, col, code, message, value[:100]))
+
+    def _uscc(self) -> None:
+        raw_uscc = self._cell("uscc")
         code, why = _validate_uscc(raw_uscc)
         if code is None:
-            bad("uscc", "invalid_uscc", why or "invalid", raw_uscc)
+            self._bad("uscc", "invalid_uscc", why or "invalid", raw_uscc)
+            return
+        if code in self.seen:
+            self._bad(
+                "uscc", "duplicate_row", f"the same enterprise is on row {self.seen[code]}", code
+            )
         else:
-            if code in seen:
-                bad("uscc", "duplicate_row", f"the same enterprise is on row {seen[code]}", code)
-            else:
-                seen[code] = line_no
-            row["uscc"] = code
+            self.seen[code] = self.line_no
+        self.row["uscc"] = code
 
-        name = cell("name")
+    def _name(self) -> None:
+        name = self._cell("name")
         if not name:
-            bad("name", "required", "the enterprise name is empty", name)
+            self._bad("name", "required", "the enterprise name is empty", name)
         elif len(name) > 200:
-            bad("name", "too_long", "names are at most 200 characters", name)
-        row["name"] = name
+            self._bad("name", "too_long", "names are at most 200 characters", name)
+        self.row["name"] = name
 
+    def _period(self) -> None:
+        """The row's period: the column's (one for the whole file) or the upload's."""
+        period = self.period
         row_period = period
-        if "period" in index:
-            raw = cell("period")
+        if "period" in self.index:
+            raw = self._cell("period")
             try:
                 p = int(float(raw)) if raw else None
             except ValueError:
                 p = None
-                bad("period", "wrong_type", f"'{raw}' is not a year", raw)
+                self._bad("period", "wrong_type", f"'{raw}' is not a year", raw)
             if p is not None:
                 if not MIN_PERIOD <= p <= MAX_PERIOD:
-                    bad("period", "out_of_range", f"{p} is not a plausible year", raw)
+                    self._bad("period", "out_of_range", f"{p} is not a plausible year", raw)
                 elif period is not None and p != period:
-                    bad("period", "period_mismatch", f"the upload is for {period}, not {p}", raw)
-                elif result.period is None:
-                    result.period = p
-                elif p != result.period:
-                    bad("period", "mixed_periods", "one file holds one period", raw)
+                    self._bad(
+                        "period", "period_mismatch", f"the upload is for {period}, not {p}", raw
+                    )
+                elif self.result.period is None:
+                    self.result.period = p
+                elif p != self.result.period:
+                    self._bad("period", "mixed_periods", "one file holds one period", raw)
                 row_period = p
             elif period is None:
-                bad("period", "required", "the period is empty", raw)
-        row["period"] = row_period
+                self._bad("period", "required", "the period is empty", raw)
+        self.row["period"] = row_period
 
+    def _identity_extras(self) -> None:
         for col in ("industry", "legal_rep"):
-            if col in index:
-                row[col] = cell(col) or None
-        if "founded_on" in index:
-            raw = cell("founded_on")
-            if raw:
-                try:
-                    founded = date.fromisoformat(raw[:10])
-                    if founded > date.today():
-                        bad("founded_on", "out_of_range", "the founding date is in the future", raw)
-                    row["founded_on"] = founded
-                except ValueError:
-                    bad("founded_on", "wrong_type", f"'{raw}' is not a date (YYYY-MM-DD)", raw)
-            else:
-                row["founded_on"] = None
+            if col in self.index:
+                self.row[col] = self._cell(col) or None
+        if "founded_on" not in self.index:
+            return
+        raw = self._cell("founded_on")
+        if not raw:
+            self.row["founded_on"] = None
+            return
+        try:
+            founded = date.fromisoformat(raw[:10])
+            if founded > date.today():
+                self._bad("founded_on", "out_of_range", "the founding date is in the future", raw)
+            self.row["founded_on"] = founded
+        except ValueError:
+            self._bad("founded_on", "wrong_type", f"'{raw}' is not a date (YYYY-MM-DD)", raw)
 
+    def _numbers(self) -> None:
         for col, kind in NUMERIC_COLUMNS.items():
-            if col not in index:
+            if col not in self.index:
                 continue
-            raw = cell(col)
+            raw = self._cell(col)
             if not raw:
-                row[col] = None
+                self.row[col] = None
                 continue
             value, err, msg = _number(raw, kind)
             if err:
-                bad(col, err, msg or err, raw)
-            row[col] = value
+                self._bad(col, err, msg or err, raw)
+            self.row[col] = value
 
+    def _bools(self) -> None:
         for col in BOOL_COLUMNS:
-            if col not in index:
+            if col not in self.index:
                 continue
-            raw = cell(col).lower()
+            raw = self._cell(col).lower()
             if not raw:
-                row[col] = None
+                self.row[col] = None
             elif raw in _TRUE:
-                row[col] = True
+                self.row[col] = True
             elif raw in _FALSE:
-                row[col] = False
+                self.row[col] = False
             else:
-                bad(col, "wrong_type", f"'{raw}' is not yes/no (1/0)", raw)
+                self._bad(col, "wrong_type", f"'{raw}' is not yes/no (1/0)", raw)
 
+    def _tags(self) -> None:
         for col, allowed in TAG_COLUMNS.items():
-            if col not in index:
+            if col not in self.index:
                 continue
-            raw = cell(col)
+            raw = self._cell(col)
             tags = sorted({t.strip().lower() for t in _TAG_SPLIT.split(raw) if t.strip()})
             unknown = [t for t in tags if t not in allowed]
             if unknown:
-                bad(col, "unknown_value", f"unknown value(s): {', '.join(unknown)}", raw)
-            row[col] = tags
-
-        if ok:
-            result.rows.append(row)
-    if result.rows_total == 0 and not result.error_count:
-        add(RowError(None, None, "no_rows", "The file has a header but no rows"))
-    return result
+                self._bad(col, "unknown_value", f"unknown value(s): {', '.join(unknown)}", raw)
+            self.row[col] = tags
