@@ -10,7 +10,7 @@ exact model that produced it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,30 +125,9 @@ class ModelSpec:
         if not isinstance(version, str):
             raise ValueError("model field 'version' must be a string")
         kwargs: dict[str, Any] = {"version": version}
-        if "stage_bands" in data:
-            kwargs["stage_bands"] = _float_tuple(data["stage_bands"], "stage_bands")
-        if "tier_bands" in data:
-            kwargs["tier_bands"] = _float_tuple(data["tier_bands"], "tier_bands")
-        if "dimension_weights" in data:
-            raw = data["dimension_weights"]
-            if not isinstance(raw, Mapping):
-                raise ValueError("model field 'dimension_weights' must be an object")
-            kwargs["dimension_weights"] = {
-                str(stage): _float_dict(dims, f"dimension_weights.{stage}")
-                for stage, dims in raw.items()
-            }
-        if "indicator_weights" in data:
-            kwargs["indicator_weights"] = _float_dict(
-                data["indicator_weights"], "indicator_weights"
-            )
-        if "min_cohort" in data:
-            value = data["min_cohort"]
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError("model field 'min_cohort' must be an integer")
-            kwargs["min_cohort"] = value
-        for name in ("cap_low", "cap_high"):
+        for name, read in _READERS.items():
             if name in data:
-                kwargs[name] = _float(data[name], name)
+                kwargs[name] = read(data[name], name)
         return cls(**kwargs)
 
     # -- checks ----------------------------------------------------------------------------
@@ -158,7 +137,15 @@ class ModelSpec:
         errors: list[str] = []
         if not self.version.strip():
             errors.append("version must not be empty")
+        errors += self._stage_band_errors()
+        errors += self._dimension_weight_errors()
+        errors += self._indicator_weight_errors()
+        errors += self._cohort_and_cap_errors()
+        errors += self._tier_band_errors()
+        return errors
 
+    def _stage_band_errors(self) -> list[str]:
+        errors: list[str] = []
         bands = self.stage_bands
         if len(bands) != len(STAGES) - 1:
             errors.append(
@@ -169,7 +156,10 @@ class ModelSpec:
             errors.append("stage_bands must be positive finite revenue thresholds (万元)")
         if any(b >= a for a, b in zip(bands[1:], bands, strict=False)):
             errors.append("stage_bands must be strictly increasing")
+        return errors
 
+    def _dimension_weight_errors(self) -> list[str]:
+        errors: list[str] = []
         stage_names = {str(s) for s in STAGES}
         dim_names = {str(d) for d in DIMENSIONS}
         for stage in sorted(set(self.dimension_weights) - stage_names):
@@ -193,7 +183,10 @@ class ModelSpec:
                 errors.append(
                     f"dimension_weights.{stage}: weights sum to {total:g}, not {TOTAL_POINTS:g}"
                 )
+        return errors
 
+    def _indicator_weight_errors(self) -> list[str]:
+        errors: list[str] = []
         codes = set(INDICATOR_CODES)
         for code in sorted(set(self.indicator_weights) - codes):
             errors.append(f"indicator_weights: unknown indicator '{code}'")
@@ -214,7 +207,10 @@ class ModelSpec:
                     f"indicator_weights: every indicator of dimension '{dim}' weighs 0, "
                     "so its points cannot be earned"
                 )
+        return errors
 
+    def _cohort_and_cap_errors(self) -> list[str]:
+        errors: list[str] = []
         if isinstance(self.min_cohort, bool) or not isinstance(self.min_cohort, int):
             errors.append("min_cohort must be an integer")
         elif self.min_cohort < 1:
@@ -224,14 +220,16 @@ class ModelSpec:
                 f"caps must satisfy 0 <= cap_low < cap_high <= 1, got {self.cap_low}, "
                 f"{self.cap_high}"
             )
-
-        if not self.tier_bands:
-            errors.append("tier_bands must not be empty")
-        elif not all(math.isfinite(b) and b > 0 for b in self.tier_bands):
-            errors.append("tier_bands must be positive shares")
-        elif abs(sum(self.tier_bands) - 1.0) > _SUM_TOLERANCE:
-            errors.append(f"tier_bands sum to {sum(self.tier_bands):g}, not 1")
         return errors
+
+    def _tier_band_errors(self) -> list[str]:
+        if not self.tier_bands:
+            return ["tier_bands must not be empty"]
+        if not all(math.isfinite(b) and b > 0 for b in self.tier_bands):
+            return ["tier_bands must be positive shares"]
+        if abs(sum(self.tier_bands) - 1.0) > _SUM_TOLERANCE:
+            return [f"tier_bands sum to {sum(self.tier_bands):g}, not 1"]
+        return []
 
     # -- derived values --------------------------------------------------------------------
 
@@ -309,5 +307,28 @@ def _float_dict(value: Any, name: str) -> dict[str, float]:
         raise ValueError(f"model field '{name}' must be an object of numbers")
     return {str(k): _float(v, f"{name}.{k}") for k, v in value.items()}
 
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"model field '{name}' must be an integer")
+    return value
+
+
+def _dimension_weights(value: Any, name: str) -> dict[str, dict[str, float]]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"model field '{name}' must be an object")
+    return {str(stage): _float_dict(dims, f"{name}.{stage}") for stage, dims in value.items()}
+
+
+# The optional fields of a spec's JSON form, each with what reads it, in the order checked.
+_READERS: dict[str, Callable[[Any, str], Any]] = {
+    "stage_bands": _float_tuple,
+    "tier_bands": _float_tuple,
+    "dimension_weights": _dimension_weights,
+    "indicator_weights": _float_dict,
+    "min_cohort": _int,
+    "cap_low": _float,
+    "cap_high": _float,
+}
 
 DEFAULT_MODEL = ModelSpec(version="1.0")
