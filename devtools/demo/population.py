@@ -156,6 +156,23 @@ def _first_revenue(rng: np.random.Generator, stage: npt.NDArray[np.int8]) -> Flo
     return np.where(finite, np.minimum(rev, high - 0.01), rev)
 
 
+@dataclass(frozen=True)
+class _Draw:
+    """What every step of one period draws from. The steps draw from `rng` in a fixed order
+    (the order `_period` calls them in), which is what makes the data reproducible."""
+
+    rng: np.random.Generator
+    n: int
+    stage: npt.NDArray[np.int8]
+    z: FloatArray  # the firm's persistent innovativeness
+    noise: FloatArray  # this period's innovativeness
+    revenue: FloatArray
+    revenue_growth: FloatArray
+    revenue_growth_prev: FloatArray
+    age_years: FloatArray
+    prev: _State | None
+
+
 def _period(
     rng: np.random.Generator,
     period: int,
@@ -169,9 +186,40 @@ def _period(
     n = int(revenue.shape[0])
     stage = stage_indices(revenue, DEFAULT_STAGE_BANDS)
     noise = z + 0.35 * rng.standard_normal(n)  # this period's innovativeness
+    d = _Draw(
+        rng, n, stage, z, noise, revenue, revenue_growth, revenue_growth_prev, age_years, prev
+    )
     ind: dict[str, FloatArray] = {}
     prof: dict[str, npt.NDArray[Any]] = {}
+    rd_expense = _research(d, ind)
+    employees, rd_staff, platform, headcount_growth = _staff(d, ind, rd_expense)
+    patents, class2 = _outputs(d, ind)
+    _growth(d, ind, headcount_growth)
+    equity, grade_a = _auxiliary(d, ind, employees)
+    listed, total_assets = _profile(d, ind, prof, employees, rd_staff, equity)
+    hnte, srdi = _qualifications(d, ind, prof, patents, class2, employees, total_assets, listed)
+    negative = _negative_list(d, prof)
+    values = _indicator_values(d, ind)
+    state = _State(
+        revenue=revenue,
+        revenue_growth=revenue_growth,
+        rd_expense=rd_expense,
+        employees=employees,
+        patents=patents,
+        class2=class2,
+        platform=platform,
+        grade_a=grade_a,
+        equity=equity,
+        negative=negative,
+        hnte=hnte,
+        srdi=srdi,
+    )
+    return PeriodData(period=period, indicators=values, profile=prof), state
 
+
+def _research(d: _Draw, ind: dict[str, FloatArray]) -> FloatArray:
+    """R&D expense, intensity and growth; returns the expense."""
+    rng, n, stage, z, noise, revenue, prev = d.rng, d.n, d.stage, d.z, d.noise, d.revenue, d.prev
     # R&D: intensity falls with size; ~6% of firms (the least innovative) do none.
     intensity = _pick((25.0, 10.0, 6.0, 4.5, 3.5), stage) * np.exp(
         0.55 * noise + 0.3 * rng.standard_normal(n)
@@ -190,8 +238,16 @@ def _period(
         base = np.where(prev.rd_expense > 0, prev.rd_expense, 1.0)
         rd_growth = np.where(prev.rd_expense > 0, (rd_expense / base - 1.0) * 100.0, 0.0)
     ind["rd_growth"] = np.where(rd_expense > 0, np.clip(_money(rd_growth), -100.0, 10000.0), 0.0)
+    return rd_expense
 
-    # Staff.
+
+def _staff(
+    d: _Draw, ind: dict[str, FloatArray], rd_expense: FloatArray
+) -> tuple[FloatArray, FloatArray, BoolArray, FloatArray]:
+    """Employees, R&D staff and platforms; returns employees, R&D staff, platform and
+    headcount growth."""
+    rng, n, stage, noise, revenue, prev = d.rng, d.n, d.stage, d.noise, d.revenue, d.prev
+    revenue_growth = d.revenue_growth
     if prev is None:
         employees = np.rint(np.exp(0.65 * np.log(revenue + 1.0) + 0.45 * rng.standard_normal(n)))
         headcount_growth = np.clip(8.0 + 20.0 * rng.standard_normal(n), -90.0, 300.0)
@@ -213,7 +269,13 @@ def _period(
     if prev is not None:
         platform = prev.platform | (platform & (rng.random(n) < 0.15))
     ind["rd_platform"] = platform.astype(np.float64)
+    return employees, rd_staff, platform, headcount_growth
 
+
+def _outputs(d: _Draw, ind: dict[str, FloatArray]) -> tuple[FloatArray, FloatArray]:
+    """Patents, other IP, standards, contracts and high-tech revenue; returns the invention
+    patents and the class II IP held."""
+    rng, n, stage, z, noise, revenue, prev = d.rng, d.n, d.stage, d.z, d.noise, d.revenue, d.prev
     # Output: zero-inflated, over-dispersed counts that grow with stage and innovativeness.
     rate = _pick((1.0, 2.0, 4.0, 10.0, 40.0), stage) * np.exp(0.8 * noise)
     if prev is None:
@@ -248,8 +310,12 @@ def _period(
     ind["hightech_revenue"] = np.where(
         hightech, np.minimum(_money(revenue * rng.beta(5.0, 2.0, n)), revenue), 0.0
     )
+    return patents, class2
 
-    # Growth and operation.
+
+def _growth(d: _Draw, ind: dict[str, FloatArray], headcount_growth: FloatArray) -> None:
+    """Growth and operation."""
+    rng, n, stage, z, revenue_growth = d.rng, d.n, d.stage, d.z, d.revenue_growth
     ind["revenue_growth"] = revenue_growth
     ind["roe"] = _money(
         np.clip(
@@ -268,7 +334,12 @@ def _period(
         np.clip(0.8 * revenue_growth + 25.0 * rng.standard_normal(n), -100.0, 10000.0)
     )
 
-    # Auxiliary.
+
+def _auxiliary(
+    d: _Draw, ind: dict[str, FloatArray], employees: FloatArray
+) -> tuple[FloatArray, BoolArray]:
+    """Graduates, equity raised, awards, tax grade; returns equity raised and grade A."""
+    rng, n, stage, z, noise, prev = d.rng, d.n, d.stage, d.z, d.noise, d.prev
     ind["graduates_hired"] = rng.poisson(employees * 0.04 * np.exp(0.5 * noise)).astype(np.float64)
     raised = _bernoulli(rng, _sigmoid(_logit((0.08, 0.12, 0.10, 0.08, 0.05))[stage] + 0.5 * z))
     equity = np.where(
@@ -284,8 +355,21 @@ def _period(
     if prev is not None:
         grade_a = np.where(rng.random(n) < 0.85, prev.grade_a, grade_a)
     ind["tax_grade_a"] = grade_a.astype(np.float64)
+    return equity, grade_a
 
-    # Profile.
+
+def _profile(
+    d: _Draw,
+    ind: dict[str, FloatArray],
+    prof: dict[str, npt.NDArray[Any]],
+    employees: FloatArray,
+    rd_staff: FloatArray,
+    equity: FloatArray,
+) -> tuple[BoolArray, FloatArray]:
+    """The profile attributes; returns whether listed, and total assets."""
+    rng, n, stage, revenue, prev = d.rng, d.n, d.stage, d.revenue, d.prev
+    revenue_growth, revenue_growth_prev = d.revenue_growth, d.revenue_growth_prev
+    age_years = d.age_years
     main_share = np.where(
         rng.random(n) < 0.9, rng.uniform(70.0, 100.0, n), rng.uniform(40.0, 70.0, n)
     )
@@ -329,8 +413,24 @@ def _period(
     prof["listed"] = listed
     prof["private_funded"] = rng.random(n) < 0.93
     prof["major_incident"] = rng.random(n) < 0.003
+    return listed, total_assets
 
-    # Qualifications, from the facts above (loosely: the policy engine owns the exact rules).
+
+def _qualifications(
+    d: _Draw,
+    ind: dict[str, FloatArray],
+    prof: dict[str, npt.NDArray[Any]],
+    patents: FloatArray,
+    class2: FloatArray,
+    employees: FloatArray,
+    total_assets: FloatArray,
+    listed: BoolArray,
+) -> tuple[BoolArray, BoolArray]:
+    """Qualifications, from the facts above (loosely: the policy engine owns the exact
+    rules); returns the HNTE and SRDI ones, which persist."""
+    rng, n, stage, z, revenue, prev = d.rng, d.n, d.stage, d.z, d.revenue, d.prev
+    revenue_growth, revenue_growth_prev = d.revenue_growth, d.revenue_growth_prev
+    age_years = d.age_years
     innovative = (ind["rd_intensity"] >= 3.0) & ((patents > 0) | (class2 >= 6))
     hnte = innovative & (age_years >= 1.0) & (rng.random(n) < 0.8)
     srdi = (stage >= 1) & _bernoulli(rng, _sigmoid(-2.5 + 0.8 * z + 0.3 * stage))
@@ -352,8 +452,12 @@ def _period(
         mask |= held.astype(np.uint16) << np.uint16(bit)
     prof["qualifications"] = mask
     ind["qualified"] = (hnte | srdi | st_sme).astype(np.float64)
+    return hnte, srdi
 
-    # Negative list: ~0.5%, mostly persistent.
+
+def _negative_list(d: _Draw, prof: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.uint16]:
+    """Negative list: ~0.5%, mostly persistent."""
+    rng, n, prev = d.rng, d.n, d.prev
     flagged = rng.random(n) < 0.005
     negative = np.where(
         flagged, np.uint16(1) << rng.integers(0, len(NEGATIVE_FLAGS), n).astype(np.uint16), 0
@@ -362,30 +466,19 @@ def _period(
         keep = rng.random(n) < 0.7
         negative = np.where(keep & (prev.negative > 0), prev.negative, negative).astype(np.uint16)
     prof["negative_flags"] = negative
+    return negative
 
+
+def _indicator_values(d: _Draw, ind: dict[str, FloatArray]) -> FloatArray:
+    """The [n, 24] indicator matrix, with ~1% of firms leaving one to three cells empty."""
+    rng, n = d.rng, d.n
     values = np.column_stack([ind[c] for c in INDICATOR_CODES]).astype(np.float64)
-    # ~1% of firms leave one to three indicator cells empty.
     gaps = np.flatnonzero(rng.random(n) < 0.01)
     for _ in range(3):
         cols = rng.integers(0, len(INDICATOR_CODES), gaps.size)
         values[gaps, cols] = np.nan
         gaps = gaps[rng.random(gaps.size) < 0.4]
-
-    state = _State(
-        revenue=revenue,
-        revenue_growth=revenue_growth,
-        rd_expense=rd_expense,
-        employees=employees,
-        patents=patents,
-        class2=class2,
-        platform=platform,
-        grade_a=grade_a,
-        equity=equity,
-        negative=negative,
-        hnte=hnte,
-        srdi=srdi,
-    )
-    return PeriodData(period=period, indicators=values, profile=prof), state
+    return values
 
 
 def generate(
