@@ -130,74 +130,80 @@ def simulate_demo_activity(
             print("demo activity skipped: the credit service has no lines yet")
             return
         enterprises = json.loads((var / "demo-enterprises.json").read_text())
-        step = max(1, len(enterprises) // (DEMO_APPLICANTS * 2))
-        applied = 0
-        for i, ent in enumerate(enterprises[::step]):
-            if applied == DEMO_APPLICANTS:
-                break
-            sso = _polite(
-                httpx.post, f"{idp_url}/simulate-login", data={"uscc": ent["uscc"]}, timeout=10
-            )
-            if sso.status_code != 200:
-                continue
-            login = _polite(
-                client.post, "/v1/auth/esso/exchange", json={"ssotoken": sso.json()["ssotoken"]}
-            )
-            if login.status_code != 200:
-                continue
-            me = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            offers = client.get(f"/v1/credit/enterprises/{ent['uscc']}/offers", headers=me)
-            items = offers.json().get("items", []) if offers.status_code == 200 else []
-            if not items:
-                continue
-            offer = items[i % len(items)]  # spread the applicants over the three banks
-            amount = int(offer["amount"] * (0.6 + 0.4 * ((i * 7) % 5) / 4))
-            r = client.post(
-                "/v1/credit/applications",
-                json={"product_id": offer["product_id"], "amount": max(amount, 100_000)},
-                headers={**me, "Idempotency-Key": f"demo-{ent['uscc']}"},
-            )
-            if r.status_code in (200, 201):
-                applied += 1
+        _apply_online(client, idp_url, enterprises)
         for bank in creds.get("banks", []):
-            headers = {
-                "Authorization": "Bearer "
-                + _client_token(client, bank["client_id"], bank["client_secret"])
-            }
-            apps = client.get(
-                "/v1/credit/applications",
-                params={"status": "submitted", "limit": 100},
-                headers=headers,
-            )
-            for n, app in enumerate(
-                apps.json().get("items", []) if apps.status_code == 200 else []
-            ):
-                base = f"/v1/credit/applications/{app['id']}"
-                client.post(f"{base}/review", json={"note": "materials complete"}, headers=headers)
-                if n % 8 == 7:
-                    client.post(
-                        f"{base}/decision",
-                        json={"decision": "reject", "reason_codes": ["existing_exposure"]},
-                        headers=headers,
-                    )
-                    continue
-                r = client.post(
-                    f"{base}/decision",
-                    json={
-                        "decision": "approve",
-                        "amount": app["requested_amount"],
-                        "rate": 3.45,
-                        "term_months": 12,
-                    },
-                    headers=headers,
-                )
-                if r.status_code == 200 and n % 5 != 4:  # a few approved, not yet drawn
-                    client.post(
-                        f"{base}/disburse", json={"note": "credit granted"}, headers=headers
-                    )
+            _bank_decides(client, bank)
         totals = client.get("/v1/credit/stats", headers=gov).json()["totals"]
         print(
             f"demo activity: {totals['enterprises_applied']} enterprises applied online, "
             f"{totals['approved']} approved, {totals['enterprises_granted']} granted "
             f"{totals['amount_granted'] / 1e6:.1f} million CNY"
         )
+
+
+def _apply_online(client: httpx.Client, idp_url: str, enterprises: list[dict[str, Any]]) -> None:
+    """Up to DEMO_APPLICANTS legal persons, spread over the population, log in and apply."""
+    step = max(1, len(enterprises) // (DEMO_APPLICANTS * 2))
+    applied = 0
+    for i, ent in enumerate(enterprises[::step]):
+        if applied == DEMO_APPLICANTS:
+            break
+        sso = _polite(
+            httpx.post, f"{idp_url}/simulate-login", data={"uscc": ent["uscc"]}, timeout=10
+        )
+        if sso.status_code != 200:
+            continue
+        login = _polite(
+            client.post, "/v1/auth/esso/exchange", json={"ssotoken": sso.json()["ssotoken"]}
+        )
+        if login.status_code != 200:
+            continue
+        me = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        offers = client.get(f"/v1/credit/enterprises/{ent['uscc']}/offers", headers=me)
+        items = offers.json().get("items", []) if offers.status_code == 200 else []
+        if not items:
+            continue
+        offer = items[i % len(items)]  # spread the applicants over the three banks
+        amount = int(offer["amount"] * (0.6 + 0.4 * ((i * 7) % 5) / 4))
+        r = client.post(
+            "/v1/credit/applications",
+            json={"product_id": offer["product_id"], "amount": max(amount, 100_000)},
+            headers={**me, "Idempotency-Key": f"demo-{ent['uscc']}"},
+        )
+        if r.status_code in (200, 201):
+            applied += 1
+
+
+def _bank_decides(client: httpx.Client, bank: dict[str, Any]) -> None:
+    """The bank reviews what waits for it; rejects one in eight, approves and mostly
+    disburses the rest."""
+    headers = {
+        "Authorization": "Bearer " + _client_token(client, bank["client_id"], bank["client_secret"])
+    }
+    apps = client.get(
+        "/v1/credit/applications",
+        params={"status": "submitted", "limit": 100},
+        headers=headers,
+    )
+    for n, app in enumerate(apps.json().get("items", []) if apps.status_code == 200 else []):
+        base = f"/v1/credit/applications/{app['id']}"
+        client.post(f"{base}/review", json={"note": "materials complete"}, headers=headers)
+        if n % 8 == 7:
+            client.post(
+                f"{base}/decision",
+                json={"decision": "reject", "reason_codes": ["existing_exposure"]},
+                headers=headers,
+            )
+            continue
+        r = client.post(
+            f"{base}/decision",
+            json={
+                "decision": "approve",
+                "amount": app["requested_amount"],
+                "rate": 3.45,
+                "term_months": 12,
+            },
+            headers=headers,
+        )
+        if r.status_code == 200 and n % 5 != 4:  # a few approved, not yet drawn
+            client.post(f"{base}/disburse", json={"note": "credit granted"}, headers=headers)
