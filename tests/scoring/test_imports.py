@@ -154,3 +154,21 @@ async def test_only_the_government_imports(platform: Platform) -> None:
             r = await c.post("/v1/imports", files={"file": ("f.csv", content, "text/csv")})
             assert r.status_code == 403, kind
     assert await fact_count(platform) == 0
+
+
+async def test_a_period_too_large_for_a_year_is_a_bad_field(platform: Platform) -> None:
+    # float("1e400") is infinite and int() of it overflows: that must be the row's problem,
+    # not the service's.
+    await platform.start("scoring")
+    content = csv_file(
+        f"{code(1)},杭州一号科技有限公司,1e400,1200,150,12.5,3,0,",
+        f"{code(2)},杭州二号科技有限公司,2025,30,0,,0,1,",
+    )
+    r = await upload(platform, content)
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert [(e["row"], e["column"], e["code"]) for e in problem["errors"]] == [
+        (2, "period", "wrong_type"),
+        (2, "period", "required"),
+    ]
+    assert await fact_count(platform) == 0

@@ -314,7 +314,7 @@ class _Reader:
             raw = self._cell("period")
             try:
                 p = int(float(raw)) if raw else None
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number; or infinite, like "1e400"
                 p = None
                 self._bad("period", "wrong_type", f"'{raw}' is not a year", raw)
             if p is not None:
