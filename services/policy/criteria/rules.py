@@ -280,6 +280,10 @@ ProblemCode = Literal[
 
 
 class Problem(_Model):
+    # The API publishes this model, and its schema is named after its module, as another
+    # schema is called Problem too: keep the name it was published under.
+    __module__ = "services.policy.criteria"
+
     code: ProblemCode
     path: str
     message: str
