@@ -27,8 +27,8 @@ from typing import Any
 
 from scripts.bench_policy_engine import records_from, synthetic_columns
 from services.policy.app import MIGRATIONS
-from services.policy.catalog import compiled_rules
 from services.policy.criteria import FactTable, match_table
+from services.policy.definitions import compiled_rules
 from services.policy.matching.service import recompute
 from services.policy.matching.sync import store_evaluation
 from services.policy.seed import seed

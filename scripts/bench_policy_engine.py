@@ -22,7 +22,6 @@ import numpy as np
 import numpy.typing as npt
 
 from contracts.catalogue import NEGATIVE_FLAGS, QUALIFICATIONS, STAGES
-from services.policy.catalog import compiled_rules
 from services.policy.criteria import (
     FACTS,
     STATUSES,
@@ -30,6 +29,7 @@ from services.policy.criteria import (
     FactTable,
     match_table,
 )
+from services.policy.definitions import compiled_rules
 
 MISSING_SHARE = 0.05
 

@@ -80,7 +80,7 @@ class EnterpriseFacts(Base):
 
 
 class CultivationPool(Base):
-    """A cultivation pool (培育库); seeded from `catalog.POOLS` at startup."""
+    """A cultivation pool (培育库); seeded from `definitions.POOLS` at startup."""
 
     __tablename__ = "pools"
 

@@ -1,8 +1,8 @@
 """The seeded pools and policies, loaded at startup. Idempotent.
 
-Pools are code (`catalog.POOLS`): their rows follow the code on every start. Seeded policies
-are only inserted when missing: once loaded they belong to the government, who may edit or
-archive them, and a restart must not undo that.
+Pools are data (`definitions/pools.yaml`): their rows follow the file on every start. Seeded
+policies (`definitions/policies.yaml`) are only inserted when missing: once loaded they belong
+to the government, who may edit or archive them, and a restart must not undo that.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.policy.catalog import POLICIES, POOLS
-from services.policy.catalog import Policy as SeedPolicy
+from services.policy.definitions import POLICIES, POOLS, PolicyDefinition
 from services.policy.matching.service import rule_key
 from services.policy.models import CultivationPool, Policy, PolicyVersion
 
@@ -43,7 +42,7 @@ def _pool_row(position: int, code: str) -> dict[str, Any]:
     }
 
 
-def _version(policy_id: uuid.UUID, seed: SeedPolicy) -> PolicyVersion:
+def _version(policy_id: uuid.UUID, seed: PolicyDefinition) -> PolicyVersion:
     return PolicyVersion(
         policy_id=policy_id,
         version=1,

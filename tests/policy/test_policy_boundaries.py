@@ -1,6 +1,6 @@
 """Every pool's rules at their boundaries, through the service against real PostgreSQL.
 
-The engine tests (test_catalog.py) hold the cases; here each becomes an enterprise of a
+The engine tests (test_definitions.py) hold the cases; here each becomes an enterprise of a
 population stored the way a sync stores it, matched by the bulk path into `matches`, and read
 back through `GET /v1/enterprises/{uscc}/matches`: exactly at the threshold, just past it,
 and with data missing.
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.policy.conftest import PolicyWorld, item, usccs
-from tests.policy.test_catalog import BASES, JUST_PAST
+from tests.policy.test_definitions import BASES, JUST_PAST
 
 # (pool, facts, expected status, failing criterion or None, gap)
 CASES: list[tuple[str, dict[str, Any], str, str | None, float | None]] = [

@@ -365,7 +365,7 @@ async def test_no_evaluation_yet(bare_policy: PolicyWorld) -> None:
 
 
 async def test_pushes_feed_read_and_new_matches(bare_policy: PolicyWorld) -> None:
-    from tests.policy.test_catalog import BASES
+    from tests.policy.test_definitions import BASES
 
     a, b = usccs(2)
     hnte = {**BASES["hnte"], "operating_revenue": 5000, "rd_ratio_3y": 4.5}  # near: R&D 0.5 short

@@ -8,10 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
 
 from services.policy.common import actor
-from services.policy.models import Policy, PolicyVersion
 from services.policy.policies.schemas import (
     PolicyContent,
     PolicyCreate,
@@ -30,6 +28,7 @@ from services.policy.policies.service import (
     policy_out,
     publish_policy,
     update_policy,
+    visible_policies,
     what_if_policy,
 )
 from services.policy.settings import PolicySettings
@@ -69,25 +68,9 @@ async def list_policies(
     status: Annotated[PolicyStatus | None, Query()] = None,
     pool: Annotated[str | None, Query(max_length=32, description="Linked to this pool")] = None,
 ) -> Page[PolicyOut]:
-    if not principal.is_government:
-        # Drafts and archived policies are the government's working material.
-        status = "published"
-    shown_version = Policy.latest_version if principal.is_government else Policy.published_version
-    query = (
-        select(Policy, PolicyVersion)
-        .join(
-            PolicyVersion,
-            (PolicyVersion.policy_id == Policy.id) & (PolicyVersion.version == shown_version),
-        )
-        .order_by(Policy.code)
+    return await visible_policies(
+        session, paging, government=principal.is_government, status=status, pool=pool
     )
-    if status is not None:
-        query = query.where(Policy.status == status)
-    if pool is not None:
-        query = query.where(PolicyVersion.pools.contains([pool]))
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = await session.execute(query.limit(paging.limit).offset(paging.offset))
-    return Page.of([policy_out(p, v) for p, v in rows.tuples()], total, paging)
 
 
 @router.post(

@@ -6,11 +6,21 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.policy.catalog import Benefit
 from services.policy.criteria import Problem, Status
 
 PolicyStatus = Literal["draft", "published", "archived"]
 VersionStatus = Literal["draft", "published", "superseded", "archived"]
+BenefitKind = Literal["reward", "subsidy", "interest_subsidy", "tax", "voucher", "service"]
+
+
+# What a policy gives, the same whether staff write it or it is seeded. No docstring: it would
+# become the schema's description in the published OpenAPI.
+class Benefit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: BenefitKind
+    description_zh: str
+    amount_wan: float | None = Field(None, ge=0)  # most one firm can receive, in 万元
 
 
 class PolicyContent(BaseModel):

@@ -32,10 +32,12 @@ from services.policy.policies.schemas import (
     PolicyContent,
     PolicyCreate,
     PolicyOut,
+    PolicyStatus,
     WhatIfOut,
     counts,
 )
 from shared.errors import Conflict, InvalidTransition, NotFound, Unprocessable
+from shared.pagination import Page, PageParams
 
 
 class UnknownPool(Unprocessable):
@@ -127,6 +129,37 @@ async def get_policy(session: AsyncSession, policy_id: uuid.UUID, *, lock: bool 
     if policy is None:
         raise PolicyNotFound(f"No policy {policy_id}")
     return policy
+
+
+async def visible_policies(
+    session: AsyncSession,
+    paging: PageParams,
+    *,
+    government: bool,
+    status: PolicyStatus | None,
+    pool: str | None,
+) -> Page[PolicyOut]:
+    """The policies a caller sees: the government, each at its latest version (drafts and
+    archived too); everyone else, the published ones at their published version."""
+    if not government:
+        # Drafts and archived policies are the government's working material.
+        status = "published"
+    shown_version = Policy.latest_version if government else Policy.published_version
+    query = (
+        select(Policy, PolicyVersion)
+        .join(
+            PolicyVersion,
+            (PolicyVersion.policy_id == Policy.id) & (PolicyVersion.version == shown_version),
+        )
+        .order_by(Policy.code)
+    )
+    if status is not None:
+        query = query.where(Policy.status == status)
+    if pool is not None:
+        query = query.where(PolicyVersion.pools.contains([pool]))
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await session.execute(query.limit(paging.limit).offset(paging.offset))
+    return Page.of([policy_out(p, v) for p, v in rows.tuples()], total, paging)
 
 
 async def get_version(session: AsyncSession, policy: Policy, version: int) -> PolicyVersion:

@@ -3,129 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.policy.criteria import CriterionOutcome, PointsOutcome, RuleOutcome
-from services.policy.matching.service import ELIGIBLE, NEAR, LeafInfo, compiled, leaf_info
-from services.policy.models import CultivationPool
+from services.policy.pools import service
+from services.policy.pools.schemas import MemberPage, PoolList, PoolOut
 from shared.auth.deps import CurrentPrincipal, GovernmentOrService
 from shared.db import CommittingRoute, DbSession
-from shared.errors import NotFound, problem_responses
-from shared.pagination import PageParams, Paging
+from shared.errors import problem_responses
+from shared.pagination import Paging
 
 router = APIRouter(prefix="/v1/pools", tags=["pools"], route_class=CommittingRoute)
-
-
-class PoolNotFound(NotFound):
-    slug = "pool-not-found"
-    title = "No such cultivation pool"
-
-
-class StageCount(BaseModel):
-    members: int = 0
-    reserve: int = 0
-
-
-class PoolOut(BaseModel):
-    code: str
-    name_zh: str
-    name_en: str
-    target_stage: str
-    clause: str
-    sources: list[str]
-    approximations: list[str]
-    criteria: dict[str, Any]
-    members: int = Field(description="Enterprises of the current evaluation that qualify")
-    reserve: int = Field(description="Near-eligible: a few closeable criteria short")
-    by_stage: dict[str, StageCount]
-
-
-class Gap(BaseModel):
-    id: str
-    label_zh: str
-    result: str
-    gap: float | None
-    unit: str
-    clause: str
-
-
-class Member(BaseModel):
-    uscc: str
-    name: str
-    stage: str | None
-    score: float | None
-    tier: int | None
-    status: str
-    unmet: list[Gap] = Field(description="Criteria failed or unknown, with the gap to close")
-
-
-class MemberPage(BaseModel):
-    items: list[Member]
-    total: int
-    limit: int
-    offset: int
-    next_offset: int | None
-    counts_by_stage: dict[str, int]
-    failing_criteria: dict[str, int] = Field(
-        default_factory=dict,
-        description="Reserve list only: how many of its firms fail each criterion",
-    )
-
-
-async def _counts(
-    session: AsyncSession, code: str | None = None
-) -> dict[str, dict[str, StageCount]]:
-    rows = await session.execute(
-        text(
-            "SELECT m.rule_key, coalesce(f.stage, 'unstaged') AS stage, m.status, count(*) "
-            "FROM policy.matches m JOIN policy.enterprise_facts f ON f.uscc = m.uscc "
-            "WHERE m.status IN (0, 1) AND m.rule_key LIKE 'pool:%' "
-            "AND (CAST(:key AS text) IS NULL OR m.rule_key = :key) "
-            "GROUP BY 1, 2, 3"
-        ),
-        {"key": f"pool:{code}" if code else None},
-    )
-    out: dict[str, dict[str, StageCount]] = {}
-    for key, stage, status, n in rows.tuples():
-        counts = out.setdefault(key.removeprefix("pool:"), {}).setdefault(stage, StageCount())
-        if status == ELIGIBLE:
-            counts.members += n
-        else:
-            counts.reserve += n
-    return out
-
-
-def _pool_out(pool: CultivationPool, by_stage: dict[str, StageCount]) -> PoolOut:
-    return PoolOut(
-        code=pool.code,
-        name_zh=pool.name_zh,
-        name_en=pool.name_en,
-        target_stage=pool.target_stage,
-        clause=pool.clause,
-        sources=pool.sources,
-        approximations=pool.approximations,
-        criteria=pool.rule.get("root", {}),
-        members=sum(c.members for c in by_stage.values()),
-        reserve=sum(c.reserve for c in by_stage.values()),
-        by_stage=dict(sorted(by_stage.items())),
-    )
-
-
-async def _pool(session: AsyncSession, code: str) -> CultivationPool:
-    pool = await session.get(CultivationPool, code)
-    if pool is None:
-        raise PoolNotFound(f"No cultivation pool {code!r}")
-    return pool
-
-
-class PoolList(BaseModel):
-    items: list[PoolOut]
-    total: int
 
 
 @router.get(
@@ -135,10 +24,7 @@ class PoolList(BaseModel):
     responses=problem_responses(401),
 )
 async def list_pools(session: DbSession, _: CurrentPrincipal) -> PoolList:
-    counts = await _counts(session)
-    pools = await session.scalars(select(CultivationPool).order_by(CultivationPool.position))
-    items = [_pool_out(p, counts.get(p.code, {})) for p in pools]
-    return PoolList(items=items, total=len(items))
+    return await service.list_pools(session)
 
 
 @router.get(
@@ -148,8 +34,7 @@ async def list_pools(session: DbSession, _: CurrentPrincipal) -> PoolList:
     responses=problem_responses(401, 404),
 )
 async def get_pool(code: str, session: DbSession, _: CurrentPrincipal) -> PoolOut:
-    pool = await _pool(session, code)
-    return _pool_out(pool, (await _counts(session, code)).get(code, {}))
+    return await service.get_pool(session, code)
 
 
 @router.get(
@@ -166,96 +51,4 @@ async def members(
     near: Annotated[bool, Query(description="The reserve list: near-eligible firms")] = False,
     stage: Annotated[str | None, Query(max_length=16)] = None,
 ) -> MemberPage:
-    pool = await _pool(session, code)
-    status = NEAR if near else ELIGIBLE
-    params: dict[str, Any] = {"key": f"pool:{code}", "status": status, "stage": stage}
-    where = (
-        "m.rule_key = :key AND m.status = :status "
-        "AND (CAST(:stage AS text) IS NULL OR coalesce(f.stage, 'unstaged') = :stage)"
-    )
-    base = "FROM policy.matches m JOIN policy.enterprise_facts f ON f.uscc = m.uscc WHERE " + where
-    by_stage = {
-        str(s): int(n)
-        for s, n in (
-            await session.execute(
-                text(f"SELECT coalesce(f.stage, 'unstaged'), count(*) {base} GROUP BY 1"), params
-            )
-        ).tuples()
-    }
-    rows = await session.execute(
-        text(
-            f"SELECT f.uscc, f.name, f.stage, f.score, f.tier, f.facts {base} "
-            "ORDER BY f.score DESC NULLS LAST, f.uscc LIMIT :limit OFFSET :offset"
-        ),
-        {**params, "limit": paging.limit, "offset": paging.offset},
-    )
-    rule = compiled(pool.rule)[0]
-    info = leaf_info(rule.rule)
-    items = [
-        Member(
-            uscc=r.uscc,
-            name=r.name,
-            stage=r.stage,
-            score=r.score,
-            tier=r.tier,
-            status="near" if near else "eligible",
-            unmet=_blocking(rule.evaluate(r.facts), info) if near else [],
-        )
-        for r in rows
-    ]
-    failing: dict[str, int] = {}
-    if near:
-        # From the stored per-criterion detail: what holds the reserve list back, overall.
-        leaves = compiled(pool.rule)[1]
-        for pos, n in (
-            await session.execute(
-                text(
-                    "SELECT e.pos, count(*) FROM policy.matches m "
-                    "JOIN policy.enterprise_facts f ON f.uscc = m.uscc "
-                    "CROSS JOIN LATERAL jsonb_array_elements(m.detail) "
-                    "WITH ORDINALITY AS e(value, pos) "
-                    f"WHERE {where} AND e.value->>0 = '0' GROUP BY 1"
-                ),
-                params,
-            )
-        ).tuples():
-            if 0 < pos <= len(leaves):
-                failing[leaves[pos - 1]] = int(n)
-        failing = dict(sorted(failing.items(), key=lambda kv: (-kv[1], kv[0])))
-    page = _page(items, sum(by_stage.values()), paging, dict(sorted(by_stage.items())))
-    page.failing_criteria = failing
-    return page
-
-
-def _blocking(outcome: RuleOutcome, info: dict[str, LeafInfo]) -> list[Gap]:
-    """The criteria a near firm has to close (the cheapest way), each with its gap."""
-    out = []
-    for cid in outcome.blocking:
-        node = outcome.find(cid)
-        leaf = info.get(cid)
-        gap = node.gap if isinstance(node, CriterionOutcome | PointsOutcome) else None
-        out.append(
-            Gap(
-                id=cid,
-                label_zh=node.label_zh,
-                result=node.result,
-                gap=gap,
-                unit=leaf.unit if leaf else "",
-                clause=node.clause,
-            )
-        )
-    return out
-
-
-def _page(
-    items: list[Member], total: int, paging: PageParams, by_stage: dict[str, int]
-) -> MemberPage:
-    nxt = paging.offset + len(items)
-    return MemberPage(
-        items=items,
-        total=total,
-        limit=paging.limit,
-        offset=paging.offset,
-        next_offset=nxt if nxt < total else None,
-        counts_by_stage=by_stage,
-    )
+    return await service.members(session, code, paging, near=near, stage=stage)

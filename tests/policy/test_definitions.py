@@ -11,14 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.catalogue import NEGATIVE_FLAGS, QUALIFICATIONS, STAGES, Stage
-from services.policy.catalog import (
-    POLICIES,
-    POLICIES_BY_CODE,
-    POOLS,
-    POOLS_BY_CODE,
-    all_rules,
-    compiled_rules,
-)
 from services.policy.criteria import (
     FACTS,
     STATUSES,
@@ -30,6 +22,14 @@ from services.policy.criteria import (
     RuleOutcome,
     compile_rule,
     validate_rule,
+)
+from services.policy.definitions import (
+    POLICIES,
+    POLICIES_BY_CODE,
+    POOLS,
+    POOLS_BY_CODE,
+    all_rules,
+    compiled_rules,
 )
 
 # cel-python raises the recursion limit when first used; do it before hypothesis watches.
@@ -59,7 +59,7 @@ def leaf_ids(rule: Rule) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Shape of the catalogue
+# Shape of the definitions
 # --------------------------------------------------------------------------------------------
 
 
