@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from services.credit.bank_simulator import create_bank_simulator
-from services.credit.evaluations.sync import SyncReport, sync_evaluations
+from services.credit.evaluations.sync import sync_evaluations
 from services.credit.notifications.dispatcher import DeliveryReport, deliver_outbox
+from shared.feed import FeedReport
 from tests.platform import Platform
 from tests.scoring_fixtures import publish_demo
 
@@ -43,7 +44,7 @@ class CreditWorld:
     def app(self) -> Any:
         return self.platform.fastapi["credit"]
 
-    async def sync(self) -> SyncReport:
+    async def sync(self) -> FeedReport:
         return await sync_evaluations(self.app)
 
     async def deliver(self) -> DeliveryReport:
