@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.credit.bank_simulator import create_bank_simulator
+from devtools.bank_simulator import create_bank_simulator
 from services.credit.evaluations.sync import sync_evaluations
 from services.credit.notifications.dispatcher import DeliveryReport, deliver_outbox
 from shared.feed import FeedReport
