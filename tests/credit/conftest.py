@@ -6,6 +6,7 @@ themselves, so nothing depends on timing.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,17 @@ class CreditWorld:
 
     async def deliver(self) -> DeliveryReport:
         return await deliver_outbox(self.app)
+
+    async def submit(self, uscc: str, bank: str = ICBC, amount: int = 100_000) -> dict[str, Any]:
+        """The enterprise applies for the bank's seeded product; the application's JSON."""
+        async with self.enterprise(uscc) as c:
+            r = await c.post(
+                "/v1/applications",
+                json={"product_id": SEEDED_PRODUCTS[bank], "amount": amount},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+        assert r.status_code == 201, r.text
+        return dict(r.json())
 
     def enterprise(self, uscc: str) -> httpx.AsyncClient:
         return self.platform.client("credit", "enterprise", uscc=uscc)

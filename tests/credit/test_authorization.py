@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from tests.credit.conftest import HZBANK, HZUB, ICBC, SEEDED_PRODUCTS, CreditWorld
 
 
 async def _submitted(world: CreditWorld, uscc: str, bank: str = ICBC) -> str:
-    async with world.enterprise(uscc) as c:
-        r = await c.post(
-            "/v1/applications",
-            json={"product_id": SEEDED_PRODUCTS[bank], "amount": 100_000},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        )
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
+    return str((await world.submit(uscc, bank))["id"])
 
 
 async def test_anonymous_is_refused_everywhere(world: CreditWorld) -> None:

@@ -5,27 +5,19 @@ enterprise sees each consent, and why and when it ended, in plain words."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 
-from tests.credit.conftest import HZBANK, ICBC, SEEDED_PRODUCTS, CreditWorld
+from tests.credit.conftest import HZBANK, ICBC, CreditWorld
 from tests.scoring_fixtures import evaluate_and_publish
 
 APPROVE = {"decision": "approve", "amount": 100_000, "rate": 3.0, "term_months": 6}
 
 
 async def _apply(world: CreditWorld, uscc: str, bank: str = ICBC) -> str:
-    async with world.enterprise(uscc) as c:
-        r = await c.post(
-            "/v1/applications",
-            json={"product_id": SEEDED_PRODUCTS[bank], "amount": 100_000},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        )
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
+    return str((await world.submit(uscc, bank))["id"])
 
 
 async def _bank_reads(world: CreditWorld, bank: str, uscc: str) -> int:
