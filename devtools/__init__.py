@@ -1,1 +1,1 @@
-"""Development-only code: demo data and simulators that production code never imports."""
+"""Development-only tools (demo data, simulators of the outside world): never imported by production code."""

@@ -126,7 +126,7 @@ class Launcher:
         self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def start_bank_simulator(self) -> None:
-        cmd = [sys.executable, "-m", "services.credit.bank_simulator", "--host", HOST]
+        cmd = [sys.executable, "-m", "devtools.bank_simulator", "--host", HOST]
         cmd += ["--port", str(self.port("bank-simulator"))]
         for bank, secret in self.bank_webhook_secrets().items():
             cmd += ["--secret", f"{bank}={secret}"]

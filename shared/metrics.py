@@ -33,7 +33,13 @@ JOB_DURATION = Histogram(
     ["component", "job"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
-FEED_LAG = Gauge("event_feed_lag", "Events not yet consumed", ["component", "feed"])
+# Per consumer (`component` = the consuming service, `feed` = its cursor): event ids between
+# its cursor and the producer's newest event, 0 once it has caught up (shared.feed.feed_lag).
+FEED_LAG = Gauge(
+    "event_feed_lag",
+    "Event ids between a consumer's cursor and the producer's newest event (0: caught up)",
+    ["component", "feed"],
+)
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox messages not yet delivered", ["component"])
 CIRCUIT_STATE = Gauge(
     "upstream_circuit_state",

@@ -161,16 +161,63 @@ class CreditLine(Base):
     band: Mapped[int] = mapped_column(SmallInteger)
 
 
+# Why a consent is no longer in force; an expiry (`expires_at` passed) needs no row change.
+CONSENT_END_REASONS = (
+    "withdrawn",  # the enterprise withdrew this (explicit) consent
+    "application_withdrawn",
+    "application_rejected",
+    "loan_closed",
+    "expired",  # recorded when an expired explicit consent is replaced by a new grant
+)
+
+
 class Consent(Base):
-    """The enterprise allows this bank to see its score details (recorded on apply)."""
+    """An enterprise's consent that one bank may see its current score and amounts (授权).
+
+    PIPL makes consent specific and revocable, so each consent has a basis and ends:
+    - `application`: given by applying, scoped to that application (its bank, for deciding on
+      it and managing the loan it leads to). Ends when the application is withdrawn or
+      rejected or the loan is closed; once disbursed, at the latest when the loan's term
+      ends (`expires_at`).
+    - `explicit`: given on its own; lasts until the enterprise withdraws it, or until the
+      expiry it chose.
+    Ended consents stay as the record of what was shared, until when and why.
+    """
 
     __tablename__ = "consents"
+    __table_args__ = (
+        CheckConstraint("basis IN ('application', 'explicit')", name="basis"),
+        CheckConstraint(
+            "(basis = 'application') = (application_id IS NOT NULL)", name="application_scope"
+        ),
+        CheckConstraint(
+            "end_reason IN (" + ", ".join(f"'{r}'" for r in CONSENT_END_REASONS) + ")",
+            name="end_reason",
+        ),
+        CheckConstraint("(ended_at IS NULL) = (end_reason IS NULL)", name="ended"),
+        Index("ix_consents_uscc_bank_id", "uscc", "bank_id"),
+        # One explicit consent at a time per bank: granting again changes that one.
+        Index(
+            "uq_consents_explicit_per_bank",
+            "uscc",
+            "bank_id",
+            unique=True,
+            postgresql_where=text("basis = 'explicit' AND ended_at IS NULL"),
+        ),
+    )
 
-    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
-    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id"), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    uscc: Mapped[str] = mapped_column(String(18))
+    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id"))
+    basis: Mapped[str] = mapped_column(String(16))
+    application_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID, ForeignKey("applications.id"), unique=True
+    )
     granted_by: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(32))
     granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class LoanApplication(Base):

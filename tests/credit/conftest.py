@@ -6,15 +6,17 @@ themselves, so nothing depends on timing.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from services.credit.bank_simulator import create_bank_simulator
-from services.credit.evaluations.sync import SyncReport, sync_evaluations
+from devtools.bank_simulator import create_bank_simulator
+from services.credit.evaluations.sync import sync_evaluations
 from services.credit.notifications.dispatcher import DeliveryReport, deliver_outbox
+from shared.feed import FeedReport
 from tests.platform import Platform
 from tests.scoring_fixtures import publish_demo
 
@@ -43,11 +45,22 @@ class CreditWorld:
     def app(self) -> Any:
         return self.platform.fastapi["credit"]
 
-    async def sync(self) -> SyncReport:
+    async def sync(self) -> FeedReport:
         return await sync_evaluations(self.app)
 
     async def deliver(self) -> DeliveryReport:
         return await deliver_outbox(self.app)
+
+    async def submit(self, uscc: str, bank: str = ICBC, amount: int = 100_000) -> dict[str, Any]:
+        """The enterprise applies for the bank's seeded product; the application's JSON."""
+        async with self.enterprise(uscc) as c:
+            r = await c.post(
+                "/v1/applications",
+                json={"product_id": SEEDED_PRODUCTS[bank], "amount": amount},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+        assert r.status_code == 201, r.text
+        return dict(r.json())
 
     def enterprise(self, uscc: str) -> httpx.AsyncClient:
         return self.platform.client("credit", "enterprise", uscc=uscc)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from tests.credit.conftest import HZBANK, HZUB, ICBC, SEEDED_PRODUCTS, CreditWorld
 
 
 async def _submitted(world: CreditWorld, uscc: str, bank: str = ICBC) -> str:
-    async with world.enterprise(uscc) as c:
-        r = await c.post(
-            "/v1/applications",
-            json={"product_id": SEEDED_PRODUCTS[bank], "amount": 100_000},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        )
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
+    return str((await world.submit(uscc, bank))["id"])
 
 
 async def test_anonymous_is_refused_everywhere(world: CreditWorld) -> None:
@@ -106,7 +98,7 @@ async def test_explicit_consent_opens_approved_amounts_to_that_bank_only(
         assert (await bank.get(f"/v1/enterprises/{e['uscc']}/approved-amounts")).status_code == 403
     async with world.enterprise(e["uscc"]) as c:
         r = await c.post("/v1/consents", json={"bank_id": HZBANK})
-        assert r.status_code == 201 and r.json()["source"] == "explicit"
+        assert r.status_code == 201 and r.json()["basis"] == "explicit"
         assert (await c.post("/v1/consents", json={"bank_id": "nope"})).status_code == 404
         consents = (await c.get("/v1/consents")).json()
         assert [x["bank_id"] for x in consents["items"]] == [HZBANK]
@@ -144,7 +136,7 @@ async def test_government_reads_everything_and_changes_nothing(world: CreditWorl
         assert r.status_code == 403
 
 
-async def test_consent_can_be_withdrawn_unless_an_application_relies_on_it(
+async def test_explicit_consent_can_be_withdrawn_an_applications_ends_with_it(
     world: CreditWorld,
 ) -> None:
     e = (await world.eligible())[0]
@@ -159,16 +151,21 @@ async def test_consent_can_be_withdrawn_unless_an_application_relies_on_it(
         assert (await c.get("/v1/consents")).json()["items"] == []
     async with world.bank(HZBANK) as bank:
         assert (await bank.get(url)).status_code == 403
-    # Applying consents again; while that application is open, consent stays.
+    # Applying consents again, for that application: it cannot be withdrawn on its own...
     aid = await _submitted(world, e["uscc"], HZBANK)
+    async with world.bank(HZBANK) as bank:
+        assert (await bank.get(url)).status_code == 200
     async with world.enterprise(e["uscc"]) as c:
         r = await c.delete(f"/v1/consents/{HZBANK}")
         assert r.status_code == 409
+        assert r.json()["type"].endswith("/consent-in-use")
         assert r.json()["application_id"] == aid
+        # ...it ends with the application.
         assert (await c.post(f"/v1/applications/{aid}/withdraw")).status_code == 200
-        assert (await c.delete(f"/v1/consents/{HZBANK}")).status_code == 204
+        assert (await c.delete(f"/v1/consents/{HZBANK}")).status_code == 404
     async with world.bank(HZBANK) as bank:
-        assert (await bank.get(url)).status_code == 403
+        r = await bank.get(url)
+        assert r.status_code == 403 and r.json()["type"].endswith("/no-consent")
     # Nobody else can withdraw it for the enterprise.
     async with world.bank(HZBANK) as bank:
         assert (await bank.delete(f"/v1/consents/{HZBANK}")).status_code == 403

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy import text
 
 from services.credit.notifications.dispatcher import backoff
-from tests.credit.conftest import HZUB, ICBC, SECRETS, SEEDED_PRODUCTS, CreditWorld
+from tests.credit.conftest import HZUB, ICBC, SECRETS, CreditWorld
 
 
 async def _apply(world: CreditWorld, uscc: str, bank: str = ICBC) -> dict[str, Any]:
-    async with world.enterprise(uscc) as c:
-        r = await c.post(
-            "/v1/applications",
-            json={"product_id": SEEDED_PRODUCTS[bank], "amount": 100_000},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        )
-    assert r.status_code == 201, r.text
-    return dict(r.json())
+    return await world.submit(uscc, bank)
 
 
 def _inbox(world: CreditWorld, bank: str) -> Any:

@@ -1,4 +1,7 @@
-"""Applications: apply (idempotently, with consent), decide, disburse, close, withdraw."""
+"""Applications: apply (idempotently, with consent), decide, disburse, close, withdraw.
+
+Every application carries its own consent (services/credit/consents), which follows it.
+"""
 
 from __future__ import annotations
 
@@ -27,13 +30,13 @@ from services.credit.common import (
     NoPublishedEvaluation,
     actor,
 )
+from services.credit.consents import service as consents
 from services.credit.lines.rules import Ineligibility, ineligibility
 from services.credit.lines.service import current_evaluation, facts, product_rule, score_of
 from services.credit.models import (
     OPEN_PREDICATE,
     OPEN_STATUSES,
     ApplicationStatusChange,
-    Consent,
     CreditLine,
     CreditProduct,
     IdempotencyKey,
@@ -299,17 +302,10 @@ async def _create(
             application_id=str(open_id) if open_id else None,
         )
     _record(session, app_id, None, Status.SUBMITTED.value, principal, None)
-    # Applying is the enterprise's consent that this bank may see its score details.
-    await session.execute(
-        insert(Consent)
-        .values(
-            uscc=uscc, bank_id=product.bank_id, granted_by=actor(principal), source="application"
-        )
-        .on_conflict_do_nothing()
-    )
-    await session.flush()
     app = await session.get(LoanApplication, app_id)
     assert app is not None
+    # Applying is the enterprise's consent that this bank sees its score, for this application.
+    await consents.record_for_application(session, principal, app)
     await enqueue(session, app.bank_id, "application.submitted", _notification(to_out(app, None)))
     return app
 
@@ -399,6 +395,7 @@ async def _transition(
     app.updated_at = now
     _record(session, app.id, current.value, rule.target.value, principal, note)
     await session.flush()
+    await consents.follow_application(session, app)
     out = to_out(app, await _history(session, app.id))
     if action is Action.WITHDRAW:
         await enqueue(session, app.bank_id, "application.withdrawn", _notification(out))

@@ -9,21 +9,19 @@ misses nothing. Re-reading an event already applied changes nothing.
 from __future__ import annotations
 
 import uuid
-import zlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import delete, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit.common import raw_connection
 from services.credit.lines.service import current_evaluation, recompute_lines
 from services.credit.models import ConsumerCursor, EnterpriseScore, Evaluation
 from services.credit.settings import CreditSettings
-from shared.feed import advance_cursor, lock_cursor
-from shared.metrics import FEED_LAG
+from shared.feed import FeedConsumer, FeedReport
 from shared.service_client import ServiceClient
 
 log = structlog.get_logger("credit.sync")
@@ -42,28 +40,11 @@ SCORE_COLUMNS = (
     "percentile",
     "tier",
 )
-_LOCK = zlib.crc32(b"credit:sync-evaluations")
-
-
-@dataclass
-class SyncReport:
-    events: int = 0
-    imported: list[str] = field(default_factory=list)
-    skipped: int = 0
-    cursor: int = 0
 
 
 def ScoringClient(app: FastAPI) -> ServiceClient:
     settings: CreditSettings = app.state.settings
     return ServiceClient(app, "scoring", settings.scoring_url)
-
-
-async def _cursor(session: AsyncSession) -> int:
-    return await lock_cursor(session, ConsumerCursor, CURSOR)
-
-
-async def _advance(session: AsyncSession, position: int) -> None:
-    await advance_cursor(session, ConsumerCursor, CURSOR, position)
 
 
 def _record(run_id: uuid.UUID, item: dict[str, Any]) -> tuple[Any, ...]:
@@ -116,7 +97,7 @@ async def import_evaluation(
 
 
 async def apply_event(
-    session: AsyncSession, scoring: ServiceClient, event: dict[str, Any], report: SyncReport
+    session: AsyncSession, scoring: ServiceClient, event: Mapping[str, Any], report: FeedReport
 ) -> None:
     if event.get("type") != "evaluation.published":
         report.skipped += 1
@@ -147,30 +128,12 @@ async def apply_event(
     )
 
 
-async def sync_evaluations(app: FastAPI) -> SyncReport:
+FEED = FeedConsumer(ConsumerCursor, CURSOR, apply_event)
+
+
+async def sync_evaluations(app: FastAPI) -> FeedReport:
     """Apply every scoring event after the cursor; each in its own transaction."""
-    scoring = ScoringClient(app)
     settings: CreditSettings = app.state.settings
-    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
-    report = SyncReport()
-    while True:
-        async with maker() as session, session.begin():
-            # One consumer at a time across replicas; the others find nothing to do.
-            locked = await session.scalar(text(f"SELECT pg_try_advisory_xact_lock({_LOCK})"))
-            if not locked:
-                return report
-            position = await _cursor(session)
-            page = await scoring.get(
-                "/v1/events", {"after": position, "limit": settings.events_batch}
-            )
-            events = page.get("items", [])
-            latest = int(page.get("latest", events[-1]["id"] if events else position))
-            FEED_LAG.labels("credit", "scoring.events").set(max(0, latest - position))
-            if not events:
-                report.cursor = position
-                return report
-            event = events[0]
-            await apply_event(session, scoring, event, report)
-            await _advance(session, int(event["id"]))
-            report.events += 1
-            report.cursor = int(event["id"])
+    return await FEED.catch_up(
+        app.state.sessionmaker, ScoringClient(app), settings.events_batch, FeedReport()
+    )

@@ -15,6 +15,7 @@ from services.credit.common import (
     UsccPath,
     checked_uscc,
 )
+from services.credit.consents import service as consents
 from services.credit.lines.rules import ANY_PRODUCT, LineRule, ineligibility
 from services.credit.lines.schemas import (
     ApplicationAmount,
@@ -28,7 +29,6 @@ from services.credit.lines.schemas import (
 from services.credit.lines.service import current_evaluation, facts, score_of
 from services.credit.models import (
     Bank,
-    Consent,
     CreditLine,
     CreditProduct,
     EnterpriseScore,
@@ -156,12 +156,19 @@ async def offers(
     )
 
 
+class NoConsentInForce(Forbidden):
+    slug = "no-consent"
+    title = "No consent of the enterprise to your bank is in force"
+
+
 async def _bank_may_see(session: AsyncSession, principal: Principal, uscc: str) -> None:
     if principal.kind is PrincipalKind.BANK:
-        consent = await session.get(Consent, (uscc, principal.bank_id))
-        if consent is None:
-            raise Forbidden(
-                "The enterprise has not applied to or consented to your bank", uscc=uscc
+        assert principal.bank_id is not None
+        if not await consents.bank_may_see(session, uscc, principal.bank_id):
+            raise NoConsentInForce(
+                "The enterprise has no application open with your bank and has not consented "
+                "to it, or that consent has ended",
+                uscc=uscc,
             )
     else:
         ensure_enterprise_access(principal, uscc)
@@ -177,8 +184,9 @@ async def approved_amounts(
 ) -> ApprovedAmounts:
     """For bank systems: the enterprise's pre-approved lines and approvals with this bank.
 
-    A bank reads only an enterprise that applied to it or consented, and only its own lines
-    and applications; government and services read all.
+    A bank reads only while a consent of the enterprise to it is in force (an open
+    application to it, its loan until closed, or an explicit consent), and only its own
+    lines and applications; government and services read all.
     """
     code = checked_uscc(uscc)
     await _bank_may_see(session, principal, code)

@@ -11,21 +11,19 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.common import raw_connection
 from services.policy.criteria import FACTS, FactError, coerce_facts
 from services.policy.matching.service import current_evaluation, lock, recompute
 from services.policy.models import ConsumerCursor, Evaluation
 from services.policy.settings import PolicySettings
-from shared.feed import advance_cursor, lock_cursor
-from shared.metrics import FEED_LAG
+from shared.feed import FeedConsumer, FeedReport
 from shared.service_client import ServiceClient
 
 log = structlog.get_logger("policy.sync")
@@ -35,11 +33,9 @@ FACT_COLUMNS = ("uscc", "run_id", "name", "stage", "score", "tier", "facts")
 
 
 @dataclass
-class SyncReport:
-    events: int = 0
-    imported: list[str] = field(default_factory=list)
-    skipped: int = 0
-    cursor: int = 0
+class SyncReport(FeedReport):
+    """The shared feed report, plus the pushes the new matches caused."""
+
     pushes: int = 0
 
 
@@ -140,14 +136,6 @@ async def _copy_facts(conn: Any, run_id: uuid.UUID, items: Iterable[Mapping[str,
     return len(records)
 
 
-async def _cursor(session: AsyncSession) -> int:
-    return await lock_cursor(session, ConsumerCursor, CURSOR)
-
-
-async def _advance(session: AsyncSession, position: int) -> None:
-    await advance_cursor(session, ConsumerCursor, CURSOR, position)
-
-
 async def _score_pages(scoring: ServiceClient, run_id: uuid.UUID) -> list[list[Mapping[str, Any]]]:
     params = {"limit": scoring.settings.scores_page_size, "include": "facts"}
     return [items async for items in scoring.pages(f"/v1/evaluations/{run_id}/scores", params)]
@@ -194,33 +182,12 @@ async def apply_event(
     )
 
 
+FEED = FeedConsumer(ConsumerCursor, CURSOR, apply_event, event_type="evaluation.published")
+
+
 async def sync_evaluations(app: FastAPI) -> SyncReport:
     """Apply every scoring event after the cursor, each in its own transaction."""
-    scoring = ScoringClient(app)
     settings: PolicySettings = app.state.settings
-    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
-    report = SyncReport()
-    while True:
-        async with maker() as session, session.begin():
-            # One consumer at a time across replicas; the others find nothing to do.
-            locked = await session.scalar(
-                text("SELECT pg_try_advisory_xact_lock(hashtext('policy:sync'))")
-            )
-            if not locked:
-                return report
-            position = await _cursor(session)
-            page = await scoring.get(
-                "/v1/events",
-                {"after": position, "limit": settings.events_batch, "type": "evaluation.published"},
-            )
-            events = page.get("items") or []
-            if not events:
-                FEED_LAG.labels("policy", CURSOR).set(0)
-                report.cursor = position
-                return report
-            FEED_LAG.labels("policy", CURSOR).set(len(events))
-            event = events[0]
-            await apply_event(session, scoring, event, report)
-            await _advance(session, int(event["id"]))
-            report.events += 1
-            report.cursor = int(event["id"])
+    return await FEED.catch_up(
+        app.state.sessionmaker, ScoringClient(app), settings.events_batch, SyncReport()
+    )

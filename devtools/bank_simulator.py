@@ -5,7 +5,7 @@ It verifies every notification with the Standard Webhooks reference library (sig
 fails with 401, acknowledges duplicates of a `webhook-id` without recording them twice, and
 can be told to fail the next N deliveries so retries can be watched.
 
-    python -m services.credit.bank_simulator --port 8090 \\
+    python -m devtools.bank_simulator --port 8090 \\
         --secret icbc-binjiang=whsec_... --secret hzbank-binjiang=whsec_...
 """
 
