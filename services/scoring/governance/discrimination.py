@@ -136,9 +136,14 @@ def auc_ks_from_counts(
 
 
 def bootstrap_auc_ks(
-    goods: IntArray, bads: IntArray, resamples: int, rng: np.random.Generator
+    goods: IntArray, bads: IntArray, resamples: int, seed: int | None
 ) -> tuple[FloatArray, FloatArray]:
-    """`resamples` stratified bootstrap replicates of (AUC, KS) from per-score counts."""
+    """`resamples` stratified bootstrap replicates of (AUC, KS) from per-score counts.
+
+    Goods and bads draw from two streams spawned from `seed`, so the replicates do not depend
+    on how the work is chunked (which follows the number of distinct scores).
+    """
+    rng_g, rng_b = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     d = goods.size
     n_g, n_b = int(goods.sum()), int(bads.sum())
     # Only scores that hold a good (a bad) can receive one in a resample: drawing over those
@@ -154,8 +159,8 @@ def bootstrap_auc_ks(
         m = min(chunk, resamples - start)
         g = np.zeros((m, d), dtype=np.int64)
         b = np.zeros((m, d), dtype=np.int64)
-        g[:, g_at] = rng.multinomial(n_g, p_g, size=m)
-        b[:, b_at] = rng.multinomial(n_b, p_b, size=m)
+        g[:, g_at] = rng_g.multinomial(n_g, p_g, size=m)
+        b[:, b_at] = rng_b.multinomial(n_b, p_b, size=m)
         aucs[start : start + m], kss[start : start + m] = auc_ks_from_counts(g, b)
     return aucs, kss
 
@@ -221,8 +226,7 @@ def discrimination(
     )
     auc_ci = gini_ci = ks_ci = None
     if resamples:
-        rng = np.random.default_rng(seed)
-        aucs, kss = bootstrap_auc_ks(goods, bads, resamples, rng)
+        aucs, kss = bootstrap_auc_ks(goods, bads, resamples, seed)
         auc_ci = _interval(aucs, confidence)
         gini_ci = Interval(low=2.0 * auc_ci.low - 1.0, high=2.0 * auc_ci.high - 1.0)
         ks_ci = _interval(kss, confidence)

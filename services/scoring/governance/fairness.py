@@ -50,6 +50,7 @@ DEFAULT_MIN_GROUP_SIZE = 30
 DEFAULT_RATIO_THRESHOLD = 0.8
 UNKNOWN = "unknown"
 MAX_GROUPS = 10_000
+_TOLERANCE = 1e-12
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +175,11 @@ def _reasons(
             low = value / best if best else None
         else:
             low = best / value if value else None
-    if low is not None and low < ratio_threshold:
+    # A value exactly at a threshold is not beyond it: 0.04 / 0.05 is 0.7999999999999999 in
+    # floating point, and must not be flagged by the four-fifths rule.
+    if low is not None and low < ratio_threshold - _TOLERANCE:
         reasons.append(f"ratio to {label} {low:.3f} < {ratio_threshold:g}")
-    if difference_threshold is not None and abs(value - ref) > difference_threshold:
+    if difference_threshold is not None and abs(value - ref) > difference_threshold + _TOLERANCE:
         reasons.append(f"difference to {label} {value - ref:+.4g} beyond ±{difference_threshold:g}")
     return reasons
 

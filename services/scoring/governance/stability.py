@@ -10,10 +10,12 @@ Flags, as optbinning and the industry use them: stable below 0.1, watch from 0.1
 (configurable).
 
 Bins come from the reference period, so a later period is measured against a fixed ruler:
-`bins=10` cuts at the reference's deciles (duplicate cut points are merged, so a column with
-many ties, e.g. 60% zeros, gets fewer, wider bins rather than empty ones); a sequence gives
-fixed cut points (score bands). Bins are right-closed, (a, b], the first open below and the
-last open above, so every finite value has a bin. Missing values (NaN: an indicator a firm did
+`bins=10` cuts at the reference's deciles, taken as reference values (the smallest value with
+at least k/10 of the reference at or below it), duplicates merged and a cut at the maximum
+dropped, so no reference bin is empty and a column with many ties (60% zeros, a yes/no flag)
+gets fewer, wider bins; a sequence gives fixed cut points (score bands). Bins are
+right-closed, (a, b], the first open below and the last open above, so every finite value has
+a bin. Missing values (NaN: an indicator a firm did
 not report) get their own bin whenever either period has one: a jump in missing data is a
 shift a reviewer must see.
 
@@ -97,9 +99,12 @@ def reference_edges(reference: FloatArray, bins: int | Sequence[float]) -> Float
         present = reference[~np.isnan(reference)]
         if present.size == 0 or bins == 1:
             return np.empty(0)
-        # The top quantile (1.0) is not a cut: values at the maximum must share the last bin.
-        qs = np.quantile(present, np.arange(1, bins) / bins)
-        return np.unique(qs)
+        # Cuts are reference values (the inverted CDF, no interpolation between two tied
+        # groups) and a cut at the maximum would leave the top bin empty: with right-closed bins
+        # every reference bin then holds at least its own cut value.
+        qs = np.unique(np.quantile(present, np.arange(1, bins) / bins, method="inverted_cdf"))
+        cuts: FloatArray = qs[qs < present.max()]
+        return cuts
     edges = as_float_vector(np.asarray(bins, dtype=np.float64), "bins")
     if edges.size > MAX_BINS:
         raise GovernanceInputError(f"at most {MAX_BINS} cut points")
