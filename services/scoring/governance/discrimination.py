@@ -49,8 +49,12 @@ from services.scoring.governance._base import (
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_CURVE_POINTS = 200
-# Upper bound on resamples: a caller-supplied value must not buy unbounded CPU.
+# Bounds on what a caller can ask for, so one request cannot buy unbounded CPU or memory:
+# resamples, drawn curve points, and resamples x distinct scores (~10^8 category draws is about
+# ten seconds; 1,000 resamples of 2-decimal totals on 0-130 is 1.3 x 10^7).
 MAX_RESAMPLES = 20_000
+MAX_CURVE_POINTS = 10_000
+MAX_BOOTSTRAP_WORK = 100_000_000
 # Elements per resampling chunk (B_chunk x D): bounds the memory of the bootstrap to ~100 MB.
 _CHUNK_ELEMENTS = 2_000_000
 
@@ -196,9 +200,14 @@ def discrimination(
         raise GovernanceInputError(f"resamples must be between 0 and {MAX_RESAMPLES}")
     if not 0.0 < confidence < 1.0:
         raise GovernanceInputError("confidence must lie strictly between 0 and 1")
-    if max_curve_points < 3:
-        raise GovernanceInputError("max_curve_points must be at least 3")
+    if not 3 <= max_curve_points <= MAX_CURVE_POINTS:
+        raise GovernanceInputError(f"max_curve_points must be between 3 and {MAX_CURVE_POINTS}")
     values, goods, bads = score_counts(score, bad)
+    if resamples * values.size > MAX_BOOTSTRAP_WORK:
+        raise GovernanceInputError(
+            f"{resamples} resamples over {values.size} distinct scores is too much work: round "
+            "the scores to their published precision or ask for fewer resamples"
+        )
     n_g, n_b = int(goods.sum()), int(bads.sum())
     if n_g == 0 or n_b == 0:
         raise GovernanceInputError(

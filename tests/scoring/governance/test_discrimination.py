@@ -211,6 +211,8 @@ def test_one_score_for_everyone_separates_nothing() -> None:
         ([1.0, 2.0], [0, 1], {"resamples": 10**6}, "resamples"),
         ([1.0, 2.0], [0, 1], {"confidence": 1.0}, "confidence"),
         ([1.0, 2.0], [0, 1], {"max_curve_points": 2}, "max_curve_points"),
+        ([1.0, 2.0], [0, 1], {"max_curve_points": 10**6}, "max_curve_points"),
+        (np.arange(10_001.0), np.arange(10_001) % 2, {"resamples": 10_000}, "too much work"),
     ],
 )
 def test_bad_input_is_refused_with_a_reason(
