@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= 5036
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test reliability lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway bench-load config-docs clean
+.PHONY: help install run test reliability lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway bench-load bench-validation config-docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,7 +43,7 @@ format: $(STAMP) ## Apply ruff format and fixes
 migrate: $(STAMP) ## Migrate every service's schema to head
 	$(BIN)/python -m scripts.migrate
 
-bench: bench-scoring bench-credit bench-policy ## All benchmarks that need no running platform
+bench: bench-scoring bench-credit bench-policy bench-validation ## All benchmarks that need no running platform
 
 bench-scoring: $(STAMP) ## Scoring end to end: SIZE=1000000 make bench-scoring
 	$(BIN)/python -m scripts.bench_scoring --size $(SIZE)
@@ -53,6 +53,9 @@ bench-credit: $(STAMP) ## Credit-line recomputation and idempotency under concur
 
 bench-policy: $(STAMP) ## Policy matching for 5,036 and 1,000,000 enterprises
 	$(BIN)/python -m scripts.bench_policy
+
+bench-validation: $(STAMP) ## Model validation (AUC/KS with bootstrap, PSI/CSI, migration, fairness) of 1,000,000 firms
+	$(BIN)/python -m scripts.bench_validation
 
 bench-gateway: $(STAMP) ## Gateway overhead against direct calls (needs wrk)
 	$(BIN)/python -m scripts.bench_gateway
