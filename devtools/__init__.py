@@ -1,1 +1,1 @@
-"""Development-only tools (demo data, simulators of the outside world): never imported by production code."""
+"""Development-only tools: never imported by production code."""
