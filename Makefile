@@ -31,10 +31,10 @@ reliability: $(STAMP) ## Contract fuzzing, faults and security against the platf
 lint: $(STAMP) ## ruff check + format check + mypy strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared contracts services gateway scripts
+	$(BIN)/mypy shared contracts services gateway devtools scripts
 
 typecheck: $(STAMP) ## mypy strict
-	$(BIN)/mypy shared contracts services gateway scripts
+	$(BIN)/mypy shared contracts services gateway devtools scripts
 
 format: $(STAMP) ## Apply ruff format and fixes
 	$(BIN)/ruff format .
