@@ -37,8 +37,9 @@ The public API of the innovation-points platform (企业创新积分).
   `GET /v1/auth/esso/login`; mini-app backends post the provider's `ssotoken` to
   `POST /v1/auth/esso/exchange`. Both give an access token (also set as a cookie for
   browsers) and a refresh token (`POST /v1/auth/refresh`); `POST /v1/auth/logout` revokes.
-* Bank systems, the government portal and services: OAuth 2 client credentials at
-  `POST /v1/auth/token`.
+* Bank systems and the government portal: OAuth 2 client credentials at
+  `POST /v1/auth/token`. Our own services get internal tokens there for the services they
+  call (`audience=<service>`), never a token for this API.
 * Send the access token as `Authorization: Bearer <token>`.
 
 **The services, behind the gateway** (every method; the path after the prefix is the service's

@@ -70,6 +70,8 @@ class Launcher:
         return self.port(name) + METRICS_PORT_STEP
 
     def portal_url(self) -> str:
+        if any(c.name == "portal" for c in COMPONENTS):
+            return self.url("portal")
         return f"http://{HOST}:{PORTAL_PORT + self.port_offset}"
 
     # -- configuration --------------------------------------------------------------------

@@ -83,9 +83,17 @@ def load_or_create_secret_key(var_dir: Path, *, create: bool = True) -> bytes:
         raise RuntimeError(f"no client-secret key: set GATEWAY_CLIENT_SECRET_HMAC_KEY (or {path})")
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key)
+    try:
+        # Whole or not at all, and the first of two processes starting together wins.
+        os.link(tmp, path)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+    finally:
+        tmp.unlink()
     return key
 
 

@@ -213,3 +213,27 @@ def test_placeholders_are_recognised(value: str) -> None:
 
 def test_a_real_secret_is_not_a_placeholder() -> None:
     assert not looks_like_placeholder(json.dumps({"k": "Zm9vYmFyYmF6cXV4"}))
+
+
+async def test_a_production_gateway_refuses_the_simulators_answers(gw: Gateway) -> None:
+    """Settings refuse the simulator's usual addresses; this catches it under any other name
+    (an https proxy in front of it, a DNS alias)."""
+    from gateway.auth.esso import EssoClient, EssoRefused
+    from tests.gateway.conftest import ESSO_PROJECT, ESSO_SECRET
+
+    async with httpx.AsyncClient(transport=gw.platform.transport) as http:
+        for refuse in (False, True):
+            esso = EssoClient(
+                http,
+                "http://idp/rest/user/query",
+                ESSO_PROJECT,
+                ESSO_SECRET,
+                5.0,
+                refuse_simulator=refuse,
+            )
+            ssotoken = await gw.ssotoken(ENTERPRISE_A["uscc"])
+            if refuse:
+                with pytest.raises(EssoRefused, match="development identity provider"):
+                    await esso.login(ssotoken, 3)
+            else:
+                assert (await esso.login(ssotoken, 3)).uscc == ENTERPRISE_A["uscc"]
