@@ -14,8 +14,9 @@ import httpx
 from fastapi import FastAPI
 from httpx_aiohttp import AiohttpTransport
 
+from gateway.auth.clients import load_or_create_secret_key
 from gateway.auth.esso import EssoClient
-from gateway.auth.identity import GATEWAY_AUDIENCE, Identity, RevocationList
+from gateway.auth.identity import ACCESS_COOKIE, GATEWAY_AUDIENCE, Identity, RevocationList
 from gateway.bodylimit import BodyLimitMiddleware
 from gateway.proxy.upstreams import Upstreams
 from gateway.ratelimit import RateLimiter
@@ -36,8 +37,9 @@ The public API of the innovation-points platform (企业创新积分).
   `GET /v1/auth/esso/login`; mini-app backends post the provider's `ssotoken` to
   `POST /v1/auth/esso/exchange`. Both give an access token (also set as a cookie for
   browsers) and a refresh token (`POST /v1/auth/refresh`); `POST /v1/auth/logout` revokes.
-* Bank systems, the government portal and services: OAuth 2 client credentials at
-  `POST /v1/auth/token`.
+* Bank systems and the government portal: OAuth 2 client credentials at
+  `POST /v1/auth/token`. Our own services get internal tokens there for the services they
+  call (`audience=<service>`), never a token for this API.
 * Send the access token as `Authorization: Bearer <token>`.
 
 **The services, behind the gateway** (every method; the path after the prefix is the service's
@@ -80,7 +82,15 @@ def create_app(
         # create_service_app made the verifier for audience "gateway" from the keys above.
         verifier: TokenVerifier = app.state.verifier
         assert verifier.audience == GATEWAY_AUDIENCE
-        app.state.identity = Identity(issuer, verifier, revocations)
+        app.state.identity = Identity(
+            issuer, verifier, revocations, access_cookie=settings.cookie(ACCESS_COOKIE, "/")[0]
+        )
+        key = settings.client_secret_hmac_key
+        app.state.client_secret_hmac_key = (
+            key.get_secret_value().encode()
+            if key is not None and key.get_secret_value()
+            else load_or_create_secret_key(settings.var_dir)
+        )
         app.state.limiter = RateLimiter(settings.rate_limit_storage)
         # The hot path: aiohttp underneath httpx (see shared.http); tests route in-process.
         limits = httpx.Limits(
@@ -105,6 +115,7 @@ def create_app(
             settings.esso_project_id,
             settings.esso_project_secret.get_secret_value(),
             settings.esso_timeout,
+            refuse_simulator=settings.environment == "production",
         )
         start_background(
             app,

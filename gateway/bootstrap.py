@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth.clients import new_secret, secret_matches, upsert_client
+from gateway.auth.clients import new_secret, secret_key_from_env, secret_matches, upsert_client
 from shared.auth.principal import PrincipalKind
 from shared.db import create_engine, create_sessionmaker
 
@@ -46,21 +46,27 @@ def _load(path: Path) -> dict[str, Any]:
 
 async def _ensure(
     db: AsyncSession,
+    key: bytes,
     known: dict[str, str],
     client_id: str,
     **fields: Any,
 ) -> str:
     """The client's secret: the known one if it still matches, else a new one."""
     secret = known.get(client_id)
-    if secret and await secret_matches(db, client_id, secret):
-        await upsert_client(db, client_id=client_id, secret=secret, **fields)
-        return secret
-    secret = new_secret()
-    await upsert_client(db, client_id=client_id, secret=secret, **fields)
+    if not (secret and await secret_matches(db, key, client_id, secret)):
+        secret = new_secret()
+    await upsert_client(db, key, client_id=client_id, secret=secret, **fields)
     return secret
 
 
-async def seed_demo_clients(database_url: str, var_dir: Path) -> dict[str, Any]:
+async def seed_demo_clients(
+    database_url: str, var_dir: Path, secret_key: bytes | None = None
+) -> dict[str, Any]:
+    """`secret_key` is the gateway's client-secret key; by default the one it would use
+    itself (GATEWAY_CLIENT_SECRET_HMAC_KEY, else the development key under var_dir)."""
+    key = secret_key
+    if key is None:
+        key = await asyncio.to_thread(secret_key_from_env, var_dir)
     path = var_dir / CREDENTIALS_FILE
     previous = await asyncio.to_thread(_load, path)
     known: dict[str, str] = {}
@@ -82,6 +88,7 @@ async def seed_demo_clients(database_url: str, var_dir: Path) -> dict[str, Any]:
                 "client_id": GOVERNMENT_CLIENT,
                 "client_secret": await _ensure(
                     db,
+                    key,
                     known,
                     GOVERNMENT_CLIENT,
                     name="Binjiang high-tech zone portal (滨江高新区)",
@@ -94,6 +101,7 @@ async def seed_demo_clients(database_url: str, var_dir: Path) -> dict[str, Any]:
                 client_id = f"bank-{bank_id}"
                 secret = await _ensure(
                     db,
+                    key,
                     known,
                     client_id,
                     name=name,
@@ -109,6 +117,7 @@ async def seed_demo_clients(database_url: str, var_dir: Path) -> dict[str, Any]:
                 client_id = f"svc-{service}"
                 secret = await _ensure(
                     db,
+                    key,
                     known,
                     client_id,
                     name=f"The {service} service",

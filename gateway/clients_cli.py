@@ -10,8 +10,14 @@
     python -m gateway.clients_cli disable bank-icbc
     python -m gateway.clients_cli list
 
-The database comes from GATEWAY_DATABASE_URL (or DATABASE_URL). A secret is generated here,
-printed once as JSON and stored only as its hash: keep it in the client's secret store.
+The database comes from GATEWAY_DATABASE_URL (or DATABASE_URL), the client-secret key from
+GATEWAY_CLIENT_SECRET_HMAC_KEY (the gateway's; in development the key file under GATEWAY_VAR_DIR,
+default var/). A secret is generated here, printed once as JSON and stored only as its keyed
+digest: keep it in the client's secret store.
+
+Rotating or disabling ends the client's gateway tokens on every replica's next revocation
+poll. Internal tokens a service client already holds are not revocable (services do not
+consult the revocation list): they end on their own within GATEWAY_SERVICE_TOKEN_TTL (60 s).
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from gateway.auth.clients import new_secret, upsert_client
+from gateway.auth.clients import new_secret, secret_key_from_env, upsert_client
 from gateway.auth.identity import client_revocation_id
 from gateway.models import Client, Revocation
 from shared.auth.principal import PrincipalKind
@@ -36,7 +43,13 @@ from shared.db import create_engine, create_sessionmaker
 REVOCATION_HORIZON = timedelta(days=1)
 
 
-async def run(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
+async def run(
+    database_url: str, args: argparse.Namespace, key: bytes | None = None
+) -> dict[str, Any]:
+    if key is None and args.command in ("create", "rotate"):
+        # Never invented here: a key the gateway does not share would make useless secrets.
+        var_dir = Path(os.environ.get("GATEWAY_VAR_DIR", "var"))
+        key = secret_key_from_env(var_dir, create=False)
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
     try:
         async with create_sessionmaker(engine)() as db, db.begin():
@@ -66,8 +79,10 @@ async def run(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
                 if kind is PrincipalKind.ENTERPRISE:
                     raise SystemExit("enterprises log in with the enterprise code, not a client")
                 secret = new_secret()
+                assert key is not None
                 await upsert_client(
                     db,
+                    key,
                     client_id=args.client_id,
                     name=args.name,
                     kind=kind,
@@ -88,8 +103,10 @@ async def run(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
             )
             if args.command == "rotate":
                 secret = new_secret()
+                assert key is not None
                 await upsert_client(
                     db,
+                    key,
                     client_id=existing.client_id,
                     name=existing.name,
                     kind=PrincipalKind(existing.kind),

@@ -52,6 +52,29 @@ class RateLimiter:
             items = self._parsed[spec] = parse_many(spec)
         return items
 
+    async def exhausted(self, spec: str, key: str) -> int | None:
+        """Seconds until `spec` has room for `key` again; None if it has room now. Counts
+        nothing. A failing storage has room (see the module docstring)."""
+        for item in self._limits(spec):
+            try:
+                if await self.strategy.test(item, key):
+                    continue
+                stats = await self.strategy.get_window_stats(item, key)
+            except Exception as exc:
+                log.warning("rate limit storage failed; letting through", error=repr(exc))
+                return None
+            return max(1, math.ceil(stats.reset_time - time.time()))
+        return None
+
+    async def record(self, spec: str, key: str) -> None:
+        """Count one event against every limit of `spec`, whatever room is left."""
+        for item in self._limits(spec):
+            try:
+                await self.strategy.hit(item, key)
+            except Exception as exc:
+                log.warning("rate limit storage failed", error=repr(exc))
+                return
+
     async def check(self, spec: str, key: str) -> None:
         """Count one request against every limit of `spec`; 429 when one is exhausted."""
         for item in self._limits(spec):

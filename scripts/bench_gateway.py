@@ -249,6 +249,8 @@ def main() -> None:
             **env,
             "GATEWAY_DATABASE_URL": db,
             "GATEWAY_KEY_FILE": str(key_file),
+            # The client-secret key the demo clients were stored under (seed_demo_clients).
+            "GATEWAY_VAR_DIR": str(work),
             "GATEWAY_SCORING_URL": scoring,
             "GATEWAY_LOG_LEVEL": "WARNING",
             # The benchmark measures the path, not the throttle.

@@ -35,5 +35,7 @@ COMPONENTS: tuple[Component, ...] = (
     ),
     Component("credit", "services.credit.app:create_app", 8002, "credit", "services.credit.app"),
     Component("policy", "services.policy.app:create_app", 8003, "policy", "services.policy.app"),
-    Component("idp", "gateway.idp.app:create_app", 8009, None, None),
+    # Development only (devtools/): a production image may leave it out, and then
+    # `available()` is false and the launcher skips it.
+    Component("idp", "devtools.idp.app:create_app", 8009, None, None),
 )

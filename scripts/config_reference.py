@@ -36,7 +36,7 @@ COMPONENTS = (
     ("policy", "services.policy.settings:PolicySettings", "the policy service"),
     (
         "idp",
-        "gateway.idp.settings:IdpSettings",
+        "devtools.idp.settings:IdpSettings",
         "the development identity provider; never in production",
     ),
 )
@@ -170,6 +170,18 @@ def render() -> str:
         "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; `OTEL_EXPORTER_OTLP_PROTOCOL`",
         "(`http/protobuf` by default, or `grpc`), `OTEL_EXPORTER_OTLP_HEADERS`,",
         "`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SDK_DISABLED` apply.",
+        "",
+        "Prometheus metrics are served only on `<PREFIX>_METRICS_PORT` (by convention the",
+        "component's port + 100: 8100 for the gateway, 8101-8103 for the services), never on",
+        "the public port; expose that port to the monitoring network alone.",
+        "",
+        "Which peers may set the client address through `X-Forwarded-For` is uvicorn's own",
+        "setting, read by the gateway's process: `FORWARDED_ALLOW_IPS` (or",
+        "`--forwarded-allow-ips`), a comma-separated list of addresses and networks. Set it to",
+        "the ingress controller's address range, never `*`: uvicorn then takes the rightmost",
+        "address not in that range, the one the ingress appended, and the per-address limits of",
+        "the login and token endpoints count the real caller. Unset, uvicorn trusts loopback",
+        "only; `make run` trusts no one (`--no-proxy-headers`).",
         "",
     ]
     for component, ref, what in COMPONENTS:

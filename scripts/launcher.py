@@ -3,7 +3,11 @@ load benchmark.
 
 Each component runs under uvicorn on 127.0.0.1 (port = its base port + an offset, so a test
 platform can run beside `make run`), with its settings passed as prefixed environment
-variables. Components can be stopped and restarted one by one, as the fault tests need.
+variables, and serves its metrics on its port + 100 (never on the public port). Components
+can be stopped and restarted one by one, as the fault tests need.
+
+Nothing stands in front of the gateway here, so it trusts no X-Forwarded-For unless told
+which peers are proxies (`forwarded_allow_ips`, uvicorn's own option).
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ from scripts.components import COMPONENTS, Component
 
 HOST = "127.0.0.1"
 BANK_SIMULATOR_PORT = 8090
+# The web portal (built separately) logs enterprises in through the development provider
+# too, with its own callback.
+PORTAL_PORT = 8010
+PORTAL_CALLBACK = "/auth/esso/callback"
+# Each component's metrics port is its public port + this (8100 for the gateway's 8000).
+METRICS_PORT_STEP = 100
 # The ids of the banks the credit service seeds (its data migration).
 BANK_IDS = ("icbc-binjiang", "hzub-binjiang", "hzbank-binjiang")
 
@@ -34,6 +44,9 @@ class Launcher:
     var: Path
     port_offset: int = 0
     environment: str = "development"
+    # Peers whose X-Forwarded-For the gateway believes (uvicorn --forwarded-allow-ips);
+    # None: no proxy in front, the peer's own address counts.
+    forwarded_allow_ips: str | None = None
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     creds: dict[str, Any] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -52,6 +65,14 @@ class Launcher:
 
     def url(self, name: str) -> str:
         return f"http://{HOST}:{self.port(name)}"
+
+    def metrics_port(self, name: str) -> int:
+        return self.port(name) + METRICS_PORT_STEP
+
+    def portal_url(self) -> str:
+        if any(c.name == "portal" for c in COMPONENTS):
+            return self.url("portal")
+        return f"http://{HOST}:{PORTAL_PORT + self.port_offset}"
 
     # -- configuration --------------------------------------------------------------------
 
@@ -79,6 +100,9 @@ class Launcher:
             "JWKS_URL": f"{gateway}/.well-known/jwks.json",
             "VAR_DIR": str(self.var),
         }
+        if comp.schema is not None:  # the components built by shared.app
+            values["METRICS_PORT"] = str(self.metrics_port(comp.name))
+            values["METRICS_HOST"] = HOST
         if comp.name in services:
             values["TOKEN_URL"] = f"{gateway}/v1/auth/token"
             values["CLIENT_ID"] = services[comp.name]["client_id"]
@@ -110,7 +134,13 @@ class Launcher:
                 values["RATE_LIMIT_AUTH"] = "600/minute"
         if comp.name == "idp":
             values["ENTERPRISES_FILE"] = str(self.var / "demo-enterprises.json")
-            values["GATEWAY_URL"] = gateway
+            callbacks = [
+                f"{gateway}/v1/auth/esso/callback",
+                f"{self.portal_url()}{PORTAL_CALLBACK}",
+            ]
+            values["ALLOWED_CALLBACKS"] = json.dumps(callbacks)
+            # The demo season (`make run`) and the tests log enterprises in by script.
+            values["SIMULATE_LOGIN"] = "true"
         values.update(self.extra_env.get(comp.name, {}))
         prefix = comp.name.upper() + "_"
         for key, value in values.items():
@@ -136,6 +166,11 @@ class Launcher:
         comp = next(c for c in COMPONENTS if c.name == name)
         cmd = [sys.executable, "-m", "uvicorn", "--factory", comp.factory, "--host", HOST]
         cmd += ["--port", str(self.port(name)), "--log-level", "warning", "--no-access-log"]
+        if name == "gateway":
+            if self.forwarded_allow_ips is None:
+                cmd += ["--no-proxy-headers"]
+            else:
+                cmd += ["--proxy-headers", "--forwarded-allow-ips", self.forwarded_allow_ips]
         self._spawn(name, cmd, self.component_env(comp))
         if wait:
             self.wait_ready(name)

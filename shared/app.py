@@ -1,9 +1,10 @@
 """The component application factory: what every service has in common.
 
 `create_service_app` wires settings, the database (configured or embedded), the internal
-token verifier, problem handlers, request ids, logs, metrics, `/healthz` and `/readyz`, and
-an outbound HTTP client, all made once in the lifespan. A service adds its routers and,
-optionally, startup work (background consumers) through `ServiceSpec`.
+token verifier, problem handlers, request ids, logs, metrics (on their own port, see
+`shared.metrics`), `/healthz` and `/readyz`, and an outbound HTTP client, all made once in
+the lifespan. A service adds its routers and, optionally, startup work (background
+consumers) through `ServiceSpec`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.service_tokens import GatewayTokenSource
 from shared.auth.tokens import JwksCache, TokenVerifier
@@ -26,7 +28,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_problem_handlers
 from shared.http import create_http_client
 from shared.logging import RequestIdMiddleware, configure_logging
-from shared.metrics import MetricsMiddleware, metrics_router
+from shared.metrics import MetricsMiddleware, serve_metrics
 from shared.migrations import head_revisions, known_revisions
 from shared.pg import resolve_database_url
 from shared.settings import ComponentSettings
@@ -97,13 +99,18 @@ def create_service_app(
                     settings.client_id,
                     settings.client_secret.get_secret_value(),
                 )
+        stop_metrics = None
         try:
+            if settings.metrics_port is not None:
+                stop_metrics = serve_metrics(settings.metrics_host, settings.metrics_port)
             for hook in spec.on_startup:
                 await hook(app)
             # After the hooks, which may make outbound clients of their own (the gateway's).
             configure_tracing(app, spec.name)
             yield
         finally:
+            if stop_metrics is not None:
+                await asyncio.to_thread(stop_metrics)
             for hook in spec.on_shutdown:
                 with contextlib.suppress(Exception):
                     await hook(app)
@@ -122,12 +129,63 @@ def create_service_app(
     )
     install_problem_handlers(app)
     app.include_router(health_router(spec))
-    app.include_router(metrics_router())
     for router in spec.routers:
         app.include_router(router)
+    app.add_middleware(RelativeRedirects)
     app.add_middleware(MetricsMiddleware, component=spec.name, root=app)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+class RelativeRedirects:
+    """Redirects to this very site say only the path.
+
+    Starlette's trailing-slash redirect (`/v1/me/` -> `/v1/me`) builds an absolute URL from
+    the request's `Host` header, which the caller chooses: `Host: evil.example` came back as
+    `Location: http://evil.example/v1/me` (issue 10), and behind the gateway a service's
+    redirect named the service's own address. A relative reference means the same to the
+    browser and reflects nothing. Redirects elsewhere (the login provider) are left alone.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        own = _own_origins(scope)
+
+        async def relative(message: Message) -> None:
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                message["headers"] = [
+                    (k, _relative(v, own) if k == b"location" else v)
+                    for k, v in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, relative)
+
+
+def _own_origins(scope: Scope) -> set[bytes]:
+    scheme = str(scope.get("scheme", "http")).encode()
+    hosts = {v for k, v in scope.get("headers", []) if k == b"host"}
+    server = scope.get("server")
+    if server:
+        hosts.add(f"{server[0]}:{server[1]}".encode())
+    return {scheme + b"://" + h for h in hosts}
+
+
+def _relative(location: bytes, own: set[bytes]) -> bytes:
+    for origin in own:
+        if location.startswith(origin) and location[len(origin) : len(origin) + 1] in (
+            b"/",
+            b"?",
+            b"",
+        ):
+            rest = location[len(origin) :]
+            return rest if rest.startswith(b"/") else b"/" + rest
+    return location
 
 
 def start_background(app: FastAPI, coro: Awaitable[None], name: str) -> None:

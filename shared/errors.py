@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.logging import current_request_id
+from shared.logging import current_request_id, request_id_of
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://innovation-points.dev/problems/"
@@ -207,15 +207,21 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", path=request.url.path, exc_info=exc)
+    # Starlette answers an unhandled exception from its outermost middleware, outside the
+    # request-id middleware: by now the id's context variable is reset and this answer will
+    # not pass through that middleware's send. The id is still in the request's scope state
+    # (the middleware put it there), so the body and the header both carry it here.
+    rid = current_request_id() or request_id_of(request.scope)
+    log.exception("unhandled error", path=request.url.path, request_id=rid, exc_info=exc)
     body = {
         "type": TYPE_BASE + "internal-error",
         "title": "Internal error",
         "status": 500,
         "detail": "An unexpected error occurred; quote the request id when reporting it.",
         "instance": request.url.path,
+        "request_id": rid,
     }
-    return problem_response(500, body)
+    return problem_response(500, body, {"X-Request-ID": rid})
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

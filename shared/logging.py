@@ -44,6 +44,17 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def request_id_of(scope: Scope) -> str:
+    """The id `RequestIdMiddleware` gave this request (kept in the scope's state, which
+    outlives the middleware's context variable); a new one if it never ran."""
+    state = scope.get("state") or {}
+    rid = state.get("request_id")
+    if not isinstance(rid, str):
+        rid = new_request_id()
+        scope.setdefault("state", {})["request_id"] = rid
+    return rid
+
+
 def _add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     rid = _request_id.get()
     if rid is not None:

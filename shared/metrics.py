@@ -1,4 +1,12 @@
-"""Prometheus metrics: request rate, errors and duration per route, and `/metrics`.
+"""Prometheus metrics: request rate, errors and duration per route, served on an internal
+port.
+
+`/metrics` is not on a component's public port (issue 10: the gateway's served it to anyone):
+`serve_metrics` starts prometheus-client's own small HTTP server on `METRICS_PORT`, which only
+the monitoring network reaches (Kubernetes: the NetworkPolicy admits Prometheus to that port
+alone, and no Service or Ingress names it; compose and `make run` do not publish it). A
+separate port rather than a scrape credential: nothing to hand out or rotate, and a mistake
+in an ingress rule cannot expose it.
 
 Labels use the route template (`/v1/enterprises/{uscc}/score`), never the raw path, so an
 enterprise's code never becomes a label and cardinality stays bounded.
@@ -12,9 +20,9 @@ instrumentator would add a dependency and its own registry handling for the same
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,11 +94,13 @@ class MetricsMiddleware:
             DURATION.labels(self.component, method, template).observe(time.perf_counter() - start)
 
 
-def metrics_router() -> APIRouter:
-    router = APIRouter()
+def serve_metrics(host: str, port: int) -> Callable[[], None]:
+    """Serve the process's metrics on `host:port` from a daemon thread; returns its stop."""
+    server, thread = start_http_server(port, addr=host)
 
-    @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
-    return router
+    return stop

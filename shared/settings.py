@@ -16,10 +16,33 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
 
-# Values that mean "nobody set this": refused outside development.
+# Values that mean "nobody set this": refused outside development. Whole values, and
+# fragments that no real secret contains (compose's default was `compose-esso-secret-
+# change-me`, which the whole-value list did not know).
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "changethis", "secret", "password", "dev", "dev-secret", "demo"}
 )
+PLACEHOLDER_FRAGMENTS = (
+    "change-me",
+    "changeme",
+    "change_me",
+    "changethis",
+    "example",
+    "placeholder",
+    "replace-with",
+    "replace-me",
+)
+PLACEHOLDER_PREFIXES = ("dev-", "dev_", "demo-", "demo_")
+
+
+def looks_like_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return (
+        lowered in PLACEHOLDER_SECRETS
+        or any(f in lowered for f in PLACEHOLDER_FRAGMENTS)
+        or lowered.startswith(PLACEHOLDER_PREFIXES)
+    )
+
 
 # Where local state (embedded database, keys, demo credentials) lives by default.
 VAR_DIR = Path("var")
@@ -45,13 +68,17 @@ class ComponentSettings(BaseSettings):
     log_json: bool | None = None
     log_level: str = "INFO"
     var_dir: Path = VAR_DIR
+    # Prometheus metrics are served on this port alone, never on the public one; unset
+    # means not served. The address defaults to loopback: a container sets 0.0.0.0.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Self:
         if self.environment == "development":
             return self
         for name, value in self:
-            if isinstance(value, SecretStr) and value.get_secret_value() in PLACEHOLDER_SECRETS:
+            if isinstance(value, SecretStr) and looks_like_placeholder(value.get_secret_value()):
                 raise ValueError(
                     f"{name} holds a placeholder secret; set a real one for {self.environment}"
                 )

@@ -1,28 +1,50 @@
 """OAuth 2 client credentials (RFC 6749 section 4.4) for the government portal, bank
 systems and our own services.
 
-Secrets are argon2id hashes. Verifying one costs tens of milliseconds on purpose, so it runs
-in a worker thread (the event loop keeps serving) and an unknown client id costs the same as
-a wrong secret (no way to tell which client ids exist by timing).
+**Secrets.** A client secret is 256 random bits made by us (`new_secret`), not a password a
+person chose: nothing can be guessed from a fast digest of it, so it is stored as
+HMAC-SHA256 under a server key (`GATEWAY_CLIENT_SECRET_HMAC_KEY`) and compared in constant time.
+A slow password hash bought nothing here and made every failed try cost the gateway about
+200 ms and 64 MiB (argon2), a cheap way to exhaust it (issue 10). The server key means a
+copy of the table alone does not even let one test a candidate. Secrets stored by argon2
+before this change still verify, once, and are then rewritten in the new form.
+
+**Failures per client.** Beyond `GATEWAY_CLIENT_FAILURE_LIMIT` failed tries a client id is
+locked (429 with `Retry-After`) until the window has room again, right secret or not, so a
+distributed guesser gets that many tries per window in all. The trade-off is that anyone
+can lock a client id by failing on purpose; so the lock does not apply at addresses from
+which that client authenticated in the last day: a bank's system keeps working from where it
+always works while an attacker elsewhere holds the lock. A client moving to a new address
+during an attack waits for the window (minutes), never longer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.auth.identity import client_key
 from gateway.models import Client
+from gateway.ratelimit import RateLimiter
 from shared.auth.principal import Principal, PrincipalKind
-from shared.errors import ProblemError
+from shared.errors import ProblemError, TooManyRequests
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+SCHEME = "hmac-sha256$"
+_LEGACY = PasswordHasher()
+_NO_CLIENT = SCHEME + "0" * 64
+KEY_FILE = Path("keys") / "client-secret.key"
+# A success from an address keeps it usable for the client during a lock this long.
+KNOWN_ADDRESS = "1/day"
 
 CLIENT_KINDS = (PrincipalKind.GOVERNMENT, PrincipalKind.BANK, PrincipalKind.SERVICE)
 
@@ -47,28 +69,113 @@ class InvalidClient(OAuthError):
         self.headers["WWW-Authenticate"] = 'Basic realm="gateway"'
 
 
-def hash_secret(secret: str) -> str:
-    return _hasher.hash(secret)
+class ClientLocked(TooManyRequests):
+    slug = "client-locked"
+    title = "Too many failed authentications for this client"
+
+
+def load_or_create_secret_key(var_dir: Path, *, create: bool = True) -> bytes:
+    """The development server key under `var_dir/keys`, made once (like the signing key)."""
+    path = var_dir / KEY_FILE
+    if path.exists():
+        return path.read_bytes().strip()
+    if not create:
+        raise RuntimeError(f"no client-secret key: set GATEWAY_CLIENT_SECRET_HMAC_KEY (or {path})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode()
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    try:
+        # Whole or not at all, and the first of two processes starting together wins.
+        os.link(tmp, path)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+    finally:
+        tmp.unlink()
+    return key
+
+
+def secret_key_from_env(var_dir: Path, *, create: bool = True) -> bytes:
+    """For the tools beside the gateway (demo bootstrap, clients CLI): the same key the
+    gateway uses, from `GATEWAY_CLIENT_SECRET_HMAC_KEY` or else the development key file."""
+    configured = os.environ.get("GATEWAY_CLIENT_SECRET_HMAC_KEY", "").strip()
+    if configured:
+        return configured.encode()
+    return load_or_create_secret_key(var_dir, create=create)
+
+
+def hash_secret(key: bytes, secret: str) -> str:
+    digest = hmac.new(key, secret.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+    return SCHEME + digest
 
 
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _verify(stored: str, secret: str) -> bool:
+def _legacy_verify(stored: str, secret: str) -> bool:
     try:
-        return _hasher.verify(stored, secret)
+        return _LEGACY.verify(stored, secret)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
-async def authenticate_client(db: AsyncSession, client_id: str, secret: str) -> Client:
+async def verify_secret(key: bytes, stored: str, secret: str) -> bool:
+    if stored.startswith(SCHEME):
+        return hmac.compare_digest(stored, hash_secret(key, secret))
+    if stored.startswith("$argon2"):
+        # Only hashes from before the HMAC form; slow by design, so off the event loop.
+        return await asyncio.to_thread(_legacy_verify, stored, secret)
+    return False
+
+
+async def authenticate_client(db: AsyncSession, key: bytes, client_id: str, secret: str) -> Client:
     client = await db.get(Client, client_id) if len(client_id) <= 64 else None
-    stored = client.secret_hash if client is not None else _DUMMY_HASH
-    ok = await asyncio.to_thread(_verify, stored, secret)
-    if client is None or not ok or client.disabled_at is not None:
+    if client is None:
+        # The same digest and comparison as for a known client: no timing tells ids apart.
+        hmac.compare_digest(hash_secret(key, secret), _NO_CLIENT)
         raise InvalidClient()
+    if not await verify_secret(key, client.secret_hash, secret) or client.disabled_at is not None:
+        raise InvalidClient()
+    if not client.secret_hash.startswith(SCHEME):
+        client.secret_hash = hash_secret(key, secret)  # upgraded within this request
+        await db.flush()
     return client
+
+
+class ClientLockout:
+    """The per-client failure limit and its lock (see the module docstring)."""
+
+    def __init__(self, limiter: RateLimiter, failure_limit: str) -> None:
+        self.limiter = limiter
+        self.failure_limit = failure_limit
+
+    @staticmethod
+    def _failures(client_id: str) -> str:
+        return f"client-fail:{client_key(client_id)}"
+
+    @staticmethod
+    def _known(client_id: str, address: str) -> str:
+        return f"client-ok:{client_key(client_id)}:{address}"
+
+    async def check(self, client_id: str, address: str) -> None:
+        retry_after = await self.limiter.exhausted(self.failure_limit, self._failures(client_id))
+        if retry_after is None:
+            return
+        if await self.limiter.exhausted(KNOWN_ADDRESS, self._known(client_id, address)) is not None:
+            return  # where the client works from: the lock is not for it
+        raise ClientLocked(
+            f"Too many failed tries for this client; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    async def failed(self, client_id: str) -> None:
+        await self.limiter.record(self.failure_limit, self._failures(client_id))
+
+    async def succeeded(self, client_id: str, address: str) -> None:
+        await self.limiter.record(KNOWN_ADDRESS, self._known(client_id, address))
 
 
 @dataclass(frozen=True)
@@ -89,11 +196,17 @@ def grant_for(client: Client, scope: str | None, audience: str | None) -> Grant:
             raise OAuthError("invalid_scope", f"Scopes not granted to this client: {refused}")
         scopes = requested
     kind = PrincipalKind(client.kind)
-    if audience is not None and audience != "gateway":
-        # Only our own services get a token straight for another service; everyone else
-        # calls through the gateway, which mints those tokens per request.
-        if kind is not PrincipalKind.SERVICE or audience not in client.audiences:
-            raise OAuthError("invalid_target", f"This client may not get tokens for {audience!r}")
+    if kind is PrincipalKind.SERVICE:
+        # A service gets internal tokens for its registered audiences and nothing else: a
+        # gateway token would open the whole public API to a leaked service secret.
+        if audience is None or audience not in client.audiences:
+            raise OAuthError(
+                "invalid_target",
+                f"A service client asks for audience=<service>, one of {client.audiences}",
+            )
+    elif audience is not None and audience != "gateway":
+        # Everyone else calls through the gateway, which mints those tokens per request.
+        raise OAuthError("invalid_target", f"This client may not get tokens for {audience!r}")
     else:
         audience = None
     principal = Principal(
@@ -107,6 +220,7 @@ def grant_for(client: Client, scope: str | None, audience: str | None) -> Grant:
 
 async def upsert_client(
     db: AsyncSession,
+    key: bytes,
     *,
     client_id: str,
     name: str,
@@ -123,7 +237,7 @@ async def upsert_client(
     client.name = name
     client.kind = kind.value
     client.bank_id = bank_id
-    client.secret_hash = hash_secret(secret)
+    client.secret_hash = hash_secret(key, secret)
     client.scopes = scopes
     client.audiences = audiences or []
     client.disabled_at = None
@@ -131,6 +245,6 @@ async def upsert_client(
     return client
 
 
-async def secret_matches(db: AsyncSession, client_id: str, secret: str) -> bool:
+async def secret_matches(db: AsyncSession, key: bytes, client_id: str, secret: str) -> bool:
     row = await db.scalar(select(Client.secret_hash).where(Client.client_id == client_id))
-    return row is not None and await asyncio.to_thread(_verify, row, secret)
+    return row is not None and await verify_secret(key, row, secret)

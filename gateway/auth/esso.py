@@ -24,6 +24,9 @@ from stdnum.cn import uscc as uscc_check
 
 from shared.errors import Forbidden, ServiceUnavailable, Unauthorized, UpstreamError
 
+# What the development provider marks its answers with (devtools.idp.app).
+SIMULATOR_HEADER = "x-esso-simulator"
+
 
 class EssoRefused(Unauthorized):
     slug = "esso-refused"
@@ -72,8 +75,13 @@ class EssoClient:
         project_id: str,
         project_secret: str,
         timeout: float,
+        *,
+        refuse_simulator: bool = False,
     ) -> None:
         self.http = http
+        # Production: an answer marked by the development provider is refused, whatever
+        # name it was reached under (settings refuse its usual addresses at start).
+        self.refuse_simulator = refuse_simulator
         self.query_url = query_url
         self.project_id = project_id
         self.project_secret = project_secret
@@ -94,6 +102,8 @@ class EssoClient:
             raise ServiceUnavailable("The enterprise-code provider did not answer") from exc
         except httpx.HTTPError as exc:
             raise ServiceUnavailable("The enterprise-code provider is unreachable") from exc
+        if self.refuse_simulator and SIMULATOR_HEADER in resp.headers:
+            raise EssoRefused("The development identity provider is not accepted in production")
         if resp.status_code != 200:
             raise UpstreamError(f"The enterprise-code provider answered {resp.status_code}")
         try:

@@ -147,10 +147,13 @@ class Identity:
         verifier: TokenVerifier,
         revocations: RevocationList,
         cache_size: int = 10_000,
+        access_cookie: str = ACCESS_COOKIE,
     ) -> None:
         self.issuer = issuer
         self.verifier = verifier
         self.revocations = revocations
+        # `__Host-ip_access` on a secure deployment; only that name is read there.
+        self.access_cookie = access_cookie
         # A token already verified is not verified again until it expires: a signature check
         # is the largest CPU cost of a proxied request. Revocation is still checked each time.
         self._verified: dict[str, Caller] = {}
@@ -174,7 +177,7 @@ class Identity:
                 raise Unauthorized("Use a bearer token")
             token = value.strip()
         else:
-            token = request.cookies.get(ACCESS_COOKIE)
+            token = request.cookies.get(self.access_cookie)
             via_cookie = token is not None
         if token is None:
             return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import secrets
 import uuid
 from typing import Annotated
@@ -13,7 +12,13 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from gateway.auth import sessions
-from gateway.auth.clients import InvalidClient, OAuthError, authenticate_client, grant_for
+from gateway.auth.clients import (
+    ClientLockout,
+    InvalidClient,
+    OAuthError,
+    authenticate_client,
+    grant_for,
+)
 from gateway.auth.esso import EssoClient, EssoRefused
 from gateway.auth.identity import ACCESS_COOKIE, REFRESH_COOKIE, Identity
 from gateway.auth.schemas import (
@@ -32,6 +37,7 @@ from shared.errors import BadRequest, Unauthorized, problem_responses
 router = APIRouter(route_class=CommittingRoute, tags=["auth"])
 STATE_COOKIE = "ip_esso_state"
 _AUTH_PATH = "/v1/auth"
+_STATE_PATH = f"{_AUTH_PATH}/esso"
 
 
 def _settings(request: Request) -> GatewaySettings:
@@ -44,9 +50,15 @@ def _identity(request: Request) -> Identity:
     return identity
 
 
+def _address(request: Request) -> str:
+    # The peer, or the address a trusted ingress put in X-Forwarded-For: uvicorn decides
+    # which (`--forwarded-allow-ips`, the ingress's range alone; docs/deploy.md).
+    return request.client.host if request.client else "unknown"
+
+
 async def _throttle(request: Request) -> None:
-    host = request.client.host if request.client else "unknown"
-    await request.app.state.limiter.check(_settings(request).rate_limit_auth, f"auth:{host}")
+    key = f"auth:{_address(request)}"
+    await request.app.state.limiter.check(_settings(request).rate_limit_auth, key)
 
 
 @router.get(
@@ -66,7 +78,9 @@ def _basic_credentials(header: str) -> tuple[str, str]:
         raise InvalidClient("Use HTTP Basic client authentication")
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
+        # binascii.Error for bad Base64; ValueError for non-ASCII bytes in the header
+        # (found by the reliability suite: `Basic caf\xe9` was a 500).
         raise InvalidClient("Malformed Basic credentials") from exc
     client_id, sep, secret = decoded.partition(":")
     if not sep:
@@ -82,8 +96,10 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     "portal or a service",
     description=(
         "Client authentication with HTTP Basic (or `client_id`/`client_secret` form fields). "
-        "`scope` narrows the client's scopes. A service client may ask for `audience=<service>` "
-        "and receives an internal token for that service directly."
+        "`scope` narrows the client's scopes. A service client must ask for "
+        "`audience=<service>` (one it is registered for) and receives an internal token for "
+        "that service alone; it gets no gateway token. Repeated failures lock a client id "
+        "for a while (429 with `Retry-After`), except at addresses it recently used."
     ),
     responses=problem_responses(400, 401, 422, 429),
 )
@@ -106,15 +122,24 @@ async def token(
         raise InvalidClient("Client authentication is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "Only grant_type=client_credentials")
-    client = await authenticate_client(db, cid, secret)
-    grant = grant_for(client, scope, audience)
     settings = _settings(request)
+    lockout = ClientLockout(request.app.state.limiter, settings.client_failure_limit)
+    await lockout.check(cid, _address(request))
+    try:
+        client = await authenticate_client(
+            db, request.app.state.client_secret_hmac_key, cid, secret
+        )
+    except InvalidClient:
+        await lockout.failed(cid)
+        raise
+    await lockout.succeeded(cid, _address(request))
+    grant = grant_for(client, scope, audience)
     identity = _identity(request)
     if grant.audience is None:
         ttl = settings.client_token_ttl
         access = identity.mint_access(grant.principal, ttl)
     else:
-        ttl = min(settings.client_token_ttl, 300)
+        ttl = min(settings.client_token_ttl, settings.service_token_ttl)
         access = identity.mint_internal(grant.principal, grant.audience, ttl)
     body = TokenResponse(access_token=access, expires_in=ttl, scope=" ".join(grant.scopes) or None)
     # RFC 6749 section 5.1: token responses must not be cached.
@@ -154,29 +179,41 @@ def _set_session_cookies(
     response: Response, settings: GatewaySettings, issued: sessions.IssuedSession
 ) -> None:
     secure = settings.secure_cookies
+    name, path = settings.cookie(ACCESS_COOKIE, "/")
     response.set_cookie(
-        ACCESS_COOKIE,
+        name,
         issued.access_token,
         max_age=issued.access_expires_in,
         httponly=True,
         secure=secure,
         samesite="lax",
-        path="/",
+        path=path,
     )
+    name, path = settings.cookie(REFRESH_COOKIE, _AUTH_PATH)
     response.set_cookie(
-        REFRESH_COOKIE,
+        name,
         issued.refresh_token,
         max_age=issued.refresh_expires_in,
         httponly=True,
         secure=secure,
         samesite="strict",
-        path=_AUTH_PATH,
+        path=path,
     )
 
 
-def _clear_session_cookies(response: Response) -> None:
-    response.delete_cookie(ACCESS_COOKIE, path="/")
-    response.delete_cookie(REFRESH_COOKIE, path=_AUTH_PATH)
+def _delete_cookie(response: Response, settings: GatewaySettings, base: str, path: str) -> None:
+    # A browser ignores the deletion of a __Host- cookie that does not say Secure itself.
+    name, path = settings.cookie(base, path)
+    response.delete_cookie(name, path=path, secure=settings.secure_cookies, httponly=True)
+
+
+def _clear_session_cookies(response: Response, settings: GatewaySettings) -> None:
+    _delete_cookie(response, settings, ACCESS_COOKIE, "/")
+    _delete_cookie(response, settings, REFRESH_COOKIE, _AUTH_PATH)
+
+
+def _refresh_cookie(request: Request) -> str | None:
+    return request.cookies.get(_settings(request).cookie(REFRESH_COOKIE, _AUTH_PATH)[0])
 
 
 @router.post(
@@ -228,15 +265,17 @@ async def esso_login(
     location = f"{settings.esso_login_url}?" + urlencode({"spappurl": callback})
     response = RedirectResponse(location, status_code=302)
     # Binds the callback to this browser: a login CSRF (someone else's ssotoken planted in
-    # our callback) fails because the victim's browser lacks the matching state.
+    # our callback) fails because the victim's browser lacks the matching state. The
+    # __Host- form also keeps a sibling host from planting a state of its own.
+    name, path = settings.cookie(STATE_COOKIE, _STATE_PATH)
     response.set_cookie(
-        STATE_COOKIE,
+        name,
         state,
         max_age=600,
         httponly=True,
         secure=settings.secure_cookies,
         samesite="lax",
-        path=f"{_AUTH_PATH}/esso",
+        path=path,
     )
     return response
 
@@ -257,15 +296,15 @@ async def esso_callback(
     goto: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> RedirectResponse:
     await _throttle(request)
-    expected = request.cookies.get(STATE_COOKIE)
+    settings = _settings(request)
+    expected = request.cookies.get(settings.cookie(STATE_COOKIE, _STATE_PATH)[0])
     if not state or not expected or not secrets.compare_digest(state, expected):
         raise EssoRefused("This login was not started from this browser; start again")
-    settings = _settings(request)
     target = _safe_goto(goto, settings.esso_default_goto)
     issued = await _login(request, db, ssotoken)
     response = RedirectResponse(target, status_code=303)
     _set_session_cookies(response, settings, issued)
-    response.delete_cookie(STATE_COOKIE, path=f"{_AUTH_PATH}/esso")
+    _delete_cookie(response, settings, STATE_COOKIE, _STATE_PATH)
     return response
 
 
@@ -279,7 +318,7 @@ async def refresh(
     request: Request, db: DbSession, body: RefreshRequest | None = None
 ) -> JSONResponse:
     await _throttle(request)
-    presented = (body.refresh_token if body else None) or request.cookies.get(REFRESH_COOKIE)
+    presented = (body.refresh_token if body else None) or _refresh_cookie(request)
     if not presented:
         raise Unauthorized("A refresh token is required")
     settings = _settings(request)
@@ -303,7 +342,7 @@ async def logout(request: Request, db: DbSession, body: LogoutRequest | None = N
     settings = _settings(request)
     caller = await identity.authenticate(request)
     session: LoginSession | None = None
-    presented = (body.refresh_token if body else None) or request.cookies.get(REFRESH_COOKIE)
+    presented = (body.refresh_token if body else None) or _refresh_cookie(request)
     if caller is not None and caller.session_id is not None:
         session = await db.get(LoginSession, uuid.UUID(caller.session_id))
     elif presented:
@@ -315,5 +354,5 @@ async def logout(request: Request, db: DbSession, body: LogoutRequest | None = N
     else:
         raise Unauthorized("Nothing to log out of")
     response = Response(status_code=204)
-    _clear_session_cookies(response)
+    _clear_session_cookies(response, settings)
     return response

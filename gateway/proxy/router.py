@@ -5,6 +5,19 @@ of request headers is forwarded (so `X-Principal`, `X-USCC`, `X-Bank-Id`, `X-Use
 and the caller's own `Authorization` are dropped whatever their spelling), and the gateway
 adds a fresh internal token whose audience is the one service called.
 
+Forwarded headers travel as the bytes the caller sent, never decoded and encoded again (a
+Latin-1 byte re-encoded as ASCII was a 500, issue 10). A value that is not UTF-8 is refused
+with 400 before anything is sent: UTF-8 is the one encoding every hop (httpx, the aiohttp
+transport, the service's server) carries unchanged, so what is forwarded is exactly what
+was sent.
+
+Service principals are refused here: our services call each other directly with internal
+tokens for their registered audiences and have no business with the public API (a leaked
+service secret must not read every bank's and enterprise's data from the internet).
+
+A service's `Location` names its own path (`/v1/applications/7`); the caller is told the
+public one (`/v1/credit/applications/7`).
+
 A plain Starlette-style endpoint (no FastAPI parameter parsing): this is the hot path.
 """
 
@@ -26,20 +39,22 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # Request headers a service may see. Everything else is dropped.
 FORWARDED_REQUEST_HEADERS = frozenset(
     {
-        "accept",
-        "accept-language",
-        "content-type",
-        "idempotency-key",
-        "if-match",
-        "if-none-match",
-        "if-modified-since",
-        "if-unmodified-since",
-        "prefer",
-        "traceparent",
-        "tracestate",
-        "user-agent",
+        b"accept",
+        b"accept-language",
+        b"content-type",
+        b"idempotency-key",
+        b"if-match",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"prefer",
+        b"traceparent",
+        b"tracestate",
+        b"user-agent",
     }
 )
+# Response headers that carry a URL of the service, to be made public.
+LOCATION_HEADERS = frozenset({"location", "content-location"})
 # Response headers that describe the hop, not the answer; the rest is passed back.
 DROPPED_RESPONSE_HEADERS = frozenset(
     {
@@ -108,7 +123,22 @@ class InsufficientScope(Forbidden):
     title = "The client was not granted this"
 
 
+class MalformedHeader(BadRequest):
+    slug = "malformed-header"
+    title = "A header cannot be forwarded"
+
+
+class ServicePrincipalRefused(Forbidden):
+    slug = "service-principal-refused"
+    title = "Services do not use the public API"
+
+
 def _scope_check(principal: Principal, name: str, method: str) -> None:
+    if principal.kind is PrincipalKind.SERVICE:
+        raise ServicePrincipalRefused(
+            "A service calls the other services directly, with an internal token for its "
+            "registered audiences"
+        )
     if principal.kind not in (PrincipalKind.GOVERNMENT, PrincipalKind.BANK):
         return
     needed = f"{name}:read" if method in READ_METHODS else WRITE_SCOPES[name]
@@ -118,15 +148,42 @@ def _scope_check(principal: Principal, name: str, method: str) -> None:
         )
 
 
-def forward_headers(request: Request, token: str) -> dict[str, str]:
-    headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
-    headers["authorization"] = f"Bearer {token}"
+def _display_name(name: bytes) -> str:
+    return "-".join(part.capitalize() for part in name.decode("ascii", "replace").split("-"))
+
+
+def forward_headers(request: Request, token: str) -> list[tuple[bytes, bytes]]:
+    """The allowlisted headers as raw bytes, plus ours; a value that is not UTF-8 is a 400."""
+    headers: list[tuple[bytes, bytes]] = []
+    # ASGI gives header names lower-cased.
+    for name, value in request.scope["headers"]:
+        if name not in FORWARDED_REQUEST_HEADERS:
+            continue
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedHeader(
+                f"The {_display_name(name)} header is not valid UTF-8 text",
+                header=_display_name(name),
+            ) from None
+        headers.append((name, value))
+    headers.append((b"authorization", f"Bearer {token}".encode()))
     rid = current_request_id()
     if rid:
-        headers["x-request-id"] = rid
+        headers.append((b"x-request-id", rid.encode()))
     if request.client is not None:
-        headers["x-forwarded-for"] = request.client.host
+        headers.append((b"x-forwarded-for", request.client.host.encode()))
     return headers
+
+
+def public_location(value: str, name: str, base_url: str) -> str:
+    """A service's URL of itself as the caller sees it: `/v1/X` at the service is
+    `/v1/<name>/X` here. Absolute URLs of the service lose its address too."""
+    if value.startswith(base_url + "/"):
+        value = value[len(base_url) :]
+    if value == "/v1" or value.startswith(("/v1/", "/v1?")):
+        return f"/v1/{name}" + value[3:]
+    return value
 
 
 async def proxy(request: Request, name: str) -> Response:
@@ -153,7 +210,15 @@ async def proxy(request: Request, name: str) -> Response:
         headers=forward_headers(request, token),
         content=body,
     )
-    headers = {k: v for k, v in resp.headers.items() if k.lower() not in DROPPED_RESPONSE_HEADERS}
+    base_url = state.upstreams.by_name[name].base_url
+    headers = {}
+    for key, value in resp.headers.items():
+        lower = key.lower()
+        if lower in DROPPED_RESPONSE_HEADERS:
+            continue
+        headers[key] = (
+            public_location(value, name, base_url) if lower in LOCATION_HEADERS else value
+        )
     return Response(content=resp.content, status_code=resp.status_code, headers=headers)
 
 

@@ -2,8 +2,22 @@
 
 Every failure becomes a problem quickly: 503 when the service is unreachable or its breaker
 is open, 504 when it does not answer in time, 502 when it answers with garbage. A service's
-own answers (its 4xx and 5xx problems included) come back unchanged; its 5xx count as
-failures for its breaker.
+own answers, its 4xx and 5xx problems included, come back unchanged.
+
+**What the breaker counts.** It exists to shed load from an upstream that cannot take it:
+one that is unreachable or overloaded shows that as a transport error, a timeout, or its own
+502/503/504 (a service answers 503 when its database is away). Only those count. Nothing
+else does, because anything else could be a lever for one caller to switch a service off
+for everyone (issue 10: five requests with one Latin-1 byte in a header opened it, since
+the header's encoding error was raised inside the breaker):
+* the caller's mistakes: the request is built, headers and URL included, before the
+  breaker is entered, and a request that cannot be built is the caller's 400;
+* exceptions of our own making inside the call (`httpx.LocalProtocolError` and the like)
+  are re-raised after the breaker has been left, as a 500 for that request alone;
+* a service's own 500. It means the service is up and answered; a caller can often provoke
+  one (a bug in one route, one bad record), and counting it would let that caller take the
+  whole service offline. A 500 is passed back, logged by the service with the request id,
+  and counts as an answer like any other.
 """
 
 from __future__ import annotations
@@ -21,12 +35,19 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from gateway.settings import UPSTREAMS, GatewaySettings
-from shared.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from shared.errors import BadRequest, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from shared.metrics import CIRCUIT_STATE
 
 log = structlog.get_logger("gateway.upstreams")
 
+# The proxy forwards raw header bytes; the dashboard builds its few headers as text.
+Headers = list[tuple[bytes, bytes]] | dict[str, str]
+
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+# What only an unavailable or overloaded upstream answers: these count for its breaker.
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 
 
 class _UpstreamFailed(Exception):
@@ -45,6 +66,11 @@ def _export_state(name: str, event_name: str, event: Any) -> None:
     if event_name == "state_changed":
         state = str(getattr(event, "state", "closed"))
         CIRCUIT_STATE.labels("gateway", name).set(_STATE_VALUES.get(state, 0))
+
+
+def _overall_bound(timeout: httpx.Timeout) -> float:
+    """Whatever the transport does with httpx's timeouts, a call never outlives their sum."""
+    return (timeout.pool or 0) + (timeout.connect or 0) + (timeout.read or 0)
 
 
 @dataclass(frozen=True)
@@ -87,16 +113,23 @@ class Upstreams:
         path: str,
         *,
         query: bytes = b"",
-        headers: dict[str, str],
+        headers: Headers,
         content: bytes = b"",
         deadline: httpx.Timeout | None = None,
     ) -> httpx.Response:
         upstream = self.by_name[name]
         url = upstream.base_url + path + ("?" + query.decode("latin-1") if query else "")
+        timeout = deadline or upstream.timeout
+        try:
+            request = self.client.build_request(
+                method, url, headers=headers, content=content or None, timeout=timeout
+            )
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            raise BadRequest("The request cannot be forwarded as sent") from exc
         try:
             breaker = await self.breakers.get_breaker(name)
             async with breaker:
-                return await self._send(upstream, method, url, headers, content, deadline)
+                outcome = await self._send(upstream, request, _overall_bound(timeout))
         except OpenedState as exc:
             retry = max(1, math.ceil(exc.opened_at + self.breaker_ttl - time.time()))
             raise ServiceUnavailable(
@@ -108,28 +141,21 @@ class Upstreams:
             if failed.response is not None:
                 return failed.response
             raise failed.problem or UpstreamError(upstream=name) from None
+        if isinstance(outcome, Exception):
+            raise outcome  # ours, not the upstream's: outside the breaker
+        return outcome
 
     async def _send(
-        self,
-        upstream: Upstream,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        content: bytes,
-        deadline: httpx.Timeout | None,
-    ) -> httpx.Response:
-        attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
+        self, upstream: Upstream, request: httpx.Request, bound: float
+    ) -> httpx.Response | Exception:
+        """The upstream's answer, `_UpstreamFailed` for a failure of the upstream, or (as a
+        value, so the breaker does not count it) an exception that is nobody's but ours."""
+        attempts = 1 + (self.retries if request.method in IDEMPOTENT else 0)
         name = upstream.name
         for attempt in range(attempts):
-            timeout = deadline or upstream.timeout
-            # An overall bound too: whatever the transport does with httpx's timeouts, a call
-            # never outlives connect + read.
-            bound = (timeout.pool or 0) + (timeout.connect or 0) + (timeout.read or 0)
             try:
                 async with asyncio.timeout(bound or None):
-                    resp = await self.client.request(
-                        method, url, headers=headers, content=content or None, timeout=timeout
-                    )
+                    resp = await self.client.send(request)
             except (httpx.TimeoutException, TimeoutError) as exc:
                 # Not retried: a retry would double the wait the caller already had.
                 log.warning("upstream timeout", upstream=name, error=type(exc).__name__)
@@ -152,12 +178,19 @@ class Upstreams:
                 raise _UpstreamFailed(
                     None, cls(f"The {name} service is unreachable", upstream=name)
                 ) from exc
+            except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+                # We could not even say the request: nothing about the upstream.
+                log.error("request not sendable", upstream=name, error=repr(exc))
+                return exc
             except httpx.HTTPError as exc:
                 log.warning("upstream error", upstream=name, error=type(exc).__name__)
                 raise _UpstreamFailed(
                     None, UpstreamError(f"The {name} service failed", upstream=name)
                 ) from exc
-            if resp.status_code >= 500:
+            except Exception as exc:  # a bug of ours (or a transport's) is not the upstream's
+                log.exception("calling the upstream failed", upstream=name)
+                return exc
+            if resp.status_code in UNAVAILABLE_STATUSES:
                 raise _UpstreamFailed(resp, None)
             return resp
         raise AssertionError("unreachable")

@@ -12,9 +12,12 @@ fail.
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib.resources
+import ipaddress
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +40,8 @@ NAMESPACE = "innovation-points"
 
 PORTS = {"gateway": 8000, "scoring": 8001, "credit": 8002, "policy": 8003, "idp": 8009}
 SCALED = ("gateway", "scoring", "credit", "policy")
+# Metrics are served on a port of their own, never the public one (issue 10).
+METRICS_PORTS = {name: PORTS[name] + 100 for name in SCALED}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 # patchMergeKey of the lists we patch (from the Kubernetes API types); other lists replace.
 MERGE_KEYS = {
@@ -215,7 +220,13 @@ def test_every_deployment_is_probed_bounded_and_unprivileged(
         pod = deployment["spec"]["template"]["spec"]
         (container,) = containers(deployment)
         port = PORTS[name]
-        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        expected = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        if name in METRICS_PORTS:
+            metrics = METRICS_PORTS[name]
+            expected.append({"name": "metrics", "containerPort": metrics, "protocol": "TCP"})
+            annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["prometheus.io/port"] == str(metrics)
+        assert container["ports"] == expected
         assert f"--port={port}" in "=".join(container["command"]).replace("=--port=", "--port=")
         ready = "/healthz" if name == "idp" else "/readyz"
         assert container["readinessProbe"]["httpGet"] == {"path": ready, "port": "http"}
@@ -230,7 +241,8 @@ def test_every_deployment_is_probed_bounded_and_unprivileged(
         assert security["allowPrivilegeEscalation"] is False
         assert security["capabilities"]["drop"] == ["ALL"]
         assert services[name]["spec"]["selector"] == {"app.kubernetes.io/name": name}
-        assert services[name]["spec"]["ports"][0]["port"] == port
+        # The Service offers the public port alone: nothing routes to the metrics port.
+        assert [p["port"] for p in services[name]["spec"]["ports"]] == [port]
         assert services[name]["spec"]["type"] == "ClusterIP"
 
 
@@ -334,6 +346,10 @@ def test_only_the_gateway_is_reachable_from_outside(
             assert "ipBlock" not in peer and "everywhere" not in peer, (name, peer)
             if "namespaceSelector" in peer:
                 outside.append(peer)
+                # Prometheus reaches the metrics ports only; the ingress the public port only.
+                is_prometheus = "podSelector" in peer
+                allowed = set(METRICS_PORTS.values()) if is_prometheus else {PORTS[name]}
+                assert set(ports) <= allowed, (name, peer, ports)
             else:
                 inside.add(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
                 assert ports == [PORTS[name]], (name, ports)
@@ -365,6 +381,35 @@ def test_only_the_gateway_is_reachable_from_outside(
     assert exposed == {"/v1", "/.well-known", "/docs", "/openapi.json"}
     for service in of_kind(resources, "Service").values():
         assert service["spec"]["type"] == "ClusterIP"
+
+
+def test_forwarded_headers_are_believed_from_the_ingress_range_only(
+    base: list[Resource], production: list[Resource]
+) -> None:
+    for resources in (base, production):
+        (container,) = containers(of_kind(resources, "Deployment")["gateway"])
+        command = container["command"]
+        assert "--proxy-headers" in command
+        # Not on the command line (where '*' was): from the ConfigMap, one place to set it.
+        assert "--forwarded-allow-ips" not in command
+        trusted = of_kind(resources, "ConfigMap")["gateway-config"]["data"]["FORWARDED_ALLOW_IPS"]
+        networks = [ipaddress.ip_network(n.strip()) for n in trusted.split(",")]
+        assert networks and "*" not in trusted
+        assert all(not n.is_global for n in networks), networks
+
+
+def test_the_development_provider_runs_from_devtools_with_exact_callbacks(
+    base: list[Resource],
+) -> None:
+    (container,) = containers(of_kind(base, "Deployment")["idp"])
+    assert "devtools.idp.app:create_app" in container["command"]
+    data = of_kind(base, "ConfigMap")["idp-config"]["data"]
+    assert data["IDP_SIMULATE_LOGIN"] == "false"
+    from devtools.idp.settings import IdpSettings
+
+    settings = IdpSettings(allowed_callbacks=json.loads(data["IDP_ALLOWED_CALLBACKS"]))
+    public = of_kind(base, "ConfigMap")["gateway-config"]["data"]["GATEWAY_PUBLIC_URL"]
+    assert f"{public}/v1/auth/esso/callback" in settings.allowed_callbacks
 
 
 def test_egress_reaches_postgresql_and_the_gateway_reaches_redis(
@@ -463,6 +508,39 @@ def test_compose_has_every_part_with_health_checks_and_ordering(compose: dict[st
     assert services["gateway"]["environment"]["GATEWAY_RATE_LIMIT_STORAGE"].startswith("redis://")
     published = {name for name, s in services.items() if s.get("ports")}
     assert published == {"gateway", "idp"}
+    # Metrics on their own ports, on the compose network only.
+    for name, port in METRICS_PORTS.items():
+        env = services[name]["environment"]
+        assert env[f"{name.upper()}_METRICS_PORT"] == str(port), name
+        assert all(str(port) not in str(p) for s in services.values() for p in s.get("ports", []))
+
+
+def _interpolate(value: str, given: dict[str, str]) -> str:
+    """Compose's `${VAR:-default}` with only `given` set."""
+    return re.sub(
+        r"\$\{(\w+)(?::?[-?]([^}]*))?\}", lambda m: given.get(m[1], m[2] or ""), str(value)
+    )
+
+
+def test_compose_in_production_is_refused_not_half_development(compose: dict[str, Any]) -> None:
+    """ENVIRONMENT=production with compose's development settings must not start a gateway
+    that accepts the development provider's logins (issue 10, item 2)."""
+    from gateway.settings import GatewaySettings
+
+    given = {"ENVIRONMENT": "production", "POSTGRES_PASSWORD": "x"}
+    gateway_env = {
+        k.removeprefix("GATEWAY_"): _interpolate(v, given)
+        for k, v in compose["services"]["gateway"]["environment"].items()
+        if k.startswith("GATEWAY_")
+    }
+    with pytest.raises(ValueError, match=r"development identity provider|placeholder"):
+        GatewaySettings(**{k.lower(): v for k, v in gateway_env.items()})
+    idp_env = compose["services"]["idp"]["environment"]
+    assert _interpolate(idp_env["IDP_ENVIRONMENT"], given) == "production"
+    assert idp_env["IDP_SIMULATE_LOGIN"] == "false"
+    # Every development-only setting says so where it is set.
+    text = (DEPLOY / "compose.yaml").read_text()
+    assert text.count("DEVELOPMENT ONLY") >= 3
 
 
 def test_the_image_runs_as_a_non_root_user_with_a_health_check() -> None:
@@ -489,6 +567,35 @@ def test_the_image_runs_as_a_non_root_user_with_a_health_check() -> None:
     ]
     assert ignored[0] == "**", "the context starts empty and lists what the image needs"
     assert "!var" not in ignored and "!var/" not in ignored
+    # The development tools are in the default image (compose runs the simulator) and can be
+    # left out of a production one.
+    assert "!devtools/" in ignored
+    args = {c.value[0].split("=")[0] for c in stages[0] if c.cmd == "ARG"}
+    assert "INCLUDE_DEVTOOLS" in args
+    assert "rm -rf devtools" in build_runs
+
+
+PRODUCTION_PACKAGES = ("shared", "contracts", "services", "gateway")
+
+
+def test_production_code_imports_nothing_from_devtools() -> None:
+    """A production image may leave devtools/ out: nothing that runs there may need it."""
+    offenders = []
+    for package in PRODUCTION_PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                offenders += [
+                    f"{path.relative_to(ROOT)}: {n}"
+                    for n in names
+                    if n == "devtools" or n.startswith("devtools.")
+                ]
+    assert not offenders
 
 
 def test_the_configuration_reference_is_current() -> None:

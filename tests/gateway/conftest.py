@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.idp.app import create_app as create_idp
+from devtools.idp.settings import IdpSettings
 from gateway.bootstrap import seed_demo_clients
-from gateway.idp.app import create_app as create_idp
-from gateway.idp.settings import IdpSettings
 from tests.platform import Platform
 
 ESSO_SECRET = "test-esso-project-secret-0123456789"
@@ -110,6 +110,8 @@ async def gw(platform: Platform, var_dir: Path) -> Gateway:
             project_id=ESSO_PROJECT,
             project_secret=ESSO_SECRET,
             enterprises_file=var_dir / "demo-enterprises.json",
+            allowed_callbacks=["http://gateway/v1/auth/esso/callback"],
+            simulate_login=True,
         )
     )
     platform.extra["gateway"] = {"issuer": platform.issuer}

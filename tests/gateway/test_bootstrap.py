@@ -8,9 +8,9 @@ import stat
 import pytest
 from pydantic import ValidationError
 
+from devtools.idp.app import create_app as create_idp
+from devtools.idp.settings import IdpSettings
 from gateway.bootstrap import seed_demo_clients
-from gateway.idp.app import create_app as create_idp
-from gateway.idp.settings import IdpSettings
 from tests.gateway.conftest import Gateway
 
 

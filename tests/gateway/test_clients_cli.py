@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 
 from gateway import clients_cli
+from gateway.auth.clients import load_or_create_secret_key
 from tests.gateway.conftest import gateway_settings
 from tests.platform import Platform
 
 
-async def call(database_url: str, *argv: str) -> dict[str, Any]:
-    return await clients_cli.run(database_url, clients_cli.parser().parse_args(list(argv)))
+async def call(database_url: str, var_dir: Path, *argv: str) -> dict[str, Any]:
+    # The key the gateway under test uses (its development key under var_dir).
+    key = load_or_create_secret_key(var_dir)
+    return await clients_cli.run(database_url, clients_cli.parser().parse_args(list(argv)), key)
 
 
 async def access_token(platform: Platform, client_id: str, secret: str) -> str:
@@ -52,6 +55,7 @@ async def test_create_rotate_disable(platform: Platform, database_url: str, var_
     await platform.start("gateway")
     created = await call(
         database_url,
+        var_dir,
         "create",
         "bank-test",
         "--kind",
@@ -67,7 +71,7 @@ async def test_create_rotate_disable(platform: Platform, database_url: str, var_
     held = await access_token(platform, "bank-test", created["client_secret"])
     assert await use(platform, held) == 200
     await asyncio.sleep(1.1)  # revocation works in whole seconds of issue time
-    rotated = await call(database_url, "rotate", "bank-test")
+    rotated = await call(database_url, var_dir, "rotate", "bank-test")
     state = platform.fastapi["gateway"].state
     await state.identity.revocations.poll(state.sessionmaker)
     assert await use(platform, held) == 401, "a token from before the rotation still worked"
@@ -76,12 +80,14 @@ async def test_create_rotate_disable(platform: Platform, database_url: str, var_
     assert rotated["client_secret"] != created["client_secret"]
     assert await token(platform, "bank-test", created["client_secret"]) == 401
     assert await token(platform, "bank-test", rotated["client_secret"]) == 200
-    listing = await call(database_url, "list")
+    listing = await call(database_url, var_dir, "list")
     assert [c["client_id"] for c in listing["clients"]] == ["bank-test"]
     assert "secret_hash" not in json.dumps(listing)
-    await call(database_url, "disable", "bank-test")
+    await call(database_url, var_dir, "disable", "bank-test")
     assert await token(platform, "bank-test", rotated["client_secret"]) == 401
     with pytest.raises(SystemExit):
-        await call(database_url, "create", "bank-x", "--kind", "bank", "--name", "no bank id")
+        await call(
+            database_url, var_dir, "create", "bank-x", "--kind", "bank", "--name", "no bank id"
+        )
     with pytest.raises(SystemExit):
-        await call(database_url, "rotate", "nobody")
+        await call(database_url, var_dir, "rotate", "nobody")

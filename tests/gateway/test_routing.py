@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI, Request
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from prometheus_client import generate_latest
 
 from shared.auth.keys import generate_key
 from shared.auth.service_tokens import GatewayTokenSource
@@ -235,7 +236,8 @@ async def test_upstream_down_is_503_quickly_and_breaker_opens(gw: Gateway) -> No
         assert r.status_code == 503
         assert int(r.headers["retry-after"]) >= 1
         assert "paused" in r.json()["detail"]
-        metrics = (await c.get("/metrics")).text
+        # Metrics are served on their own port (not started in-process): read the registry.
+        metrics = generate_latest().decode()
     assert 'upstream_circuit_state{component="gateway",upstream="scoring"} 2.0' in metrics
     assert 'upstream_circuit_state{component="gateway",upstream="credit"} 0.0' in metrics
 

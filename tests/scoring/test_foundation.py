@@ -6,6 +6,7 @@ import time
 
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from prometheus_client import generate_latest
 
 from shared.auth.keys import generate_key
 from tests.platform import Platform
@@ -18,8 +19,9 @@ async def test_health_and_readiness(platform: Platform) -> None:
         ready = await c.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"database": "ok", "migrations": "ok"}
-        metrics = await c.get("/metrics")
-        assert "http_requests_total" in metrics.text
+        # Metrics are not on the public port but on METRICS_PORT (shared.metrics).
+        assert (await c.get("/metrics")).status_code == 404
+        assert "http_requests_total" in generate_latest().decode()
 
 
 async def test_catalogue_needs_a_token_and_lists_24(platform: Platform) -> None:

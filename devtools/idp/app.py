@@ -10,10 +10,19 @@ It speaks the protocol the gateway uses with the real provider (domain.md sectio
   `{"errCode": 0, "msg": "success", "info": {...}}`, or a non-zero `errCode` and `msg`.
   Like the real service it answers HTTP 200 with the error in the body.
 * `POST /simulate-login` (form `uscc`, optional `attn_name`, `real_level`): the shortcut
-  for tests and demos, `{"ssotoken": ...}`.
+  for tests and demos, `{"ssotoken": ...}`. It signs anyone in as any demo enterprise without
+  a page, so it exists only when `IDP_SIMULATE_LOGIN=true` (`make run` and the test harness
+  set it; compose and Kubernetes do not).
+
+A login sends the ssotoken only to a configured callback (`IDP_ALLOWED_CALLBACKS`: exact
+origins and path prefixes, see `devtools.idp.callbacks`). Every answer carries
+`X-ESSO-Simulator: development`, by which a production gateway recognises and refuses this
+provider even when it is reached under another name.
 
 ssotokens are single-use and expire after `IDP_TOKEN_TTL` seconds. State is in memory: one
-process, development only; it refuses to start in production.
+process, development only; it refuses to start in production. The login page is plain
+server-side HTML so that staff logins (OpenID Connect) can be added as further routes beside
+it without touching the ESSO ones.
 """
 
 from __future__ import annotations
@@ -32,8 +41,11 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.idp.settings import IdpSettings
+from devtools.idp.callbacks import callback_allowed
+from devtools.idp.settings import IdpSettings
+from gateway.auth.esso import SIMULATOR_HEADER
 from shared.errors import BadRequest, NotFound, install_problem_handlers
 
 ERR_OK = 0
@@ -133,8 +145,22 @@ def user_info(issued: IssuedToken) -> dict[str, Any]:
     }
 
 
-def _allowed_callback(settings: IdpSettings, url: str) -> bool:
-    return any(url.startswith(p) for p in settings.allowed_callback_prefixes)
+class SimulatorMarker:
+    """Marks every answer as the simulator's (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (SIMULATOR_HEADER.encode(), b"development"),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, marked if scope["type"] == "http" else send)
 
 
 def _with_ssotoken(spappurl: str, token: str) -> str:
@@ -159,13 +185,17 @@ def create_app(settings: IdpSettings | None = None) -> FastAPI:
         raise RuntimeError("the development identity provider refuses to run in production")
     secret = settings.project_secret.get_secret_value().encode()
     store = TokenStore(settings.token_ttl)
+    callbacks = settings.callbacks()
 
     app = FastAPI(
         title="Development identity provider (enterprise-code ESSO simulator)",
         description=__doc__,
         version="1.0.0",
+        # Only the protocol is published: no API documentation to browse.
+        openapi_url=None,
     )
     install_problem_handlers(app)
+    app.add_middleware(SimulatorMarker)
     app.state.settings = settings
     app.state.tokens = store
 
@@ -180,7 +210,7 @@ def create_app(settings: IdpSettings | None = None) -> FastAPI:
         return enterprise
 
     def check_callback(spappurl: str) -> None:
-        if not _allowed_callback(settings, spappurl):
+        if not callback_allowed(callbacks, spappurl):
             raise BadRequest("spappurl is not an allowed callback")
 
     @app.get("/healthz", tags=["health"])
@@ -243,7 +273,6 @@ def create_app(settings: IdpSettings | None = None) -> FastAPI:
         token = store.issue(e, attn_name, settings.default_real_level, "Elicense")
         return RedirectResponse(_with_ssotoken(spappurl, token), status_code=303)
 
-    @app.post("/simulate-login", summary="Scripted login for tests and demos")
     async def simulate_login(
         uscc: Annotated[str, Form(max_length=18)],
         attn_name: Annotated[str | None, Form(max_length=64)] = None,
@@ -257,6 +286,9 @@ def create_app(settings: IdpSettings | None = None) -> FastAPI:
             "Elicense",
         )
         return {"ssotoken": token}
+
+    if settings.simulate_login:
+        app.post("/simulate-login", summary="Scripted login for tests and demos")(simulate_login)
 
     def esso_error(code: int, msg: str) -> JSONResponse:
         return JSONResponse({"errCode": code, "msg": msg})
