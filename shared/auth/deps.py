@@ -46,12 +46,14 @@ def require_kind(
     return check
 
 
-Government = Annotated[Principal, Depends(require_kind(PrincipalKind.GOVERNMENT))]
-GovernmentOrService = Annotated[
+# Named for who is calling: `Bank` and `Enterprise` are also ORM classes (credit's bank,
+# scoring's enterprise), and a handler that needs both should not have to alias one.
+GovernmentCaller = Annotated[Principal, Depends(require_kind(PrincipalKind.GOVERNMENT))]
+GovernmentOrServiceCaller = Annotated[
     Principal, Depends(require_kind(PrincipalKind.GOVERNMENT, PrincipalKind.SERVICE))
 ]
-Bank = Annotated[Principal, Depends(require_kind(PrincipalKind.BANK))]
-Enterprise = Annotated[Principal, Depends(require_kind(PrincipalKind.ENTERPRISE))]
+BankCaller = Annotated[Principal, Depends(require_kind(PrincipalKind.BANK))]
+EnterpriseCaller = Annotated[Principal, Depends(require_kind(PrincipalKind.ENTERPRISE))]
 
 
 def actor(principal: Principal) -> str:

@@ -18,7 +18,7 @@ from services.credit.applications.schemas import (
     Note,
 )
 from services.credit.common import checked_uscc
-from shared.auth.deps import CurrentPrincipal, Enterprise
+from shared.auth.deps import CurrentPrincipal, EnterpriseCaller
 from shared.db import CommittingRoute, DbSession
 from shared.errors import BadRequest, problem_responses
 from shared.pagination import Page, Paging
@@ -44,7 +44,7 @@ IdempotencyKeyHeader = Annotated[
 )
 async def apply(
     session: DbSession,
-    principal: Enterprise,
+    principal: EnterpriseCaller,
     body: ApplicationCreate,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:

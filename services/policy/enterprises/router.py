@@ -14,7 +14,7 @@ from services.policy.common import UsccPath, checked_uscc
 from services.policy.criteria import Status
 from services.policy.enterprises import service
 from services.policy.enterprises.schemas import MatchList, PushOut, PushPage
-from shared.auth.deps import CurrentPrincipal, Enterprise, ensure_enterprise_access
+from shared.auth.deps import CurrentPrincipal, EnterpriseCaller, ensure_enterprise_access
 from shared.db import CommittingRoute, DbSession
 from shared.errors import Forbidden, problem_responses
 from shared.pagination import Paging
@@ -65,7 +65,7 @@ async def pushes(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def read_push(
-    uscc: UsccPath, push_id: int, session: DbSession, principal: Enterprise
+    uscc: UsccPath, push_id: int, session: DbSession, principal: EnterpriseCaller
 ) -> PushOut:
     code = checked_uscc(uscc)
     if principal.uscc != code:
