@@ -7,18 +7,9 @@ from typing import Any
 from shared.auth.deps import actor
 from shared.auth.principal import Principal, PrincipalKind
 from shared.db import raw_connection
-from shared.errors import TYPE_BASE, Conflict, Forbidden, NotFound, Unprocessable
+from shared.errors import TYPE_BASE, Forbidden, Unprocessable
 from shared.identifiers import InvalidUscc, UsccPath, checked_uscc
-
-
-class UnknownEnterprise(NotFound):
-    slug = "unknown-enterprise"
-    title = "Enterprise not in the published evaluation"
-
-
-class NoPublishedEvaluation(Conflict):
-    slug = "no-published-evaluation"
-    title = "No published evaluation yet"
+from shared.problems import NoPublishedEvaluation, UnknownEnterprise
 
 
 class BusinessRuleViolation(Unprocessable):

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from shared.auth.deps import actor
 from shared.db import raw_connection
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.errors import Unprocessable
 from shared.identifiers import InvalidUscc, UsccPath, checked_uscc
-
-
-class UnknownEnterprise(NotFound):
-    slug = "unknown-enterprise"
-    title = "Enterprise not in the published evaluation"
-
-
-class NoPublishedEvaluation(Conflict):
-    slug = "no-published-evaluation"
-    title = "No published evaluation received yet"
+from shared.problems import NoPublishedEvaluation, UnknownEnterprise
 
 
 class InvalidRule(Unprocessable):
