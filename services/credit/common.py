@@ -1,4 +1,4 @@
-"""What every credit domain shares: its problem types, USCC checks, raw COPY access."""
+"""What every credit domain shares: its problem types, raw COPY access."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from shared.auth.deps import actor
 from shared.auth.principal import Principal, PrincipalKind
 from shared.db import raw_connection
 from shared.errors import TYPE_BASE, Forbidden, Unprocessable
-from shared.identifiers import InvalidUscc, UsccPath, checked_uscc
 from shared.problems import NoPublishedEvaluation, UnknownEnterprise
 
 
@@ -38,12 +37,9 @@ def bank_of(principal: Principal) -> str:
 
 __all__ = [
     "BusinessRuleViolation",
-    "InvalidUscc",
     "NoPublishedEvaluation",
     "UnknownEnterprise",
-    "UsccPath",
     "actor",
     "bank_of",
-    "checked_uscc",
     "raw_connection",
 ]

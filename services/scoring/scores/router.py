@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from contracts.catalogue import Stage
-from services.scoring.common import VisibleUSCC, reject_banks
+from services.scoring.common import reject_banks
 from services.scoring.evaluations.service import published_run
 from services.scoring.scores import service
 from services.scoring.scores.schemas import (
@@ -20,7 +20,7 @@ from services.scoring.scores.schemas import (
     RankingItem,
     ScoreOut,
 )
-from shared.auth.deps import CurrentPrincipal, GovernmentCaller
+from shared.auth.deps import CurrentPrincipal, GovernmentCaller, VisibleUSCC
 from shared.auth.principal import PrincipalKind
 from shared.db import CommittingRoute, DbSession
 from shared.errors import Forbidden, problem_responses
