@@ -8,6 +8,10 @@ import math
 
 import pytest
 
+from gateway.auth.esso import EssoRefused, parse_user
+from gateway.proxy.router import _first_line_check
+from shared.auth.principal import Principal, PrincipalKind
+from shared.errors import Forbidden
 from tests.platform import Platform
 from tests.scoring_fixtures import demo, publish_demo
 
@@ -113,3 +117,16 @@ async def test_the_credit_filter_checks_the_code(services: Platform) -> None:
         assert r.status_code == 422 and r.json()["type"].endswith("/invalid-uscc")
         r = await gov.get("/v1/applications", params={"uscc": f" {A.lower()} "})
         assert r.status_code == 200 and r.json()["total"] == 0
+
+
+def test_the_gateway_reads_codes_as_the_services_do() -> None:
+    written = f"{A[:8]}-{A[8:]}".lower()
+    me = Principal(sub=A, kind=PrincipalKind.ENTERPRISE, uscc=A)
+    _first_line_check(me, ["enterprises", written, "score"])  # its own code: let through
+    for other in (B, WRONG_CHECK, "not-a-code", ""):
+        with pytest.raises(Forbidden):
+            _first_line_check(me, ["enterprises", other, "score"])
+    # The enterprise-code login keeps the canonical code, and refuses a wrong one.
+    assert parse_user({"uniscid": written, "userId": "u1"}).uscc == A
+    with pytest.raises(EssoRefused):
+        parse_user({"uniscid": WRONG_CHECK, "userId": "u1"})
