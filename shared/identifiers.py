@@ -2,6 +2,8 @@
 
 Validation is python-stdnum's `cn.uscc` (format and check character); this module only
 turns a failure into the platform's problem type and gives routes one path parameter type.
+Routes take the code through the dependencies in `shared.auth.deps` (`VisibleUSCC` and its
+kin), which check it here and then check the caller may see that enterprise.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Path
 from stdnum.cn import uscc as uscc_format
+from stdnum.exceptions import ValidationError
 
 from shared.errors import Unprocessable
 
@@ -19,15 +22,21 @@ class InvalidUscc(Unprocessable):
     title = "Not a valid unified social credit code"
 
 
-def is_valid_uscc(value: str) -> bool:
-    return bool(uscc_format.is_valid(value))
+def canonical_uscc(value: str) -> str | None:
+    """The code as stored everywhere (stdnum's compact form: trimmed, upper-cased, without
+    the spaces or dashes people write in it), or None if it fails the format or the check
+    character. The scoring import stores codes in this same form."""
+    try:
+        return str(uscc_format.validate(value))
+    except ValidationError:
+        return None
 
 
 def checked_uscc(value: str) -> str:
-    """The code, trimmed and upper-cased, or an `InvalidUscc` problem."""
-    code = value.strip().upper()
-    if not uscc_format.is_valid(code):
-        raise InvalidUscc(f"{value!r} fails the GB 32100-2015 format or check digit")
+    """The canonical code, or an `InvalidUscc` problem."""
+    code = canonical_uscc(value)
+    if code is None:
+        raise InvalidUscc(f"{value!r} fails the GB 32100-2015 format or check character")
     return code
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from stdnum.cn import uscc as uscc_check
 
 from shared.errors import Forbidden, ServiceUnavailable, Unauthorized, UpstreamError
+from shared.identifiers import canonical_uscc
 
 # What the development provider marks its answers with (devtools.idp.app).
 SIMULATOR_HEADER = "x-esso-simulator"
@@ -142,8 +142,8 @@ def parse_user(info: dict[str, Any]) -> EssoUser:
         value = info.get(key)
         return str(value).strip() if value is not None else ""
 
-    uscc = text("uniscid").upper()
-    if not uscc_check.is_valid(uscc):
+    uscc = canonical_uscc(text("uniscid"))
+    if uscc is None:
         raise EssoRefused("The login carries no valid unified social credit code")
     try:
         real_level = int(text("realLevel") or 0)

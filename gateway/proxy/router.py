@@ -32,6 +32,7 @@ from gateway.auth.identity import Caller
 from gateway.settings import UPSTREAMS
 from shared.auth.principal import Principal, PrincipalKind
 from shared.errors import BadRequest, Forbidden
+from shared.identifiers import canonical_uscc
 from shared.logging import current_request_id
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -106,7 +107,7 @@ def _first_line_check(principal: Principal, segments: list[str]) -> None:
         principal.kind is PrincipalKind.ENTERPRISE
         and len(segments) >= 2
         and segments[0] == "enterprises"
-        and segments[1].upper() != (principal.uscc or "")
+        and (principal.uscc is None or canonical_uscc(segments[1]) != principal.uscc)
     ):
         raise Forbidden("You may only see your own enterprise's data")
 

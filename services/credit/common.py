@@ -1,4 +1,4 @@
-"""What every credit domain shares: its problem types, USCC checks, raw COPY access."""
+"""What every credit domain shares: its problem types, raw COPY access."""
 
 from __future__ import annotations
 
@@ -7,18 +7,8 @@ from typing import Any
 from shared.auth.deps import actor
 from shared.auth.principal import Principal, PrincipalKind
 from shared.db import raw_connection
-from shared.errors import TYPE_BASE, Conflict, Forbidden, NotFound, Unprocessable
-from shared.identifiers import InvalidUscc, UsccPath, checked_uscc
-
-
-class UnknownEnterprise(NotFound):
-    slug = "unknown-enterprise"
-    title = "Enterprise not in the published evaluation"
-
-
-class NoPublishedEvaluation(Conflict):
-    slug = "no-published-evaluation"
-    title = "No published evaluation yet"
+from shared.errors import TYPE_BASE, Forbidden, Unprocessable
+from shared.problems import NoPublishedEvaluation, UnknownEnterprise
 
 
 class BusinessRuleViolation(Unprocessable):
@@ -47,12 +37,9 @@ def bank_of(principal: Principal) -> str:
 
 __all__ = [
     "BusinessRuleViolation",
-    "InvalidUscc",
     "NoPublishedEvaluation",
     "UnknownEnterprise",
-    "UsccPath",
     "actor",
     "bank_of",
-    "checked_uscc",
     "raw_connection",
 ]

@@ -1,21 +1,11 @@
-"""What the policy service's domains share: problem types, USCC checks, raw COPY access."""
+"""What the policy service's domains share: problem types, raw COPY access."""
 
 from __future__ import annotations
 
 from shared.auth.deps import actor
 from shared.db import raw_connection
-from shared.errors import Conflict, NotFound, Unprocessable
-from shared.identifiers import InvalidUscc, UsccPath, checked_uscc
-
-
-class UnknownEnterprise(NotFound):
-    slug = "unknown-enterprise"
-    title = "Enterprise not in the published evaluation"
-
-
-class NoPublishedEvaluation(Conflict):
-    slug = "no-published-evaluation"
-    title = "No published evaluation received yet"
+from shared.errors import Unprocessable
+from shared.problems import NoPublishedEvaluation, UnknownEnterprise
 
 
 class InvalidRule(Unprocessable):
@@ -27,11 +17,8 @@ class InvalidRule(Unprocessable):
 
 __all__ = [
     "InvalidRule",
-    "InvalidUscc",
     "NoPublishedEvaluation",
     "UnknownEnterprise",
-    "UsccPath",
     "actor",
-    "checked_uscc",
     "raw_connection",
 ]

@@ -17,8 +17,7 @@ from services.credit.applications.schemas import (
     DisburseIn,
     Note,
 )
-from services.credit.common import checked_uscc
-from shared.auth.deps import CurrentPrincipal, Enterprise
+from shared.auth.deps import CurrentPrincipal, EnterpriseCaller, USCCFilter
 from shared.db import CommittingRoute, DbSession
 from shared.errors import BadRequest, problem_responses
 from shared.pagination import Page, Paging
@@ -44,7 +43,7 @@ IdempotencyKeyHeader = Annotated[
 )
 async def apply(
     session: DbSession,
-    principal: Enterprise,
+    principal: EnterpriseCaller,
     body: ApplicationCreate,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
@@ -63,13 +62,12 @@ async def list_applications(
     session: DbSession,
     principal: CurrentPrincipal,
     paging: Paging,
+    uscc: USCCFilter,
     status: Annotated[Status | None, Query()] = None,
-    uscc: Annotated[str | None, Query(max_length=32)] = None,
     product_id: Annotated[uuid.UUID | None, Query()] = None,
 ) -> Page[ApplicationOut]:
     """An enterprise sees its own, a bank those made to it, government all."""
-    code = checked_uscc(uscc) if uscc is not None else None
-    return await service.list_applications(session, principal, paging, status, code, product_id)
+    return await service.list_applications(session, principal, paging, status, uscc, product_id)
 
 
 @router.get(

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from services.credit.consents import service
 from services.credit.consents.schemas import ConsentIn, ConsentOut
-from shared.auth.deps import Enterprise
+from shared.auth.deps import EnterpriseCaller
 from shared.db import CommittingRoute, DbSession
 from shared.errors import problem_responses
 from shared.pagination import Page, Paging
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/consents", tags=["consents"], route_class=Committ
 @router.get("", response_model=Page[ConsentOut], responses=problem_responses(401, 403, 422))
 async def list_consents(
     session: DbSession,
-    principal: Enterprise,
+    principal: EnterpriseCaller,
     paging: Paging,
     include_ended: Annotated[
         bool, Query(description="Also the consents that ended or expired, with why and when")
@@ -41,7 +41,9 @@ async def list_consents(
     status_code=201,
     responses={200: {"model": ConsentOut}, **problem_responses(401, 403, 404, 422)},
 )
-async def grant_consent(session: DbSession, principal: Enterprise, body: ConsentIn) -> JSONResponse:
+async def grant_consent(
+    session: DbSession, principal: EnterpriseCaller, body: ConsentIn
+) -> JSONResponse:
     """Let a bank see the score and pre-approved amounts without applying, until withdrawn or
     `expires_at`. Granting again while one is in force replaces its expiry (200)."""
     consent, created = await service.grant(session, principal, body)
@@ -50,7 +52,7 @@ async def grant_consent(session: DbSession, principal: Enterprise, body: Consent
 
 @router.delete("/{bank_id}", status_code=204, responses=problem_responses(401, 403, 404, 409))
 async def withdraw_consent(
-    bank_id: Annotated[str, Path(max_length=64)], session: DbSession, principal: Enterprise
+    bank_id: Annotated[str, Path(max_length=64)], session: DbSession, principal: EnterpriseCaller
 ) -> Response:
     """Withdraw the explicit consent to a bank (PIPL: consent can be withdrawn).
 

@@ -5,16 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.credit.common import (
-    NoPublishedEvaluation,
-    UnknownEnterprise,
-    UsccPath,
-    checked_uscc,
-)
+from services.credit.common import NoPublishedEvaluation, UnknownEnterprise
 from services.credit.consents import service as consents
 from services.credit.lines.rules import ANY_PRODUCT, LineRule, ineligibility
 from services.credit.lines.schemas import (
@@ -36,8 +31,8 @@ from services.credit.models import (
     LoanApplication,
     ProductVersion,
 )
-from shared.auth.deps import CurrentPrincipal, ensure_enterprise_access
-from shared.auth.principal import Principal, PrincipalKind
+from shared.auth.deps import CheckedUSCC, CurrentPrincipal, VisibleUSCC, ensure_enterprise_access
+from shared.auth.principal import PrincipalKind
 from shared.db import CommittingRoute, DbSession
 from shared.errors import Forbidden, problem_responses
 
@@ -90,16 +85,13 @@ async def _scored(session: AsyncSession, uscc: str) -> tuple[Evaluation, Enterpr
 )
 async def offers(
     session: DbSession,
-    principal: CurrentPrincipal,
-    uscc: UsccPath,
+    uscc: VisibleUSCC,
     sort: Annotated[Sort, Query(description="amount or rate (rate_min); '-' for descending")] = (
         "-amount"
     ),
 ) -> Offers:
     """Every product the enterprise can use today, with its pre-approved amount."""
-    code = checked_uscc(uscc)
-    ensure_enterprise_access(principal, code)
-    evaluation, score = await _scored(session, code)
+    evaluation, score = await _scored(session, uscc)
     today = date.today()
     stmt = (
         select(CreditLine, ProductVersion, Bank)
@@ -111,7 +103,7 @@ async def offers(
         )
         .join(Bank, Bank.id == CreditProduct.bank_id)
         .where(
-            CreditLine.uscc == code,
+            CreditLine.uscc == uscc,
             CreditLine.run_id == evaluation.run_id,
             CreditProduct.status == "published",
             CreditProduct.published_version == CreditLine.product_version,
@@ -146,7 +138,7 @@ async def offers(
         no_line = ineligibility(facts(score), ANY_PRODUCT)
         reason = no_line.value if no_line else "no-eligible-product"
     return Offers(
-        uscc=code,
+        uscc=uscc,
         name=score.name,
         eligible=bool(items),
         reason=reason,
@@ -161,7 +153,9 @@ class NoConsentInForce(Forbidden):
     title = "No consent of the enterprise to your bank is in force"
 
 
-async def _bank_may_see(session: AsyncSession, principal: Principal, uscc: str) -> None:
+async def _consented_uscc(
+    principal: CurrentPrincipal, uscc: CheckedUSCC, session: DbSession
+) -> str:
     if principal.kind is PrincipalKind.BANK:
         assert principal.bank_id is not None
         if not await consents.bank_may_see(session, uscc, principal.bank_id):
@@ -172,6 +166,11 @@ async def _bank_may_see(session: AsyncSession, principal: Principal, uscc: str) 
             )
     else:
         ensure_enterprise_access(principal, uscc)
+    return uscc
+
+
+ConsentedUSCC = Annotated[str, Depends(_consented_uscc)]
+"""`VisibleUSCC`, and for a bank an enterprise whose consent to it is in force."""
 
 
 @router.get(
@@ -180,7 +179,7 @@ async def _bank_may_see(session: AsyncSession, principal: Principal, uscc: str) 
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def approved_amounts(
-    session: DbSession, principal: CurrentPrincipal, uscc: UsccPath
+    session: DbSession, principal: CurrentPrincipal, uscc: ConsentedUSCC
 ) -> ApprovedAmounts:
     """For bank systems: the enterprise's pre-approved lines and approvals with this bank.
 
@@ -188,9 +187,7 @@ async def approved_amounts(
     application to it, its loan until closed, or an explicit consent), and only its own
     lines and applications; government and services read all.
     """
-    code = checked_uscc(uscc)
-    await _bank_may_see(session, principal, code)
-    evaluation, score = await _scored(session, code)
+    evaluation, score = await _scored(session, uscc)
     own_bank = principal.bank_id if principal.kind is PrincipalKind.BANK else None
     lines_stmt = (
         select(CreditLine, ProductVersion, CreditProduct)
@@ -200,12 +197,12 @@ async def approved_amounts(
             (ProductVersion.product_id == CreditLine.product_id)
             & (ProductVersion.version == CreditLine.product_version),
         )
-        .where(CreditLine.uscc == code, CreditLine.run_id == evaluation.run_id)
+        .where(CreditLine.uscc == uscc, CreditLine.run_id == evaluation.run_id)
         .order_by(CreditProduct.bank_id, CreditLine.product_id)
     )
     apps_stmt = (
         select(LoanApplication)
-        .where(LoanApplication.uscc == code)
+        .where(LoanApplication.uscc == uscc)
         .order_by(LoanApplication.created_at)
     )
     if own_bank is not None:
@@ -238,7 +235,7 @@ async def approved_amounts(
         for a in await session.scalars(apps_stmt)
     ]
     return ApprovedAmounts(
-        uscc=code,
+        uscc=uscc,
         name=score.name,
         score=evidence(evaluation, score),
         lines=lines,

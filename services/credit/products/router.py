@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 
 from services.credit.products import service
 from services.credit.products.schemas import ProductOut, ProductStatus, ProductTerms
-from shared.auth.deps import Bank, CurrentPrincipal
+from shared.auth.deps import BankCaller, CurrentPrincipal
 from shared.db import CommittingRoute, DbSession
 from shared.errors import problem_responses
 from shared.pagination import Page, Paging
@@ -35,7 +35,9 @@ async def list_products(
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 422),
 )
-async def create_product(session: DbSession, principal: Bank, body: ProductTerms) -> ProductOut:
+async def create_product(
+    session: DbSession, principal: BankCaller, body: ProductTerms
+) -> ProductOut:
     """A new product of the calling bank, as draft version 1."""
     return await service.create_product(session, principal, body)
 
@@ -64,7 +66,7 @@ async def list_versions(
     "/{product_id}", response_model=ProductOut, responses=problem_responses(401, 403, 404, 409, 422)
 )
 async def revise_product(
-    session: DbSession, principal: Bank, product_id: uuid.UUID, body: ProductTerms
+    session: DbSession, principal: BankCaller, product_id: uuid.UUID, body: ProductTerms
 ) -> ProductOut:
     """New terms: they edit the pending draft, or open a new draft version."""
     return await service.revise_product(session, principal, product_id, body)
@@ -75,7 +77,9 @@ async def revise_product(
     response_model=ProductOut,
     responses=problem_responses(401, 403, 404, 409),
 )
-async def publish_product(session: DbSession, principal: Bank, product_id: uuid.UUID) -> ProductOut:
+async def publish_product(
+    session: DbSession, principal: BankCaller, product_id: uuid.UUID
+) -> ProductOut:
     """Offer the draft version; the product's lines are recomputed in the same transaction."""
     return await service.publish_product(session, principal, product_id)
 
@@ -86,7 +90,7 @@ async def publish_product(session: DbSession, principal: Bank, product_id: uuid.
     responses=problem_responses(401, 403, 404, 409),
 )
 async def withdraw_product(
-    session: DbSession, principal: Bank, product_id: uuid.UUID
+    session: DbSession, principal: BankCaller, product_id: uuid.UUID
 ) -> ProductOut:
     """No more offers or applications; existing applications keep their version."""
     return await service.withdraw_product(session, principal, product_id)

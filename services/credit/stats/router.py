@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.credit.lines.schemas import EvaluationRef
 from services.credit.lines.service import current_evaluation
 from services.credit.settings import CreditSettings
-from shared.auth.deps import GovernmentOrService
+from shared.auth.deps import GovernmentOrServiceCaller
 from shared.db import CommittingRoute, DbSession
 from shared.errors import problem_responses
 
@@ -130,7 +130,7 @@ def _coverage_of(
 
 
 @router.get("", response_model=Stats, responses=problem_responses(401, 403))
-async def stats(session: DbSession, _: GovernmentOrService, request: Request) -> Stats:
+async def stats(session: DbSession, _: GovernmentOrServiceCaller, request: Request) -> Stats:
     """The figures the pilot reports: who applied, how much was approved and granted."""
     settings: CreditSettings = request.app.state.settings
     base = settings.base_line_amount

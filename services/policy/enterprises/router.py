@@ -10,13 +10,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from services.policy.common import UsccPath, checked_uscc
 from services.policy.criteria import Status
 from services.policy.enterprises import service
 from services.policy.enterprises.schemas import MatchList, PushOut, PushPage
-from shared.auth.deps import CurrentPrincipal, Enterprise, ensure_enterprise_access
+from shared.auth.deps import OwnUSCC, VisibleUSCC
 from shared.db import CommittingRoute, DbSession
-from shared.errors import Forbidden, problem_responses
+from shared.errors import problem_responses
 from shared.pagination import Paging
 
 router = APIRouter(prefix="/v1/enterprises", tags=["matches"], route_class=CommittingRoute)
@@ -29,15 +28,12 @@ router = APIRouter(prefix="/v1/enterprises", tags=["matches"], route_class=Commi
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def matches(
-    uscc: UsccPath,
+    uscc: VisibleUSCC,
     session: DbSession,
-    principal: CurrentPrincipal,
     kind: Annotated[Literal["pool", "policy"] | None, Query()] = None,
     status: Annotated[list[Status] | None, Query(description="Only these statuses")] = None,
 ) -> MatchList:
-    code = checked_uscc(uscc)
-    ensure_enterprise_access(principal, code)
-    return await service.matches(session, code, kind, status)
+    return await service.matches(session, uscc, kind, status)
 
 
 @router.get(
@@ -47,15 +43,12 @@ async def matches(
     responses=problem_responses(401, 403, 422),
 )
 async def pushes(
-    uscc: UsccPath,
+    uscc: VisibleUSCC,
     session: DbSession,
-    principal: CurrentPrincipal,
     paging: Paging,
     unread: Annotated[bool, Query(description="Only pushes not yet read")] = False,
 ) -> PushPage:
-    code = checked_uscc(uscc)
-    ensure_enterprise_access(principal, code)
-    return await service.pushes(session, code, paging, unread=unread)
+    return await service.pushes(session, uscc, paging, unread=unread)
 
 
 @router.post(
@@ -64,10 +57,5 @@ async def pushes(
     summary="Mark a push read (idempotent)",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def read_push(
-    uscc: UsccPath, push_id: int, session: DbSession, principal: Enterprise
-) -> PushOut:
-    code = checked_uscc(uscc)
-    if principal.uscc != code:
-        raise Forbidden("Only the enterprise itself marks its pushes read")
-    return await service.read_push(session, code, push_id)
+async def read_push(uscc: OwnUSCC, push_id: int, session: DbSession) -> PushOut:
+    return await service.read_push(session, uscc, push_id)

@@ -32,7 +32,7 @@ from services.policy.policies.service import (
     what_if_policy,
 )
 from services.policy.settings import PolicySettings
-from shared.auth.deps import CurrentPrincipal, Government
+from shared.auth.deps import CurrentPrincipal, GovernmentCaller
 from shared.db import CommittingRoute, DbSession
 from shared.errors import problem_responses
 from shared.pagination import Page, Paging
@@ -83,7 +83,7 @@ async def list_policies(
 async def create(
     body: PolicyCreate,
     session: DbSession,
-    principal: Government,
+    principal: GovernmentCaller,
     allow_problems: AllowProblems = False,
 ) -> Any:
     policy, version = await create_policy(
@@ -131,7 +131,7 @@ async def put(
     policy_id: uuid.UUID,
     body: PolicyContent,
     session: DbSession,
-    principal: Government,
+    principal: GovernmentCaller,
     allow_problems: AllowProblems = False,
 ) -> PolicyOut:
     policy, version = await update_policy(
@@ -148,7 +148,7 @@ async def put(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def publish(
-    policy_id: uuid.UUID, request: Request, session: DbSession, _: Government
+    policy_id: uuid.UUID, request: Request, session: DbSession, _: GovernmentCaller
 ) -> PublishOut:
     policy, version, report = await publish_policy(session, policy_id, near_max=_near_max(request))
     out = policy_out(policy, version)
@@ -163,7 +163,7 @@ async def publish(
     responses=problem_responses(401, 403, 404, 409),
 )
 async def archive(
-    policy_id: uuid.UUID, request: Request, session: DbSession, _: Government
+    policy_id: uuid.UUID, request: Request, session: DbSession, _: GovernmentCaller
 ) -> PolicyOut:
     policy, version = await archive_policy(session, policy_id, near_max=_near_max(request))
     return policy_out(policy, version)
@@ -183,7 +183,7 @@ async def try_out(
     policy_id: uuid.UUID,
     request: Request,
     session: DbSession,
-    _: Government,
+    _: GovernmentCaller,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> WhatIfOut:
     return await what_if_policy(session, policy_id, version, near_max=_near_max(request))

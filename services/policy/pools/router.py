@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from services.policy.pools import service
 from services.policy.pools.schemas import MemberPage, PoolList, PoolOut
-from shared.auth.deps import CurrentPrincipal, GovernmentOrService
+from shared.auth.deps import CurrentPrincipal, GovernmentOrServiceCaller
 from shared.db import CommittingRoute, DbSession
 from shared.errors import problem_responses
 from shared.pagination import Paging
@@ -46,7 +46,7 @@ async def get_pool(code: str, session: DbSession, _: CurrentPrincipal) -> PoolOu
 async def members(
     code: str,
     session: DbSession,
-    _: GovernmentOrService,
+    _: GovernmentOrServiceCaller,
     paging: Paging,
     near: Annotated[bool, Query(description="The reserve list: near-eligible firms")] = False,
     stage: Annotated[str | None, Query(max_length=16)] = None,

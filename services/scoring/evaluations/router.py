@@ -13,7 +13,7 @@ from services.scoring.evaluations.schemas import EventOut, EventPage, RunCreate,
 from services.scoring.scores import service as scores
 from services.scoring.scores.schemas import BulkPage
 from shared.app import start_background
-from shared.auth.deps import Government, GovernmentOrService, actor
+from shared.auth.deps import GovernmentCaller, GovernmentOrServiceCaller, actor
 from shared.db import CommittingRoute, DbSession
 from shared.errors import problem_responses
 from shared.pagination import Page, Paging
@@ -32,7 +32,7 @@ BULK_MAX = 5000
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def create_evaluation(
-    body: RunCreate, request: Request, session: DbSession, principal: Government
+    body: RunCreate, request: Request, session: DbSession, principal: GovernmentCaller
 ) -> Any:
     run = await service.create_run(session, body.period, body.model_version, actor(principal))
     await session.commit()  # the run must exist before the work that fills it starts
@@ -56,7 +56,7 @@ async def create_evaluation(
 @router.get("/evaluations", response_model=Page[RunOut], responses=problem_responses(401, 403))
 async def list_evaluations(
     session: DbSession,
-    _: GovernmentOrService,
+    _: GovernmentOrServiceCaller,
     paging: Paging,
     period: Annotated[int | None, Query()] = None,
     status: Annotated[
@@ -70,7 +70,7 @@ async def list_evaluations(
 @router.get(
     "/evaluations/{run_id}", response_model=RunOut, responses=problem_responses(401, 403, 404)
 )
-async def get_evaluation(run_id: uuid.UUID, session: DbSession, _: Government) -> RunOut:
+async def get_evaluation(run_id: uuid.UUID, session: DbSession, _: GovernmentCaller) -> RunOut:
     return RunOut.of(await service.get_run(session, run_id))
 
 
@@ -80,7 +80,7 @@ async def get_evaluation(run_id: uuid.UUID, session: DbSession, _: Government) -
     summary="Make this run what clients see for its period",
     responses=problem_responses(401, 403, 404, 409),
 )
-async def publish_evaluation(run_id: uuid.UUID, session: DbSession, _: Government) -> RunOut:
+async def publish_evaluation(run_id: uuid.UUID, session: DbSession, _: GovernmentCaller) -> RunOut:
     run, _changed = await service.publish_run(session, run_id)
     return RunOut.of(run)
 
@@ -95,7 +95,7 @@ async def run_scores(
     run_id: uuid.UUID,
     request: Request,
     session: DbSession,
-    _: GovernmentOrService,
+    _: GovernmentOrServiceCaller,
     limit: Annotated[int, Query(ge=1, le=BULK_MAX)] = 1000,
     after: Annotated[str | None, Query(max_length=18, description="Last USCC seen")] = None,
     include: Annotated[Literal["facts"] | None, Query()] = None,
@@ -113,7 +113,7 @@ async def run_scores(
 )
 async def list_events(
     session: DbSession,
-    _: GovernmentOrService,
+    _: GovernmentOrServiceCaller,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     type: Annotated[str | None, Query(max_length=64)] = None,

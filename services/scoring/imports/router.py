@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from services.scoring.imports import service
 from services.scoring.imports.schemas import ImportOut
 from services.scoring.settings import ScoringSettings
-from shared.auth.deps import Government, actor
+from shared.auth.deps import GovernmentCaller, actor
 from shared.db import CommittingRoute, DbSession
 from shared.errors import PayloadTooLarge, Unprocessable, problem_response, problem_responses
 from shared.pagination import Page, Paging
@@ -40,7 +40,7 @@ async def _read_limited(file: UploadFile, limit: int) -> bytes:
 async def create_import(
     request: Request,
     session: DbSession,
-    principal: Government,
+    principal: GovernmentCaller,
     file: UploadFile,
     period: Annotated[int | None, Form(ge=2000, le=2100)] = None,
 ) -> Any:
@@ -73,14 +73,14 @@ async def create_import(
 
 
 @router.get("/{import_id}", response_model=ImportOut, responses=problem_responses(401, 403, 404))
-async def get_import(import_id: uuid.UUID, session: DbSession, _: Government) -> ImportOut:
+async def get_import(import_id: uuid.UUID, session: DbSession, _: GovernmentCaller) -> ImportOut:
     return ImportOut.of(await service.get_import(session, import_id))
 
 
 @router.get("", response_model=Page[ImportOut], responses=problem_responses(401, 403))
 async def list_imports(
     session: DbSession,
-    _: Government,
+    _: GovernmentCaller,
     paging: Paging,
     period: Annotated[int | None, Query()] = None,
 ) -> Page[ImportOut]:

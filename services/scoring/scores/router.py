@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from contracts.catalogue import Stage
-from services.scoring.common import VisibleUSCC, reject_banks
+from services.scoring.common import reject_banks
 from services.scoring.evaluations.service import published_run
 from services.scoring.scores import service
 from services.scoring.scores.schemas import (
@@ -20,7 +20,7 @@ from services.scoring.scores.schemas import (
     RankingItem,
     ScoreOut,
 )
-from shared.auth.deps import CurrentPrincipal, Government
+from shared.auth.deps import CurrentPrincipal, GovernmentCaller, VisibleUSCC
 from shared.auth.principal import PrincipalKind
 from shared.db import CommittingRoute, DbSession
 from shared.errors import Forbidden, problem_responses
@@ -133,7 +133,7 @@ async def cohort_stats(
 async def hidden_champions(
     request: Request,
     session: DbSession,
-    _: Government,
+    _: GovernmentCaller,
     paging: Paging,
     period: Period = None,
     min_tier: Annotated[int, Query(ge=1, le=5)] = 4,

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from services.scoring.specs import service
 from services.scoring.specs.schemas import ModelCreate, ModelOut
-from shared.auth.deps import CurrentPrincipal, Government, actor
+from shared.auth.deps import CurrentPrincipal, GovernmentCaller, actor
 from shared.db import CommittingRoute, DbSession
 from shared.errors import problem_responses
 from shared.pagination import Page, Paging
@@ -28,12 +28,14 @@ async def get_model(version: str, session: DbSession, _: CurrentPrincipal) -> Mo
 @router.post(
     "", status_code=201, response_model=ModelOut, responses=problem_responses(401, 403, 409, 422)
 )
-async def create_model(body: ModelCreate, session: DbSession, principal: Government) -> ModelOut:
+async def create_model(
+    body: ModelCreate, session: DbSession, principal: GovernmentCaller
+) -> ModelOut:
     return ModelOut.of(await service.create_spec(session, body, actor(principal)))
 
 
 @router.post(
     "/{version}/publish", response_model=ModelOut, responses=problem_responses(401, 403, 404)
 )
-async def publish_model(version: str, session: DbSession, _: Government) -> ModelOut:
+async def publish_model(version: str, session: DbSession, _: GovernmentCaller) -> ModelOut:
     return ModelOut.of(await service.publish_spec(session, version))
