@@ -28,7 +28,7 @@ from scripts.demo_data import (
 )
 from scripts.launcher import HOST, Launcher
 from scripts.migrate import migrate_all
-from shared.pg import resolve_database_url
+from shared.pg import embedded_running, resolve_database_url, stop_embedded
 
 VAR = Path("var").resolve()
 
@@ -36,6 +36,10 @@ VAR = Path("var").resolve()
 def main() -> None:
     VAR.mkdir(exist_ok=True)
     external = bool(os.environ.get("DATABASE_URL"))
+    pgdata = VAR / "pgdata"
+    # The embedded server this run starts is stopped with it (Ctrl-C); one that was already
+    # running (a test session, an earlier run left by a crash) is left as found.
+    owns_database = not external and not embedded_running(pgdata)
     db_url = resolve_database_url(os.environ.get("DATABASE_URL"), VAR)
     print("database:", "external (DATABASE_URL)" if external else f"embedded ({VAR}/pgdata)")
     print("migrated:", ", ".join(migrate_all(db_url)))
@@ -49,8 +53,13 @@ def main() -> None:
     except ModuleNotFoundError:
         print("gateway not available: services only")
 
+    def stop_database() -> None:
+        if owns_database and stop_embedded(pgdata):
+            print("embedded PostgreSQL stopped (its data stays in var/pgdata)")
+
     def stop(*_: Any) -> None:
         launcher.stop_all()
+        stop_database()
         print("\nstopped.")
         raise SystemExit(0)
 
@@ -62,6 +71,7 @@ def main() -> None:
         simulate_demo_activity(launcher.url("gateway"), launcher.url("idp"), launcher.creds, VAR)
     except BaseException:
         launcher.stop_all()
+        stop_database()
         raise
 
     print("\nInnovation points platform is running:")

@@ -22,8 +22,10 @@ def embedded_url(data_dir: Path, database: str = "postgres") -> str:
     server = _servers.get(data_dir)
     if server is None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        # cleanup_mode=None: the server outlives this process, so `make run` and a later
-        # `make test` share it and a restart takes 0.1 s instead of an initdb.
+        # cleanup_mode=None: pgserver would otherwise stop it at interpreter exit, even when
+        # another process still uses it. Whoever started it stops it (`make run` on Ctrl-C,
+        # the test session at its end; see `embedded_running`); the data stays, so the next
+        # start takes 0.1 s instead of an initdb.
         server = postgres_server.get_server(data_dir, cleanup_mode=None)
         _servers[data_dir] = server
     uri: str = server.get_uri(database)
@@ -47,6 +49,21 @@ def resolve_database_url(configured: str | None, var_dir: Path) -> str:
 
         return asyncpg_url(configured)
     return embedded_url(var_dir / "pgdata")
+
+
+def embedded_running(data_dir: Path) -> bool:
+    """Whether an embedded server of `data_dir` is running (its postmaster is alive)."""
+    import os
+
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, 0)
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # alive, owned by pgserver's system user
+        return True
+    return True
 
 
 def stop_embedded(data_dir: Path, timeout: float = 30.0) -> bool:

@@ -20,22 +20,34 @@ from shared.auth.keys import generate_key
 from shared.auth.tokens import TokenIssuer
 from shared.db import asyncpg_url
 from shared.migrations import upgrade
-from shared.pg import admin_execute, embedded_url, other_database
+from shared.pg import (
+    admin_execute,
+    embedded_running,
+    embedded_url,
+    other_database,
+    stop_embedded,
+)
 from tests.platform import COMPONENTS, Platform, available, load
 
 ISSUER = "innovation-points-gateway"
 
 
-def _admin_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        return asyncpg_url(url)
-    return embedded_url(Path("var/pgdata"))
+# Where the embedded server keeps its data when no TEST_DATABASE_URL is set.
+EMBEDDED_DATA = Path(os.environ.get("IP_TEST_PGDATA", "var/pgdata"))
 
 
 @pytest.fixture(scope="session")
-def admin_url() -> str:
-    return _admin_url()
+def admin_url() -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield asyncpg_url(url)
+        return
+    # Nothing configured: the embedded server. A session that started it stops it at the end,
+    # so no stray server is left behind; one already running (`make run`) is left alone.
+    started_here = not embedded_running(EMBEDDED_DATA)
+    yield embedded_url(EMBEDDED_DATA)
+    if started_here:
+        stop_embedded(EMBEDDED_DATA)
 
 
 @pytest.fixture(scope="session")
