@@ -36,4 +36,5 @@ COMPONENTS: tuple[Component, ...] = (
     Component("credit", "services.credit.app:create_app", 8002, "credit", "services.credit.app"),
     Component("policy", "services.policy.app:create_app", 8003, "policy", "services.policy.app"),
     Component("idp", "gateway.idp.app:create_app", 8009, None, None),
+    Component("portal", "portal.app:create_app", 8010, "portal", "portal.app"),
 )
