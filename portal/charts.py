@@ -58,7 +58,7 @@ def radar(score: dict[str, Any], stats: dict[str, Any] | None) -> dict[str, Any]
         "tooltip": {"trigger": "item"},
         "radar": {
             # Room for the axis names at 375 px.
-            "radius": "56%",
+            "radius": "60%",
             "center": ["50%", "46%"],
             "indicator": [
                 {"name": labels.DIMENSIONS.get(d["code"], d["code"]), "max": round(d["max"], 2)}

@@ -127,3 +127,22 @@ def problem_text(status: int, slug: str | None) -> str:
     return STATUS_DETAILS.get(status) or (
         "平台服务暂时无法响应，请稍后再试。" if status >= 500 else "请求未能完成，请检查后重试。"
     )
+
+
+# Tag values of the profile (qualifications, negative-list flags), as criteria return them.
+TAGS = {
+    "hnte": "高新技术企业",
+    "st_sme": "科技型中小企业",
+    "srdi": "专精特新中小企业",
+    "little_giant": "专精特新“小巨人”",
+    "eaglet": "雏鹰企业",
+    "gazelle": "瞪羚企业",
+    "quasi_unicorn": "准独角兽",
+    "unicorn": "独角兽",
+    "abnormal_operation": "经营异常",
+    "serious_dishonesty": "严重失信",
+    "major_violation": "重大违法",
+}
+
+# Any code a criterion's actual value or threshold may hold.
+CODES = {**STAGES, **TAGS}

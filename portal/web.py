@@ -88,6 +88,8 @@ def number(value: float | int | None, digits: int = 1) -> str:
         return "—"
     if float(value) == int(value):
         return f"{int(value):,}"
+    if abs(value) < 1:
+        return f"{value:.2g}"  # 0.04, not 0.0
     return f"{value:,.{digits}f}"
 
 

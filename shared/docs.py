@@ -13,13 +13,22 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 ASSETS_DIR = Path(__file__).parent / "static" / "docs"
 ASSETS_PATH = "/docs-assets"
 SWAGGER_UI_VERSION = "5.35.0"
 REDOC_VERSION = "2.5.4"
+# ReDoc's sidebar shows a logo fetched from Redocly's CDN, unconditionally. The vendored file
+# stays as published (its digest is checked); the address is replaced when it is served, by an
+# empty image, which ReDoc's own onError then hides.
+REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def _redoc_bundle() -> bytes:
+    bundle = (ASSETS_DIR / "redoc" / "redoc.standalone.js").read_bytes()
+    return bundle.replace(REDOC_CDN_LOGO, b"data:,")
 
 
 def install_offline_docs(app: FastAPI) -> None:
@@ -31,9 +40,22 @@ def install_offline_docs(app: FastAPI) -> None:
     app.router.routes = [
         r for r in app.router.routes if getattr(r, "path", None) not in (docs_url, redoc_url)
     ]
-    app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
     swagger = f"{ASSETS_PATH}/swagger-ui"
     redoc = f"{ASSETS_PATH}/redoc"
+    bundle: list[bytes] = []
+
+    # Before the mount, which would otherwise serve the file as it is.
+    @app.get(f"{redoc}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_js() -> Response:
+        if not bundle:
+            bundle.append(_redoc_bundle())
+        return Response(
+            bundle[0],
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
 
     if docs_url:
 

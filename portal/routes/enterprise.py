@@ -92,9 +92,14 @@ def _explanations(
     for r in score["reasons"]:
         meta = catalogue.get(r["code"], {})
         name = meta.get("name_zh", r["code"])
-        if r["missing"]:
+        if r["value"] is None:
             reasons.append(
-                f"{name}：没有数据或为零，未得分（本项满分 {number(r['max_points'], 2)} 分）。"
+                f"{name}：没有数据，未得分（本项满分 {number(r['max_points'], 2)} 分）。"
+            )
+        elif r["missing"]:
+            reasons.append(
+                f"{name}：{_value_text(r['value'], meta)}，零或负值不得分"
+                f"（本项满分 {number(r['max_points'], 2)} 分）。"
             )
         else:
             median = (
@@ -114,7 +119,7 @@ def _explanations(
         better.append(
             f"{name} {current} → {_value_text(i['target_value'], meta)}，"
             f"约可增加 {number(i['points_gain'], 1)} 分"
-            f"（同阶段排名升至前 {number(100 - i['target_percentile'] * 100, 0)}%）。"
+            f"（同阶段百分位升至约 {number(i['target_percentile'] * 100, 0)}%）。"
         )
     return reasons, better
 
@@ -369,7 +374,7 @@ async def _matches(gw: GatewayClient, session: Session) -> dict[str, Any] | Gate
 async def policy(request: Request, session: EnterpriseSession, gw: Gateway) -> HTMLResponse:
     matches, pushes = await asyncio.gather(
         _matches(gw, session),
-        gw.get(session, f"/v1/policy/enterprises/{_uscc(session)}/pushes", {"limit": 30}),
+        gw.get(session, f"/v1/policy/enterprises/{_uscc(session)}/pushes", {"limit": 10}),
     )
     items = [] if isinstance(matches, GatewayProblem) else matches["items"]
     sections = [

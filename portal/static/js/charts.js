@@ -1,5 +1,7 @@
 /* Charts: every element with data-chart is drawn by ECharts from the JSON options in the data
- * block its data-chart-options names (<script type="application/json">, never executed).
+ * block its data-chart-options names (<script type="application/json">, never executed; htmx
+ * keeps such blocks in swapped content because allowScriptTags stays on, and runs none of
+ * them: it evaluates only JavaScript types, which the CSP would refuse inline anyway).
  * When HTMX swaps content away its charts are disposed of (otherwise they leak and a chart
  * re-created on the same node stays blank: htmx issue 850); new content is drawn on
  * htmx:load. Charts follow the window's size. */
