@@ -24,6 +24,8 @@ from portal.security import (
 from portal.sessions import Session, SessionStore
 from portal.settings import PortalSettings
 
+LOGOUT_PATH = "/auth/logout"
+
 
 class LoginRequired(Exception):
     """No session: the browser goes to the sign-in page of `audience`."""
@@ -78,6 +80,8 @@ async def csrf_guard(request: Request) -> None:
     check_origin(request, get_settings(request))
     session = await current_session(request)
     if session is None:
+        if request.url.path == LOGOUT_PATH:
+            return  # nothing to end: the route only clears a stale cookie
         raise CsrfRefused("no session")
     if not tokens_match(await presented_token(request), session.csrf_token):
         raise CsrfRefused("missing or wrong token")

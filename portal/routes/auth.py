@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
-from portal.deps import Gateway, MaybeSession, Settings, Store
+from portal.deps import LOGOUT_PATH, Gateway, MaybeSession, Settings, Store
 from portal.errors import error_response
 from portal.gateway import GatewayProblem
 from portal.security import session_cookie, state_cookie
@@ -134,7 +134,7 @@ async def esso_callback(
     return response
 
 
-@router.post("/auth/logout")
+@router.post(LOGOUT_PATH)
 async def logout(
     settings: Settings, store: Store, gateway: Gateway, session: MaybeSession
 ) -> Response:

@@ -104,6 +104,15 @@ class Web:
         ctx.set_default_timeout(20_000)
         return ctx
 
+    def page(self, **options: Any) -> tuple[BrowserContext, Page, Console]:
+        """A fresh browser profile (no cookies, empty cache) with one page watched for
+        console errors."""
+        ctx = self.context(**options)
+        page = ctx.new_page()
+        console = Console(self.portal)
+        console.attach(page)
+        return ctx, page, console
+
     def sign_in(self, page: Page, uscc: str) -> None:
         """As a legal person does it: the portal's 企业码 link, the provider's page, the face
         check, and back on the portal's 一图清."""

@@ -10,16 +10,13 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Console, Web, canvas_ink, screenshot
+from tests.browser.conftest import Web, canvas_ink, screenshot
 
 MAIN_PAGES = ("/e/", "/e/credit", "/e/policy", "/e/consents")
 
 
 def test_landing_offers_both_ways_in(web: Web) -> None:
-    ctx = web.context()
-    page = ctx.new_page()
-    console = Console(web.portal)
-    console.attach(page)
+    ctx, page, console = web.page()
     response = page.goto(web.portal + "/")
     assert response is not None and response.status == 200
     expect(page.get_by_role("link", name=re.compile("企业码"))).to_be_visible()
@@ -34,10 +31,7 @@ def test_landing_offers_both_ways_in(web: Web) -> None:
 
 def test_yitu_qing_shows_the_apis_total_and_draws_the_radar(web: Web) -> None:
     uscc = web.enterprise(best=True)
-    ctx = web.context()
-    page = ctx.new_page()
-    console = Console(web.portal)
-    console.attach(page)
+    ctx, page, console = web.page()
     web.sign_in(page, uscc)
     with web.api(web.platform.enterprise_token(uscc)) as api:
         score = api.get(f"/v1/scoring/enterprises/{uscc}/score").json()
@@ -88,10 +82,7 @@ def _applications(web: Web, uscc: str, product_id: str) -> list[dict[str, Any]]:
 
 def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
     uscc = web.enterprise()
-    ctx = web.context()
-    page = ctx.new_page()
-    console = Console(web.portal)
-    console.attach(page)
+    ctx, page, console = web.page()
     web.sign_in(page, uscc)
     page.get_by_role("link", name="金融超市").click()
     offers = page.locator("#offers .offer")
@@ -121,6 +112,12 @@ def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
     # The consent step: without it the browser does not send the form.
     page.get_by_role("button", name="提交申请").click()
     assert page.url.endswith(f"/e/credit/apply/{product_id}")
+    # The server holds the consent step too: the same form without it applies for nothing.
+    refused = page.request.post(
+        f"{web.portal}/e/credit/apply/{product_id}", form=fields, max_redirects=0
+    )
+    assert refused.status == 422 and "授权" in refused.text()
+    assert _applications(web, uscc, product_id) == []
     page.get_by_label("我已阅读并同意上述授权").check()
     # A double click sends the form twice: one application.
     page.get_by_role("button", name="提交申请").dblclick()
@@ -172,10 +169,7 @@ def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
 
 def test_pushes_are_read_in_place(web: Web) -> None:
     uscc = web.enterprise()
-    ctx = web.context()
-    page = ctx.new_page()
-    console = Console(web.portal)
-    console.attach(page)
+    ctx, page, console = web.page()
     web.sign_in(page, uscc)
     page.get_by_role("link", name=re.compile("政策一键配")).click()
     expect(page.get_by_role("heading", name=re.compile("推送消息"))).to_be_visible()
@@ -199,8 +193,7 @@ def test_pushes_are_read_in_place(web: Web) -> None:
 
 def test_a_change_without_the_csrf_token_is_refused_and_changes_nothing(web: Web) -> None:
     uscc = web.enterprise()
-    ctx = web.context()
-    page = ctx.new_page()
+    ctx, page, _ = web.page()
     web.sign_in(page, uscc)
     with web.api(web.platform.enterprise_token(uscc)) as api:
         pushes = api.get(f"/v1/policy/enterprises/{uscc}/pushes", params={"unread": "true"}).json()
@@ -221,8 +214,7 @@ def test_a_change_without_the_csrf_token_is_refused_and_changes_nothing(web: Web
 
 
 def test_session_cookie_flags(web: Web) -> None:
-    ctx = web.context()
-    page = ctx.new_page()
+    ctx, page, _ = web.page()
     web.sign_in(page, web.enterprise())
     cookies = {c["name"]: c for c in ctx.cookies(web.portal)}
     # Development over plain http: the bare name (the __Host- prefix needs Secure).
@@ -238,8 +230,7 @@ def test_session_cookie_flags(web: Web) -> None:
 
 
 def test_staff_pages_refuse_an_enterprise_session(web: Web) -> None:
-    ctx = web.context()
-    page = ctx.new_page()
+    ctx, page, _ = web.page()
     web.sign_in(page, web.enterprise())
     for path in ("/gov/", "/bank/"):
         response = page.goto(web.portal + path)
@@ -256,10 +247,7 @@ def _pages(web: Web, page: Page) -> list[str]:
 
 
 def test_every_page_has_a_csp_no_console_errors_and_fits_375px(web: Web) -> None:
-    ctx = web.context()
-    page = ctx.new_page()
-    console = Console(web.portal)
-    console.attach(page)
+    ctx, page, console = web.page()
     web.sign_in(page, web.enterprise())
     for path in _pages(web, page):
         response = page.goto(web.portal + path)
@@ -267,6 +255,8 @@ def test_every_page_has_a_csp_no_console_errors_and_fits_375px(web: Web) -> None
         csp = response.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
         assert response.headers["x-content-type-options"] == "nosniff"
+        title = page.title()
+        assert title.endswith("企业创新积分门户") and "<" not in title, (path, title)
         page.wait_for_load_state("networkidle")
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -280,8 +270,7 @@ def test_every_page_has_a_csp_no_console_errors_and_fits_375px(web: Web) -> None
 
 
 def test_no_serious_accessibility_violations(web: Web) -> None:
-    ctx = web.context()
-    page = ctx.new_page()
+    ctx, page, _ = web.page()
     web.sign_in(page, web.enterprise())
     axe = "/static/vendor/axe.min.js"
     problems: dict[str, list[str]] = {}

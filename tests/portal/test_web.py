@@ -170,6 +170,9 @@ async def test_logout_ends_the_gateway_session_too(portal: Portal) -> None:
         assert r.status_code == 303 and r.headers["location"] == "/?logout=1"
         assert await _sessions(portal) == []
         assert (await browser.get("/e/")).status_code == 303
+        # Logging out again (a stale page, an expired session) just lands on the home page.
+        again = await browser.post("/auth/logout", data={"csrf_token": csrf})
+        assert again.status_code == 303 and again.headers["location"] == "/?logout=1"
     async with portal.gw.client() as gateway:
         refresh = await gateway.post(
             "/v1/auth/refresh", json={"refresh_token": tokens.refresh_token}
