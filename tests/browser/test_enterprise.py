@@ -66,6 +66,8 @@ def test_yitu_qing_shows_the_apis_total_and_draws_the_radar(web: Web) -> None:
     assert page.evaluate("echarts.getInstanceByDom(window.__oldRadar) === undefined")
     assert page.evaluate("window.__oldRadar.getAttribute('_echarts_instance_')") in (None, "")
     assert canvas_ink(page, "radar") > 2000, "the swapped-in radar is blank"
+    # htmx keeps no copy of the page (personal data) in the browser's storage.
+    assert page.evaluate("sessionStorage.getItem('htmx-history-cache')") is None
     old_total = next(h["total"] for h in history if h["period"] == older)
     expect(page.get_by_test_id("total")).to_have_text(f"{old_total:.2f}")
     assert console.errors == []

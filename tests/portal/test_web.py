@@ -11,8 +11,9 @@ import httpx
 from sqlalchemy import select, update
 
 from portal.models import PortalSession
-from tests.gateway.conftest import ENTERPRISE_A
-from tests.portal.conftest import PORTAL, Portal
+from tests.gateway.conftest import ENTERPRISE_A, Gateway
+from tests.gateway.helpers import publish_scores
+from tests.portal.conftest import PORTAL, Portal, portal_settings
 
 
 async def _sessions(portal: Portal) -> list[PortalSession]:
@@ -228,3 +229,32 @@ async def test_healthz_and_readyz(portal: Portal) -> None:
         assert (await c.get("/healthz")).status_code == 200
         ready = await c.get("/readyz")
         assert ready.status_code == 200, ready.text
+
+
+async def test_outside_development_the_cookies_are_secure_host_cookies(gw: Gateway) -> None:
+    await publish_scores(gw)
+    gw.platform.settings_overrides["portal"] = portal_settings(cookie_secure=True)
+    await gw.platform.start("portal")
+    portal = Portal(gw)
+    async with portal.browser() as browser:
+        start = await browser.get("/auth/esso/login")
+        state_header = start.headers["set-cookie"]
+        assert state_header.startswith("__Host-portal_esso_state=")
+        assert "Secure" in state_header and "Path=/" in state_header
+        assert "Domain" not in state_header  # __Host- forbids it
+        spappurl = parse_qs(urlsplit(start.headers["location"]).query)["spappurl"][0]
+        state = parse_qs(urlsplit(spappurl).query)["state"][0]
+        sso = await gw.ssotoken(ENTERPRISE_A["uscc"])
+        # The browser sends the state cookie back (over https in real life).
+        back = await browser.get(
+            "/auth/esso/callback",
+            params={"state": state, "ssotoken": sso},
+            headers={"Cookie": f"__Host-portal_esso_state={state}"},
+        )
+        assert back.status_code == 303, back.text
+        session_header = next(
+            h for h in back.headers.get_list("set-cookie") if h.startswith("__Host-portal_session=")
+        )
+        assert "Secure" in session_header and "HttpOnly" in session_header
+        assert "SameSite=lax" in session_header and "Path=/" in session_header
+        assert "Domain" not in session_header
