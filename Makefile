@@ -29,16 +29,16 @@ run: $(STAMP) ## The whole platform with demo data (embedded PostgreSQL unless D
 test: $(STAMP) chromium ## The test suite against real PostgreSQL (TEST_DATABASE_URL or embedded)
 	$(BIN)/python -m pytest -q
 
-chromium: ## Debian's chromium (and CJK fonts) for the browser tests, installed when missing
+chromium: ## Debian's chromium for the browser tests, installed when missing
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
-	@fc-list :lang=zh 2>/dev/null | grep -q . || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fonts-noto-cjk; }
 
 browser: $(STAMP) chromium ## The portal in a real browser (Playwright + chromium) against the platform
 	$(BIN)/python -m pytest -q tests/browser
 
 screenshots: $(STAMP) chromium ## Regenerate docs/screenshots/ (the browser tests take them)
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fonts-noto-cjk; }
 	PORTAL_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser
 
 reliability: $(STAMP) ## Contract fuzzing, faults and security against the platform as real processes
