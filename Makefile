@@ -4,9 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SIZE ?= 5036
+# The browser tests drive Debian's chromium with Playwright (Playwright's own browser download
+# is not available here); `chromium` installs the package when it is missing.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test reliability lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway bench-load bench-validation config-docs clean
+.PHONY: help install run test reliability browser screenshots chromium lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway bench-load bench-portal bench-validation config-docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,8 +26,20 @@ install: $(STAMP) ## Create .venv and install everything (dev included)
 run: $(STAMP) ## The whole platform with demo data (embedded PostgreSQL unless DATABASE_URL is set)
 	$(BIN)/python -m scripts.run
 
-test: $(STAMP) ## The test suite against real PostgreSQL (TEST_DATABASE_URL or embedded)
+test: $(STAMP) chromium ## The test suite against real PostgreSQL (TEST_DATABASE_URL or embedded)
 	$(BIN)/python -m pytest -q
+
+chromium: ## Debian's chromium for the browser tests, installed when missing
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+browser: $(STAMP) chromium ## The portal in a real browser (Playwright + chromium) against the platform
+	$(BIN)/python -m pytest -q tests/browser
+
+screenshots: $(STAMP) chromium ## Regenerate docs/screenshots/ (the browser tests take them)
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fonts-noto-cjk; }
+	PORTAL_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser
 
 reliability: $(STAMP) ## Contract fuzzing, faults and security against the platform as real processes
 	$(BIN)/python -m pytest -q tests/reliability
@@ -31,10 +47,10 @@ reliability: $(STAMP) ## Contract fuzzing, faults and security against the platf
 lint: $(STAMP) ## ruff check + format check + mypy strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared contracts services gateway scripts devtools
+	$(BIN)/mypy shared contracts services gateway portal scripts devtools
 
 typecheck: $(STAMP) ## mypy strict
-	$(BIN)/mypy shared contracts services gateway scripts devtools
+	$(BIN)/mypy shared contracts services gateway portal scripts devtools
 
 format: $(STAMP) ## Apply ruff format and fixes
 	$(BIN)/ruff format .
@@ -62,6 +78,9 @@ bench-gateway: $(STAMP) ## Gateway overhead against direct calls (needs wrk)
 
 bench-load: $(STAMP) ## A realistic mix through the gateway with locust: throughput, p50/p99 per route
 	$(BIN)/python -m scripts.bench_load
+
+bench-portal: $(STAMP) chromium ## Portal pages: server time per page and bytes of a first 一图清 load
+	$(BIN)/python -m scripts.bench_portal
 
 config-docs: $(STAMP) ## Regenerate docs/configuration.md from the settings classes
 	$(BIN)/python -m scripts.config_reference

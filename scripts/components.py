@@ -38,4 +38,5 @@ COMPONENTS: tuple[Component, ...] = (
     # Development only (devtools/): a production image may leave it out, and then
     # `available()` is false and the launcher skips it.
     Component("idp", "devtools.idp.app:create_app", 8009, None, None),
+    Component("portal", "portal.app:create_app", 8010, "portal", "portal.app"),
 )

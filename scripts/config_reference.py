@@ -34,6 +34,7 @@ COMPONENTS = (
     ("scoring", "services.scoring.settings:ScoringSettings", "the scoring service"),
     ("credit", "services.credit.settings:CreditSettings", "the credit service"),
     ("policy", "services.policy.settings:PolicySettings", "the policy service"),
+    ("portal", "portal.settings:PortalSettings", "the web portal"),
     (
         "idp",
         "devtools.idp.settings:IdpSettings",

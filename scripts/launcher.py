@@ -132,6 +132,15 @@ class Launcher:
             if self.environment == "development":
                 # Every demo login comes from this one machine's address.
                 values["RATE_LIMIT_AUTH"] = "600/minute"
+        if comp.name == "portal":
+            values.update(
+                {
+                    "GATEWAY_URL": gateway,
+                    "PUBLIC_URL": self.url("portal"),
+                    "ESSO_LOGIN_URL": f"{self.url('idp')}/opensso/spsaehandler/metaAlias/sp",
+                    "SESSION_KEY_FILE": str(self.var / "keys" / "portal-session.key"),
+                }
+            )
         if comp.name == "idp":
             values["ENTERPRISES_FILE"] = str(self.var / "demo-enterprises.json")
             callbacks = [

@@ -2,9 +2,9 @@
 
 1. the database: DATABASE_URL if set, else the embedded PostgreSQL under var/pgdata;
 2. every schema migrated; the gateway's signing key and demo clients created (var/);
-3. the gateway, the three services, the development identity provider and a bank webhook
-   receiver started with uvicorn on 127.0.0.1 (8000, 8001-8003, 8009, 8090; metrics on
-   8100-8103);
+3. the gateway, the three services, the development identity provider, the web portal and a
+   bank webhook receiver started with uvicorn on 127.0.0.1 (8000, 8001-8003, 8009, 8010, 8090;
+   metrics on 8100-8103);
 4. on first start, the demo data (5,036 enterprises, 2024 and 2025) imported through the
    gateway as the government portal would, both periods evaluated and published; the credit
    and policy services pick the publications up from the event feed;
@@ -76,7 +76,10 @@ def main() -> None:
 
     print("\nInnovation points platform is running:")
     for name in started:
-        print(f"  {name:15} {launcher.url(name)}   (OpenAPI: {launcher.url(name)}/docs)")
+        if name == "portal":
+            print(f"  {name:15} {launcher.url(name)}   (web portal: 企业码 and staff sign-in)")
+        else:
+            print(f"  {name:15} {launcher.url(name)}   (OpenAPI: {launcher.url(name)}/docs)")
     print(f"  {'bank webhooks':15} {launcher.url('bank-simulator')}   (simulated bank systems)")
     scraped = [n for n in started if n != "idp"]
     ports = ", ".join(f"{n} {launcher.metrics_port(n)}" for n in scraped)

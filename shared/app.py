@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.auth.service_tokens import GatewayTokenSource
 from shared.auth.tokens import JwksCache, TokenVerifier
 from shared.db import create_engine, create_sessionmaker
+from shared.docs import install_offline_docs
 from shared.errors import install_problem_handlers
 from shared.http import create_http_client
 from shared.logging import RequestIdMiddleware, configure_logging
@@ -128,6 +129,7 @@ def create_service_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_offline_docs(app)
     app.include_router(health_router(spec))
     for router in spec.routers:
         app.include_router(router)

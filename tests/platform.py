@@ -56,6 +56,12 @@ COMPONENTS: dict[str, Component] = {
         "gateway.app:MIGRATIONS",
         "gateway",
     ),
+    "portal": Component(
+        "portal.app",
+        "portal.settings:PortalSettings",
+        "portal.app:MIGRATIONS",
+        "portal",
+    ),
 }
 
 

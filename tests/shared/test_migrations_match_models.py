@@ -19,6 +19,7 @@ MODELS = {
     "credit": "services.credit.models",
     "policy": "services.policy.models",
     "gateway": "gateway.models",
+    "portal": "portal.models",
 }
 
 

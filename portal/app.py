@@ -1,0 +1,115 @@
+"""The portal application: pages for legal persons now, staff pages in part 2.
+
+It owns only its sessions (schema `portal`); everything else it shows comes from the
+gateway's public API through one HTTP client made in the lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+
+from portal.deps import csrf_guard
+from portal.errors import install_error_pages
+from portal.gateway import GatewayClient
+from portal.reference import ReferenceCache
+from portal.security import SecurityHeadersMiddleware
+from portal.sessions import SessionStore, token_cipher
+from portal.settings import PortalSettings
+from portal.web import STATIC
+from shared.app import Overrides, ServiceSpec, health_router
+from shared.db import create_engine, create_sessionmaker
+from shared.http import create_http_client
+from shared.logging import RequestIdMiddleware, configure_logging
+from shared.metrics import MetricsMiddleware, metrics_router
+from shared.migrations import head_revisions, known_revisions
+from shared.pg import resolve_database_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA = "portal"
+
+
+async def _sweep(store: SessionStore, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):  # the database away for a moment: next round
+            await store.sweep()
+
+
+def create_app(
+    settings: PortalSettings | None = None, overrides: Overrides | None = None
+) -> FastAPI:
+    from portal.routes import auth, enterprise, staff
+
+    settings = settings or PortalSettings()
+    overrides = overrides or Overrides()
+    cipher = token_cipher(settings)  # a bad key fails at start, not at the first login
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(json=settings.json_logs, level=settings.log_level)
+        url = resolve_database_url(settings.database_url, settings.var_dir)
+        engine = create_engine(
+            url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.heads = head_revisions(MIGRATIONS)
+        app.state.known_revisions = known_revisions(MIGRATIONS)
+        app.state.sessions = SessionStore(app.state.sessionmaker, cipher, settings)
+        http = create_http_client(
+            settings.gateway_url.rstrip("/"),
+            timeout=settings.gateway_timeout,
+            transport=overrides.http_transport,
+        )
+        app.state.gateway = GatewayClient(http, app.state.sessions, settings.refresh_margin_seconds)
+        app.state.reference = ReferenceCache(settings.reference_cache_seconds)
+        sweeper = None
+        if settings.session_sweep_seconds > 0:
+            sweeper = asyncio.create_task(
+                _sweep(app.state.sessions, settings.session_sweep_seconds)
+            )
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
+            await http.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Innovation points: portal",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(csrf_guard)],
+    )
+    install_error_pages(app)
+    spec = ServiceSpec(
+        name="portal",
+        title="portal",
+        description="",
+        schema=SCHEMA,
+        migrations_dir=MIGRATIONS,
+        routers=[],
+    )
+    app.include_router(health_router(spec))
+    app.include_router(metrics_router())
+    app.include_router(auth.router)
+    app.include_router(enterprise.router)
+    app.include_router(staff.router)
+    # Text assets compress well (ECharts: 1.1 MB → about 370 kB); pages are not compressed, as
+    # they carry the CSRF token beside reflected input (BREACH).
+    app.mount("/static", GZipMiddleware(STATIC, minimum_size=1024), name="static")
+    app.add_middleware(MetricsMiddleware, component="portal", root=app)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(RequestIdMiddleware)
+    return app

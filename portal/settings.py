@@ -1,0 +1,77 @@
+"""Portal settings (env prefix `PORTAL_`).
+
+Production sets `PORTAL_PUBLIC_URL` (https), `PORTAL_GATEWAY_URL`, `PORTAL_ESSO_LOGIN_URL`
+(the province's enterprise-code login page) and `PORTAL_SESSION_KEYS` (one or more Fernet
+keys, comma-separated, the first encrypts: rotation adds a new key in front).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ComponentSettings
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class PortalSettings(ComponentSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTAL_", extra="ignore", frozen=True)
+
+    # Where browsers reach the portal: the ESSO callback and the same-origin check use it.
+    public_url: str = "http://127.0.0.1:8010"
+    # The gateway's public API: the only way the portal reaches the platform.
+    gateway_url: str = "http://127.0.0.1:8000"
+    gateway_timeout: float = 10.0
+    # The enterprise-code (ESSO) login page; the development provider by default.
+    esso_login_url: str = "http://127.0.0.1:8009/opensso/spsaehandler/metaAlias/sp"
+
+    # Fernet keys for the gateway tokens kept in sessions (comma-separated, first encrypts).
+    # Unset in development: a key is made once under var/keys/.
+    session_keys: SecretStr | None = None
+    session_key_file: Path = Path("var/keys/portal-session.key")
+    # Idle and absolute lifetimes of a portal session, seconds.
+    session_idle_seconds: int = 30 * 60
+    session_absolute_seconds: int = 12 * 3600
+    # How often expired sessions are deleted; 0 turns the sweeper off (tests sweep by hand).
+    session_sweep_seconds: float = 300.0
+    # None: Secure cookies everywhere but development. A Secure cookie is named `__Host-…`.
+    cookie_secure: bool | None = None
+
+    # A gateway access token this close to expiry is refreshed before use, seconds.
+    refresh_margin_seconds: int = 30
+    # Read-only reference data (indicator names, banks, cohort statistics) kept this long.
+    reference_cache_seconds: float = 300.0
+
+    @model_validator(mode="after")
+    def _check_portal(self) -> Self:
+        if self.environment == "development":
+            return self
+        if self.session_keys is None:
+            raise ValueError(
+                "session_keys is required outside development (Fernet keys, comma-separated)"
+            )
+        if self.environment == "production" and not self.public_url.startswith("https://"):
+            raise ValueError("public_url must be https in production")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.environment != "development"
+
+    @property
+    def public_origin(self) -> str:
+        return origin_of(self.public_url)
+
+    @property
+    def esso_origin(self) -> str:
+        return origin_of(self.esso_login_url)
