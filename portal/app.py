@@ -26,7 +26,7 @@ from shared.app import Overrides, ServiceSpec, health_router
 from shared.db import create_engine, create_sessionmaker
 from shared.http import create_http_client
 from shared.logging import RequestIdMiddleware, configure_logging
-from shared.metrics import MetricsMiddleware, metrics_router
+from shared.metrics import MetricsMiddleware, serve_metrics
 from shared.migrations import head_revisions, known_revisions
 from shared.pg import resolve_database_url
 
@@ -75,9 +75,15 @@ def create_app(
             sweeper = asyncio.create_task(
                 _sweep(app.state.sessions, settings.session_sweep_seconds)
             )
+        # Metrics on their own internal port, never the public one (as every component).
+        stop_metrics = None
+        if settings.metrics_port is not None:
+            stop_metrics = serve_metrics(settings.metrics_host, settings.metrics_port)
         try:
             yield
         finally:
+            if stop_metrics is not None:
+                await asyncio.to_thread(stop_metrics)
             if sweeper is not None:
                 sweeper.cancel()
                 await asyncio.gather(sweeper, return_exceptions=True)
@@ -102,7 +108,6 @@ def create_app(
         routers=[],
     )
     app.include_router(health_router(spec))
-    app.include_router(metrics_router())
     app.include_router(auth.router)
     app.include_router(enterprise.router)
     app.include_router(staff.router)

@@ -4,7 +4,7 @@
 2. every schema migrated; the gateway's signing key and demo clients created (var/);
 3. the gateway, the three services, the development identity provider, the web portal and a
    bank webhook receiver started with uvicorn on 127.0.0.1 (8000, 8001-8003, 8009, 8010, 8090;
-   metrics on 8100-8103);
+   metrics on 8100-8103 and 8110);
 4. on first start, the demo data (5,036 enterprises, 2024 and 2025) imported through the
    gateway as the government portal would, both periods evaluated and published; the credit
    and policy services pick the publications up from the event feed;

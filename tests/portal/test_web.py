@@ -229,6 +229,8 @@ async def test_healthz_and_readyz(portal: Portal) -> None:
         assert (await c.get("/healthz")).status_code == 200
         ready = await c.get("/readyz")
         assert ready.status_code == 200, ready.text
+        # Metrics live on an internal port only, as for every component.
+        assert (await c.get("/metrics")).status_code == 404
 
 
 async def test_outside_development_the_cookies_are_secure_host_cookies(gw: Gateway) -> None:
