@@ -46,7 +46,16 @@ ACTOR_KINDS = {"enterprise": "企业", "bank": "银行", "government": "政府",
 
 GUARANTEE = {"pure_credit": "纯信用", "guaranteed": "担保", "collateral": "抵押"}
 
-CONSENT_SOURCE = {"application": "申请时授权", "explicit": "主动授权"}
+CONSENT_BASIS = {"application": "申请贷款时授权", "explicit": "主动授权"}
+CONSENT_STATUS = {"in_force": "有效", "ended": "已结束", "expired": "已到期"}
+CONSENT_END_REASON = {
+    "withdrawn": "企业撤回授权",
+    "application_withdrawn": "申请已撤回",
+    "application_rejected": "申请未获批准",
+    "loan_closed": "贷款已结清",
+    "expired": "授权到期",
+}
+CONSENT_SCOPE = {"score": "创新积分详情", "pre_approved_amounts": "预授信额度"}
 
 NO_OFFER_REASONS = {
     "not-scored": "本期未参与评分，暂无预授信额度",

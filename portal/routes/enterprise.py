@@ -436,14 +436,12 @@ async def read_push(
 async def _consents(
     request: Request, gw: GatewayClient, session: Session
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every consent of the enterprise, ended ones included (they are its record)."""
     consents, banks = await asyncio.gather(
-        gw.get(session, "/v1/credit/consents"), request.app.state.reference.banks(gw, session)
+        gw.get(session, "/v1/credit/consents", {"include_ended": "true", "limit": 100}),
+        request.app.state.reference.banks(gw, session),
     )
     return consents["items"], banks
-
-
-# What the page says itself about a consent; any other field the API adds is shown as is.
-_CONSENT_SHOWN = frozenset({"uscc", "bank_id", "source", "granted_by", "granted_at"})
 
 
 @router.get("/consents", response_class=HTMLResponse)
@@ -459,9 +457,9 @@ async def consents(
         "enterprise/consents.html",
         {
             "tab": "consents",
-            "items": items,
+            "in_force": [c for c in items if c["status"] == "in_force"],
+            "ended": [c for c in items if c["status"] != "in_force"],
             "banks": banks,
-            "shown": _CONSENT_SHOWN,
             "notice": _notice(notice),
         },
     )
@@ -482,12 +480,14 @@ def _withdraw_page(
     )
 
 
-async def _consent(
+async def _explicit_consent(
     request: Request, gw: GatewayClient, session: Session, bank_id: str
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The explicit consent in force for the bank: the only kind the enterprise withdraws
+    on its own (one given by applying ends with its application)."""
     items, banks = await _consents(request, gw, session)
     for c in items:
-        if c["bank_id"] == bank_id:
+        if c["bank_id"] == bank_id and c["basis"] == "explicit" and c["status"] == "in_force":
             return c, banks
     raise GatewayProblem(404, {"title": "No such consent"})
 
@@ -496,7 +496,7 @@ async def _consent(
 async def withdraw_consent_form(
     request: Request, session: EnterpriseSession, gw: Gateway, bank_id: BankId
 ) -> HTMLResponse:
-    consent, banks = await _consent(request, gw, session, bank_id)
+    consent, banks = await _explicit_consent(request, gw, session, bank_id)
     return _withdraw_page(request, consent, banks)
 
 
@@ -509,7 +509,7 @@ async def withdraw_consent(
     except GatewayProblem as exc:
         if exc.status != 409:
             raise
-        consent, banks = await _consent(request, gw, session, bank_id)
+        consent, banks = await _explicit_consent(request, gw, session, bank_id)
         return _withdraw_page(
             request, consent, banks, labels.problem_text(409, exc.slug), status_code=409
         )

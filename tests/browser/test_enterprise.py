@@ -148,23 +148,35 @@ def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
     expect(page.locator(".timeline li")).to_have_count(2)
     screenshot(page, "application")
 
-    # The consent that application relies on cannot be withdrawn: said in context (409).
+    # The consent given by applying belongs to the application: the page says how it ends
+    # and offers no withdrawal of its own.
     page.get_by_role("link", name="授权管理").click()
-    page.get_by_role("link", name=re.compile("撤回对.*的授权")).first.click()
-    page.get_by_role("button", name="确认撤回").click()
-    expect(page.get_by_role("alert").filter(has_text="办理中的申请")).to_be_visible()
+    given = page.get_by_test_id("consent-in-force")
+    expect(given).to_have_count(1)
+    expect(given).to_contain_text("申请贷款时授权")
+    expect(given.get_by_role("link", name="撤回该申请")).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile("撤回对.*的授权"))).to_have_count(0)
 
-    # Withdraw the application, then the consent goes.
+    # Withdrawing the application ends that consent; the page keeps it as a record.
     page.goto(f"{web.portal}/e/credit/applications/{application_id}")
     page.locator("details.confirm summary").click()
     page.get_by_role("button", name="确认撤回").click()
     expect(page.get_by_test_id("application-status")).to_have_text("已撤回")
-    page.goto(f"{web.portal}/e/consents/{bank_id}/withdraw")
+    page.get_by_role("link", name="授权管理").click()
+    expect(page.get_by_test_id("consent-in-force")).to_have_count(0)
+    expect(page.get_by_test_id("consent-ended").first).to_contain_text("申请已撤回")
+
+    # A consent given on its own is withdrawn on the page.
+    with web.api(web.platform.enterprise_token(uscc)) as api:
+        r = api.post("/v1/credit/consents", json={"bank_id": bank_id})
+        assert r.status_code in (200, 201), r.text
+    page.reload()
+    page.get_by_role("link", name=re.compile("撤回对.*的授权")).click()
     page.get_by_role("button", name="确认撤回").click()
     expect(page.get_by_role("status")).to_have_text("已撤回对该银行的授权。")
     with web.api(web.platform.enterprise_token(uscc)) as api:
         consents = api.get("/v1/credit/consents").json()["items"]
-    assert bank_id not in [c["bank_id"] for c in consents]
+    assert bank_id not in [c["bank_id"] for c in consents if c["status"] == "in_force"]
     assert console.errors == []
     ctx.close()
 
