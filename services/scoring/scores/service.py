@@ -13,11 +13,19 @@ import uuid
 from datetime import date
 from typing import Any, TypedDict, TypeVar
 
+import numpy as np
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import DIMENSIONS, INDICATORS, STAGES, Stage
-from services.scoring.engine import ScoredRow, improvements, reasons
+from services.scoring.engine import (
+    STATUSES,
+    ScoredRow,
+    improvements,
+    reasons,
+    statuses,
+    target_for,
+)
 from services.scoring.evaluations.service import published_run
 from services.scoring.models import Enterprise, EvaluationRun
 from services.scoring.scores import repository
@@ -37,6 +45,7 @@ from services.scoring.scores.schemas import (
     ScoreOut,
     ScoreSummary,
     Tag,
+    TargetOut,
 )
 from services.scoring.specs.service import SpecCache
 from services.scoring.specs.spec import ModelSpec
@@ -138,6 +147,15 @@ def summary(
 # -- the score of one enterprise --------------------------------------------------------------
 
 
+def value_statuses(values: Any) -> list[str]:
+    """The status of each of the 24 stored values, by the engine's own rule."""
+    column = np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    out = np.empty(len(INDICATORS), dtype=np.int8)
+    for j, ind in enumerate(INDICATORS):
+        out[j] = statuses(column[j : j + 1], flag=ind.kind == "flag")[0]
+    return [STATUSES[int(k)] for k in out]
+
+
 async def enterprise(session: AsyncSession, uscc: str) -> Enterprise:
     ent = await session.get(Enterprise, uscc)
     if ent is None:
@@ -162,16 +180,23 @@ def build_score(
         (p / m if m > 0 else (1.0 if p > 0 else 0.0)) if scored else None
         for p, m in zip(points, maxima, strict=True)
     ]
-    missing = [v is None or v <= 0 for v in values]
+    status = value_statuses(row["values"])
+    cohort_stats = stats.get(stage_name(cohort) or "", {}) if scored else {}
     indicators = [
         IndicatorScore(
             code=ind.code,
             dimension=ind.dimension.value,
             value=values[j],
+            status=status[j],
             percentile=pcts[j],
             points=points[j] if scored else 0.0,
             max_points=maxima[j],
-            missing=missing[j],
+            missing=status[j] == "missing",
+            target=(
+                TargetOut(**target_for(j, values[j], points[j], maxima[j], cohort_stats))
+                if cohort_stats
+                else None
+            ),
         )
         for j, ind in enumerate(INDICATORS)
     ]
@@ -188,7 +213,6 @@ def build_score(
         reasons=[],
         improvements=[],
     )
-    cohort_stats = stats.get(score.cohort, {}) if score.cohort is not None else {}
     if cohort_stats:
         explained = ScoredRow(
             index=0,
@@ -200,7 +224,7 @@ def build_score(
             percentiles=tuple(pcts),
             points=tuple(points),
             max_points=tuple(maxima),
-            missing=tuple(missing),
+            statuses=tuple(status),
             dimension_scores={d.code: d.score for d in score.dimensions},
             dimension_percentiles={d.code: d.percentile for d in score.dimensions},
             total=score.total,
@@ -276,7 +300,7 @@ def portrait(score: ScoreOut, stats: dict[str, Any], trend: list[HistoryItem]) -
                 continue
             if i.percentile >= 0.9:
                 strengths.append(Tag(code=i.code, kind="indicator", percentile=i.percentile))
-            elif i.missing:
+            elif i.status != "scored":
                 weaknesses.append(Tag(code=i.code, kind="indicator", percentile=i.percentile))
     return PortraitOut(
         uscc=score.uscc,
