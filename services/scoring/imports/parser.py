@@ -3,7 +3,8 @@
 The format (documented in docs/import-format.md with a sample file): one header row, then one
 row per enterprise. Required columns `uscc` and `name`; `period` as a column or given with
 the upload; every other column must be a known one (an indicator or profile code from the
-catalogue, or `founded_on`, `industry`, `legal_rep`). Empty cells are missing values.
+catalogue, or `founded_on`, `industry`, `district`, `legal_rep`). Empty cells are missing
+values.
 
 Every bad row and field is reported with its reason; the caller writes nothing unless the
 whole file is clean. CSV is read with the standard library and XLSX with openpyxl in
@@ -31,7 +32,11 @@ from contracts.catalogue import (
     QUALIFICATIONS,
 )
 
-IDENTITY_COLUMNS = ("uscc", "name", "founded_on", "industry", "legal_rep", "period")
+IDENTITY_COLUMNS = ("uscc", "name", "founded_on", "industry", "district", "legal_rep", "period")
+DISTRICT_MAX = 64
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection); a district
+# never starts so, and a district is exported to spreadsheets for statistics.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 REQUIRED_COLUMNS = ("uscc", "name")
 MIN_PERIOD, MAX_PERIOD = 2000, 2100
 
@@ -337,6 +342,7 @@ class _Reader:
         for col in ("industry", "legal_rep"):
             if col in self.index:
                 self.row[col] = self._cell(col) or None
+        self._district()
         if "founded_on" not in self.index:
             return
         raw = self._cell("founded_on")
@@ -350,6 +356,22 @@ class _Reader:
             self.row["founded_on"] = founded
         except ValueError:
             self._bad("founded_on", "wrong_type", f"'{raw}' is not a date (YYYY-MM-DD)", raw)
+
+    def _district(self) -> None:
+        """区县 (or 街道): free text, at most `DISTRICT_MAX` characters, never a formula."""
+        if "district" not in self.index:
+            return
+        raw = self._cell("district")
+        self.row["district"] = raw or None
+        if len(raw) > DISTRICT_MAX:
+            self._bad("district", "too_long", f"at most {DISTRICT_MAX} characters", raw)
+        elif raw.startswith(_FORMULA_START) or any(ord(ch) < 32 for ch in raw):
+            self._bad(
+                "district",
+                "unsafe_text",
+                "a district may not start with = + - @ nor hold control characters",
+                raw,
+            )
 
     def _numbers(self) -> None:
         for col, kind in NUMERIC_COLUMNS.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
@@ -43,6 +44,10 @@ async def create_import(
     principal: Government,
     file: UploadFile,
     period: Annotated[int | None, Form(ge=2000, le=2100)] = None,
+    as_of: Annotated[
+        date | None,
+        Form(description="The date the values refer to; default: the end of the period"),
+    ] = None,
 ) -> Any:
     settings: ScoringSettings = request.app.state.settings
     content = await _read_limited(file, settings.max_import_bytes)
@@ -53,6 +58,7 @@ async def create_import(
         period=period,
         created_by=actor(principal),
         max_errors=settings.max_reported_errors,
+        as_of=as_of,
     )
     if record.status == "rejected":
         # The rejection itself is recorded (who tried what file), but no fact is written; a
