@@ -1,14 +1,17 @@
-"""What the scoring domains share: the enterprise a caller may see."""
+"""What the scoring domains share: the enterprise a caller may see, and Shanghai time."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, UploadFile
+from pydantic import AfterValidator
 
 from shared.auth.deps import CurrentPrincipal, ensure_enterprise_access
 from shared.auth.principal import Principal, PrincipalKind
-from shared.errors import Forbidden
+from shared.errors import Forbidden, PayloadTooLarge
 
 USCCPath = Annotated[str, Path(min_length=18, max_length=18, pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$")]
 
@@ -27,3 +30,31 @@ async def _visible_uscc(uscc: USCCPath, principal: CurrentPrincipal) -> str:
 
 VisibleUSCC = Annotated[str, Depends(_visible_uscc)]
 """An enterprise the caller may see: itself, or any for the government and services."""
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def in_shanghai(value: datetime) -> datetime:
+    """A time as the programme states it (Asia/Shanghai): a naive time is read as one, an
+    aware one converted. Stored as timestamptz, so the database keeps the instant."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=SHANGHAI)
+    return value.astimezone(SHANGHAI)
+
+
+ShanghaiTime = Annotated[datetime, AfterValidator(in_shanghai)]
+"""A datetime read and written in Asia/Shanghai (+08:00)."""
+
+
+async def read_limited(file: UploadFile, limit: int, what: str) -> bytes:
+    """An upload read a MiB at a time, refused (413) as soon as it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await file.read(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            shown = f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+            raise PayloadTooLarge(f"{what} are limited to {shown}")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -158,20 +158,26 @@ def _number(raw: str, kind: str) -> tuple[float | None, str | None, str | None]:
         value = float(raw.replace(",", ""))
     except ValueError:
         return None, "wrong_type", f"'{raw}' is not a number"
+    code, message = check_number(value, kind, raw)
+    return (None, code, message) if code else (value, None, None)
+
+
+def check_number(value: float, kind: str, raw: str | None = None) -> tuple[str | None, str]:
+    """(error code, message) when `value` is not acceptable for an indicator or attribute of
+    this kind, else (None, ""): the import's rules, which an objection's value follows too."""
+    shown = raw if raw is not None else f"{value:g}"
     if math.isnan(value) or math.isinf(value):
-        return None, "wrong_type", f"'{raw}' is not a finite number"
+        return "wrong_type", f"'{shown}' is not a finite number"
     lo, hi, integer = _RANGES[kind]
     if integer and not value.is_integer():
-        return None, "wrong_type", f"'{raw}' must be a whole number"
+        return "wrong_type", f"'{shown}' must be a whole number"
     if value < lo:
         code = "negative_amount" if lo == 0 and kind in ("amount", "count") else "out_of_range"
-        return None, code, f"{value:g} is below the minimum {lo:g}"
+        return code, f"{value:g} is below the minimum {lo:g}"
     if value > hi:
         code = "ratio_out_of_range" if kind == "ratio" else "out_of_range"
-        return None, code, f"{value:g} is above the maximum {hi:g}"
-    if kind == "ratio" and value < lo:
-        return None, "ratio_out_of_range", f"{value:g} is not a percentage in 0..100"
-    return value, None, None
+        return code, f"{value:g} is above the maximum {hi:g}"
+    return None, ""
 
 
 def _validate_uscc(raw: str) -> tuple[str | None, str | None]:

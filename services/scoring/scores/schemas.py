@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from services.scoring.provenance.schemas import SourceOut
+
 
 class DimensionScore(BaseModel):
     code: str
@@ -68,6 +70,7 @@ class IndicatorScore(BaseModel):
     max_points: float
     missing: bool = Field(description="No data was provided (status missing) only")
     target: TargetOut | None
+    source: SourceOut | None = Field(description="Where the value came from, when the run read it")
 
 
 class ReasonOut(BaseModel):
@@ -92,7 +95,10 @@ class ImprovementOut(TargetOut):
 class ScoreOut(ScoreSummary):
     period: int
     run_id: uuid.UUID
+    run_status: str = Field(description="published, or in_notice etc. for a preview")
     model_version: str
+    revenue: float | None = Field(description="Operating revenue (万元): it sets the stage")
+    revenue_source: SourceOut | None
     indicators: list[IndicatorScore]
     reasons: list[ReasonOut]
     improvements: list[ImprovementOut]
@@ -103,6 +109,7 @@ class EnterpriseOut(BaseModel):
     name: str
     founded_on: date | None
     industry: str | None
+    district: str | None
 
 
 class HistoryItem(BaseModel):
