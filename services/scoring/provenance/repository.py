@@ -171,11 +171,13 @@ async def set_value(
     A correction: it outranks every other writer, so nothing is kept back here.
     """
     k, n = SOURCE_INDEX[field], len(SOURCE_INDEX)
-    sources = f"coalesce(f.sources, array_fill(NULL::int, ARRAY[{n}]))"
+    sources = f"(coalesce(f.sources, array_fill(NULL::int, ARRAY[{n}])))"
     statement = text(
         f"WITH old AS (SELECT f.uscc, f.period, f.sources[{k}] AS old_source, "
         f'to_jsonb(f."{field}") AS old_value FROM scoring.facts f '
-        "WHERE f.uscc = :u AND f.period = :p FOR UPDATE), "
+        # No FOR UPDATE: this snapshot holds the old value, and the UPDATE below locks the
+        # row; locking it here too would find it already changed by this very statement.
+        "WHERE f.uscc = :u AND f.period = :p), "
         f'up AS (UPDATE scoring.facts f SET "{field}" = :v, '
         f"sources = {sources}[1:{k - 1}] || CAST(:s AS int) || {sources}[{k + 1}:{n}], "
         "updated_at = now() WHERE f.uscc = :u AND f.period = :p "
