@@ -40,7 +40,10 @@ def in_shanghai(value: datetime) -> datetime:
     aware one converted. Stored as timestamptz, so the database keeps the instant."""
     if value.tzinfo is None:
         return value.replace(tzinfo=SHANGHAI)
-    return value.astimezone(SHANGHAI)
+    try:
+        return value.astimezone(SHANGHAI)
+    except OverflowError as exc:  # year 9999 at -14:00 is past the last representable day
+        raise ValueError("the time is out of range") from exc
 
 
 ShanghaiTime = Annotated[datetime, AfterValidator(in_shanghai)]

@@ -41,6 +41,8 @@ class NoticeCreate(BaseModel):
         if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
             value = date.fromisoformat(value.strip())
         if isinstance(value, date) and not isinstance(value, datetime):
+            if value >= date.max:
+                raise ValueError("the date is out of range")
             return datetime.combine(value + timedelta(days=1), time(), SHANGHAI)
         return value
 
