@@ -6,13 +6,13 @@ import uuid
 
 from pydantic import BaseModel, Field
 
-from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from shared.pagination import Page, PageParams
 
 
-class EvaluationWhatIf(BaseModel):
+class EvaluationWhatIf(PageParams):
+    """A scoring run, and the page of changes wanted (`limit`, `offset`)."""
+
     run_id: uuid.UUID = Field(description="A scoring run (in notice, completed, ...)")
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    offset: int = Field(0, ge=0, le=10_000_000)
 
 
 class BestLine(BaseModel):
@@ -48,17 +48,11 @@ class LineCounts(BaseModel):
     same_amount_other_band: int = Field(description="Same best amount from another product/band")
 
 
-class ChangePage(BaseModel):
-    items: list[LineChange]
-    total: int
-    limit: int
-    offset: int
-    next_offset: int | None
-
-
 class EvaluationWhatIfOut(BaseModel):
     run_id: uuid.UUID
     current_run_id: uuid.UUID | None = Field(description="The published run the lines come from")
     products: int
     counts: LineCounts
-    changes: ChangePage = Field(description="Enterprises whose best line changes, largest first")
+    changes: Page[LineChange] = Field(
+        description="Enterprises whose best line changes, largest first"
+    )

@@ -20,13 +20,13 @@ from services.credit.lines.rules import Line, ScoreFacts, compute_lines
 from services.credit.lines.service import current_evaluation, published_rules
 from services.credit.whatif.schemas import (
     BestLine,
-    ChangePage,
     EvaluationWhatIf,
     EvaluationWhatIfOut,
     LineChange,
     LineCounts,
 )
 from shared.errors import Conflict, NotFound, UpstreamError
+from shared.pagination import Page
 from shared.service_client import ServiceClient
 
 
@@ -136,18 +136,10 @@ async def evaluation_what_if(
         lowered=sum(1 for c in changes if c.before and c.after and c.delta < 0),
         same_amount_other_band=sum(1 for c in changes if c.before and c.after and c.delta == 0),
     )
-    page = changes[body.offset : body.offset + body.limit]
-    nxt = body.offset + len(page)
     return EvaluationWhatIfOut(
         run_id=body.run_id,
         current_run_id=evaluation.run_id if evaluation else None,
         products=len(rules),
         counts=counts,
-        changes=ChangePage(
-            items=page,
-            total=len(changes),
-            limit=body.limit,
-            offset=body.offset,
-            next_offset=nxt if nxt < len(changes) else None,
-        ),
+        changes=Page.of(changes[body.offset : body.offset + body.limit], len(changes), body),
     )

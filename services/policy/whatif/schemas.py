@@ -7,13 +7,13 @@ import uuid
 from pydantic import BaseModel, Field
 
 from services.policy.criteria import Status
-from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from shared.pagination import Page, PageParams
 
 
-class EvaluationWhatIf(BaseModel):
+class EvaluationWhatIf(PageParams):
+    """A scoring run, and the page of changes wanted (`limit`, `offset`)."""
+
     run_id: uuid.UUID = Field(description="A scoring run (in notice, completed, ...)")
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    offset: int = Field(0, ge=0, le=10_000_000)
 
 
 class PoolCounts(BaseModel):
@@ -34,19 +34,11 @@ class EligibilityChange(BaseModel):
     after: Status | None = Field(description="Status with the run; null: not in the run")
 
 
-class ChangePage(BaseModel):
-    items: list[EligibilityChange]
-    total: int
-    limit: int
-    offset: int
-    next_offset: int | None
-
-
 class EvaluationWhatIfOut(BaseModel):
     run_id: uuid.UUID
     current_run_id: uuid.UUID | None = Field(description="The published run matched now")
     enterprises: int
     pools: list[PoolCounts]
-    changes: ChangePage = Field(
+    changes: Page[EligibilityChange] = Field(
         description="(enterprise, pool) pairs entering or leaving a pool, by pool then USCC"
     )

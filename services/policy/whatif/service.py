@@ -29,13 +29,13 @@ from services.policy.matching.service import (
 from services.policy.matching.sync import enterprise_facts
 from services.policy.settings import PolicySettings
 from services.policy.whatif.schemas import (
-    ChangePage,
     EligibilityChange,
     EvaluationWhatIf,
     EvaluationWhatIfOut,
     PoolCounts,
 )
 from shared.errors import Conflict, NotFound, UpstreamError
+from shared.pagination import Page
 from shared.service_client import ServiceClient
 
 
@@ -128,18 +128,10 @@ async def evaluation_what_if(
         counts.append(pool_counts)
         changes.extend(pool_changes)
     evaluation = await current_evaluation(session)
-    page = changes[body.offset : body.offset + body.limit]
-    nxt = body.offset + len(page)
     return EvaluationWhatIfOut(
         run_id=body.run_id,
         current_run_id=evaluation.run_id if evaluation else None,
         enterprises=population.n,
         pools=counts,
-        changes=ChangePage(
-            items=page,
-            total=len(changes),
-            limit=body.limit,
-            offset=body.offset,
-            next_offset=nxt if nxt < len(changes) else None,
-        ),
+        changes=Page.of(changes[body.offset : body.offset + body.limit], len(changes), body),
     )
