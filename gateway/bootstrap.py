@@ -30,7 +30,11 @@ GOVERNMENT_CLIENT = "gov-portal"
 GOVERNMENT_SCOPES = ["scoring:read", "scoring:admin", "credit:read", "policy:read", "policy:admin"]
 BANK_SCOPES = ["credit:read", "credit:decide", "scoring:read", "policy:read"]
 # Which services each of our services reads directly, with a service token.
-SERVICE_AUDIENCES = {"credit": ["scoring", "policy"], "policy": ["scoring", "credit"]}
+SERVICE_AUDIENCES = {
+    "credit": ["scoring", "policy"],
+    "policy": ["scoring", "credit"],
+    "scoring": ["credit", "policy"],
+}
 CREDENTIALS_FILE = "demo-credentials.json"
 
 

@@ -109,6 +109,9 @@ class Launcher:
             values["CLIENT_SECRET"] = services[comp.name]["client_secret"]
         if comp.name in ("credit", "policy"):
             values["SCORING_URL"] = self.url("scoring")
+        if comp.name == "scoring":  # a run's comparison asks both for their what-ifs
+            values["CREDIT_URL"] = self.url("credit")
+            values["POLICY_URL"] = self.url("policy")
         if comp.name == "credit":
             sim = self.url("bank-simulator")
             hooks = {

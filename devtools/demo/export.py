@@ -23,7 +23,7 @@ from devtools.demo.population import NEGATIVE_LIST_REASON, TAG_VOCABULARIES, Dem
 from services.scoring.engine import EngineInput
 from services.scoring.imports.bulk import BOOL_PROFILE, NUMERIC_PROFILE, TAG_PROFILE, BulkFacts
 
-IDENTITY_COLUMNS: tuple[str, ...] = ("uscc", "name", "founded_on", "industry", "period")
+IDENTITY_COLUMNS: tuple[str, ...] = ("uscc", "name", "founded_on", "industry", "district", "period")
 CSV_COLUMNS: tuple[str, ...] = IDENTITY_COLUMNS + INDICATOR_CODES + PROFILE_CODES
 
 
@@ -58,6 +58,7 @@ def from_demo(data: DemoData, period: int) -> BulkFacts:
         vocabularies=TAG_VOCABULARIES,
         founded_on=data.founded_on,
         industry=data.industry,
+        district=data.district,
         legal_rep=data.legal_rep,
     )
 
@@ -91,6 +92,7 @@ def rows(
             "name": data.name[start:stop].tolist(),
             "founded_on": data.founded_on[start:stop].astype(str).tolist(),
             "industry": data.industry[start:stop].tolist(),
+            "district": data.district[start:stop].tolist(),
             "period": [str(period)] * (stop - start),
         }
         if legal_rep:

@@ -1,6 +1,7 @@
 """Invented but realistic identities for the demo population: unified social credit codes
 with correct check characters (GB 32100, with a GB 11714 organisation code inside), unique
-company names in the Hangzhou style, and legal representatives' names."""
+company names in the Hangzhou style, legal representatives' names, and each firm's district
+(区县), the one its code was registered in."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ _DISTRICTS: tuple[tuple[str, float], ...] = (
     ("330102", 0.02),  # 上城区
     ("330105", 0.02),  # 拱墅区
 )
+DISTRICT_NAMES: dict[str, str] = {
+    "330108": "滨江区",
+    "330106": "西湖区",
+    "330110": "余杭区",
+    "330109": "萧山区",
+    "330102": "上城区",
+    "330105": "拱墅区",
+}
 # Organisation codes starting "MA" were issued with the unified codes from late 2015 on.
 _UNIFIED_CODE_SINCE = np.datetime64("2015-10-01")
 
@@ -143,3 +152,9 @@ def legal_reps(rng: np.random.Generator, n: int) -> StrArray:
     two = rng.random(n) < 0.7
     out[two] = np.char.add(out[two], given[rng.integers(0, given.size, size=int(two.sum()))])
     return out
+
+
+def districts(uscc: StrArray) -> StrArray:
+    """The district each code was registered in (its characters 3-8, GB/T 2260): derived, so
+    no random draw changes and the column agrees with the codes."""
+    return np.asarray([DISTRICT_NAMES.get(str(u)[2:8], "") for u in uscc.tolist()], dtype=str)

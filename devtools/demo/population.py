@@ -19,13 +19,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from contracts.catalogue import INDICATOR_CODES, NEGATIVE_FLAGS, QUALIFICATIONS, STAGES
-from devtools.demo.identity import INDUSTRIES, legal_reps, names, usccs
+from devtools.demo.identity import INDUSTRIES, districts, legal_reps, names, usccs
 from services.scoring.specs.spec import DEFAULT_STAGE_BANDS, stage_indices
 
 DEFAULT_SEED = 20200908
@@ -115,6 +116,11 @@ class DemoData:
     @property
     def n(self) -> int:
         return int(self.uscc.shape[0])
+
+    @cached_property
+    def district(self) -> StrArray:
+        """区县: where each firm's code was registered."""
+        return districts(self.uscc)
 
 
 # -- indicator generation -------------------------------------------------------------------

@@ -13,5 +13,6 @@ def routers() -> list[APIRouter]:
     from services.credit.notifications.router import router as notifications
     from services.credit.products.router import router as products
     from services.credit.stats.router import router as stats
+    from services.credit.whatif.router import router as whatif
 
-    return [banks, products, lines, applications, consents, notifications, stats]
+    return [banks, products, lines, applications, consents, notifications, stats, whatif]

@@ -14,12 +14,14 @@ SCHEMA = "scoring"
 
 
 async def _startup(app: FastAPI) -> None:
-    from services.scoring.evaluations.service import fail_stale_runs
+    from services.scoring.evaluations.service import fail_stale_runs, now_utc
     from services.scoring.scores.service import RunCache
     from services.scoring.specs.service import SpecCache, seed_default_spec
 
     app.state.specs = SpecCache()
     app.state.runs = RunCache()
+    if getattr(app.state, "clock", None) is None:  # tests hand in a clock they can move
+        app.state.clock = now_utc
     async with app.state.sessionmaker() as session, session.begin():
         await seed_default_spec(session)
     await fail_stale_runs(app.state.engine)

@@ -11,15 +11,23 @@ The rules (domain.md section 1, PROPOSAL), made precise:
   share of the cohort whose value is <= v once every non-missing value of that column has been
   clipped to the column's [cap_low, cap_high] quantiles; missing values count as below every
   value, so the denominator is the whole cohort and the cohort's best always gets 1.0.
-* Zero, negative and missing values earn 0 points and are flagged `missing`. For growth rates
-  and ROE this means a firm that shrank or lost money earns nothing for that indicator (the
-  scheme rewards improvement); it still counts in the denominator, so every firm that grew is
-  ranked above it.
+* Zero, negative and missing values earn 0 points. Each value has a status (`STATUSES`):
+  `scored` (positive), `zero`, `negative` (for growth rates and ROE: the firm shrank or lost
+  money; the scheme rewards improvement), `no` (a yes/no indicator answered no) or `missing`
+  (no data). Only `missing` means "no data"; every non-scoring value still counts in the
+  denominator, so every firm with a positive value is ranked above it.
 * Flag indicators (yes/no) score all or nothing: percentile 1.0 for yes, 0.0 otherwise.
-* Rank 1 is best, ties share the best rank (1, 2, 2, 4). Totals are compared after rounding to
-  1e-9 so that sums of the same points in a different order cannot break a tie. Tiers follow
-  from rank: tier 5 while fewer than 10% of the cohort are strictly ahead, and so on down
-  `ModelSpec.tier_bands`, so tied firms always share a tier.
+* One tie rule for every percentile of a computed score (dimension scores and totals): values
+  are compared after rounding to 1e-9 (`tie_key`), so that sums of the same points in a
+  different order cannot break a tie. Indicator values are inputs, compared as stored: equal
+  decimal inputs are equal doubles.
+* Rank 1 is best, ties share the best rank (1, 2, 2, 4). Tiers follow from rank: tier 5 while
+  fewer than 10% of the cohort are strictly ahead, and so on down `ModelSpec.tier_bands`, so
+  tied firms always share a tier.
+* Improvement targets (`improvements`, `target_for`): per indicator and percentile boundary
+  of the model, the smallest value (a whole number for counts and flags) that reaches the
+  boundary with the rest of the cohort, caps included, held fixed. docs/scoring.md has every
+  formula with a worked example.
 
 Rows that are not scored carry NaN in every score array, 0 in rank, tier and cohort_size and
 -1 in cohort.
@@ -49,7 +57,9 @@ from services.scoring.specs.spec import DEFAULT_MODEL, ModelSpec, stage_indices
 
 # Part of every fingerprint: bump it whenever a rule here changes, so an old fingerprint can
 # never be mistaken for a reproduction by different code.
-ENGINE_VERSION = "engine-1"
+# engine-2: dimension percentiles compare scores rounded to 1e-9 (the totals' tie rule), and
+# cohort statistics carry exact improvement targets per indicator.
+ENGINE_VERSION = "engine-2"
 
 MISSING_REVENUE = "missing_revenue"
 STAT_QUANTILES: tuple[float, ...] = (0.10, 0.25, 0.50, 0.75, 0.90)
@@ -62,8 +72,16 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 ObjectArray = npt.NDArray[np.object_]
 
+# The status of a value, stored per [row, indicator] as an index into this tuple.
+STATUSES: tuple[str, ...] = ("scored", "zero", "negative", "no", "missing")
+SCORED, ZERO, NEGATIVE, NO, MISSING = range(len(STATUSES))
+
 _N = len(INDICATORS)
+_INTEGER_KINDS = frozenset({"count", "flag"})
 _FLAG_COLUMNS: frozenset[int] = frozenset(j for j, i in enumerate(INDICATORS) if i.kind == "flag")
+_INTEGER_COLUMNS: frozenset[int] = frozenset(
+    j for j, i in enumerate(INDICATORS) if i.kind in _INTEGER_KINDS
+)
 _DIMENSION_COLUMNS: tuple[tuple[int, ...], ...] = tuple(
     tuple(j for j, i in enumerate(INDICATORS) if i.dimension == d) for d in DIMENSIONS
 )
@@ -124,7 +142,7 @@ class EngineResult:
     exclusion: ObjectArray
     percentiles: FloatArray
     points: FloatArray
-    missing: BoolArray
+    status: npt.NDArray[np.int8]  # index into STATUSES per [row, indicator]
     dimension_scores: FloatArray
     dimension_percentiles: FloatArray
     total: FloatArray
@@ -134,6 +152,11 @@ class EngineResult:
     tier: npt.NDArray[np.int8]
     merges: list[dict[str, Any]] = field(default_factory=list)
     cohort_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> BoolArray:
+        """No data: NaN values only (a zero, a decline or a "no" is data)."""
+        return np.asarray(self.status == MISSING)
 
     def row(self, i: int) -> ScoredRow:
         """One row as plain Python values, the input of `reasons` and `improvements`."""
@@ -151,7 +174,7 @@ class EngineResult:
             percentiles=tuple(_opt(v) for v in self.percentiles[i]),
             points=tuple(_opt(v) for v in self.points[i]),
             max_points=maxima,
-            missing=tuple(bool(v) for v in self.missing[i]),
+            statuses=tuple(STATUSES[int(v)] for v in self.status[i]),
             dimension_scores={
                 d.value: _opt(v) for d, v in zip(DIMENSIONS, self.dimension_scores[i], strict=True)
             },
@@ -178,7 +201,7 @@ class ScoredRow:
     percentiles: tuple[float | None, ...]
     points: tuple[float | None, ...]
     max_points: tuple[float, ...]
-    missing: tuple[bool, ...]
+    statuses: tuple[str, ...]  # STATUSES, per indicator
     dimension_scores: dict[str, float | None]
     dimension_percentiles: dict[str, float | None]
     total: float | None
@@ -187,9 +210,15 @@ class ScoredRow:
     percentile: float | None
     tier: int | None
 
+    @property
+    def missing(self) -> tuple[bool, ...]:
+        return tuple(s == "missing" for s in self.statuses)
+
 
 class Reason(TypedDict):
     code: str
+    status: str
+    explanation: str
     points: float
     max_points: float
     points_lost: float
@@ -198,14 +227,27 @@ class Reason(TypedDict):
     missing: bool
 
 
-class Improvement(TypedDict):
-    code: str
-    value: float | None
-    target_value: float
-    percentile: float
-    target_percentile: float
-    boundary: float
+class Target(TypedDict):
+    """What one indicator alone can still gain: the next band's smallest value, or why not.
+
+    `target_op` is "ge" (reach at least `target_value`) or "gt" (any value above it: from a
+    zero, negative or missing amount, any positive value earns, and no smallest one exists).
+    """
+
+    reachable: bool
+    reason: str | None  # why not reachable: at_maximum | flag_yes | no_weight | no_target
+    target_op: str | None
+    target_value: float | None
+    target_percentile: float | None
+    boundary: float | None
     points_gain: float
+
+
+class Improvement(Target):
+    code: str
+    status: str
+    value: float | None
+    percentile: float
 
 
 # -- cohorts ------------------------------------------------------------------------------------
@@ -260,6 +302,29 @@ def merge_cohorts(sizes: Sequence[int], min_cohort: int) -> tuple[list[int], lis
 # -- ranking primitives -------------------------------------------------------------------------
 
 
+def tie_key(x: FloatArray) -> FloatArray:
+    """What a computed score is compared by when ranked: rounded to 1e-9.
+
+    Dimension scores and totals are sums of points; the same points added in another order
+    can differ in the last bit, which must never split a tie. 1e-9 is far above that noise
+    (1e-14 on a 0..100 scale) and far below any real difference of points (at least 1e-7 of
+    a point between two firms for cohorts below ten million).
+    """
+    return np.round(x, _TIE_DECIMALS)
+
+
+def statuses(column: FloatArray, *, flag: bool) -> npt.NDArray[np.int8]:
+    """The status of each value of one indicator (an index into STATUSES)."""
+    out = np.full(column.shape, ZERO, dtype=np.int8)
+    if flag:
+        out[:] = NO
+    else:
+        out[column < 0] = NEGATIVE
+    out[column > 0] = SCORED
+    out[np.isnan(column)] = MISSING
+    return out
+
+
 def _counts_le_sorted(sorted_values: FloatArray) -> IntArray:
     """For a sorted array, how many elements are <= each element (ties -> end of their run)."""
     k = sorted_values.size
@@ -296,9 +361,15 @@ def _rank(x: FloatArray, caps: tuple[float, float] | None) -> _Ranked:
     cap_values: tuple[float, float] | None = None
     capped = raw
     if caps is not None:
+        # A cap at the 0 or 1 quantile is no cap: clipping to the cohort's own minimum or
+        # maximum changes none of its values, but it would pin an improvement target below
+        # the minimum (or above the maximum) to it.
         lo, hi = np.quantile(raw, caps)
-        cap_values = (float(lo), float(hi))
-        capped = np.clip(raw, lo, hi)
+        cap_values = (
+            float(lo) if caps[0] > 0.0 else -math.inf,
+            float(hi) if caps[1] < 1.0 else math.inf,
+        )
+        capped = np.clip(raw, *cap_values)
     count = (m - k) + _counts_le_sorted(capped)
     first_positive = int(np.searchsorted(raw, 0.0, side="right"))
     sorted_share = count / m
@@ -314,24 +385,62 @@ def _quantiles(sorted_values: FloatArray) -> dict[str, float | None]:
     return {k: float(v) for k, v in zip(_QUANTILE_KEYS, qs, strict=True)}
 
 
-def _boundary_table(
-    ranked: _Ranked, m: int, boundaries: Sequence[float]
-) -> list[dict[str, float | None]]:
-    """Per boundary b: the smallest (capped, hence reachable) positive value whose percentile
-    reaches b, and that percentile. None when no positive value in the cohort reaches b."""
-    first_positive = int(np.searchsorted(ranked.sorted_raw, 0.0, side="right"))
-    counts = ranked.sorted_count[first_positive:]
-    values = ranked.sorted_capped[first_positive:]
-    table: list[dict[str, float | None]] = []
+def _count_at(ranked: _Ranked, m: int, capped: float) -> int:
+    """Cohort members at or below a capped value, gaps included (the percentile's numerator)."""
+    gaps = m - ranked.sorted_capped.size
+    return gaps + int(np.searchsorted(ranked.sorted_capped, capped, side="right"))
+
+
+def _clip(ranked: _Ranked, v: float) -> float:
+    if ranked.caps is None:
+        return v
+    lo, hi = ranked.caps
+    return min(max(v, lo), hi)
+
+
+def _first_positive(ranked: _Ranked, m: int, integer: bool) -> tuple[str, float, int]:
+    """The lowest band a positive value reaches: (op, value, members at or below).
+
+    A whole-number indicator's smallest positive value is 1. Any positive amount earns the
+    same as the low cap (or ranks just above every non-positive value without caps), and no
+    smallest positive real exists, so the target is "above 0".
+    """
+    if integer:
+        return "ge", 1.0, _count_at(ranked, m, _clip(ranked, 1.0))
+    if ranked.caps is not None and ranked.caps[1] <= 0.0:
+        return "gt", 0.0, m  # every non-missing value is capped at or below 0: the top
+    if ranked.caps is not None and ranked.caps[0] > 0.0:
+        return "gt", 0.0, _count_at(ranked, m, ranked.caps[0])
+    gaps = m - ranked.sorted_capped.size
+    return "gt", 0.0, gaps + int(np.searchsorted(ranked.sorted_capped, 0.0, side="right"))
+
+
+def _target_table(
+    ranked: _Ranked, m: int, boundaries: Sequence[float], integer: bool
+) -> list[dict[str, Any]]:
+    """Per percentile boundary b: the smallest value that reaches b, and the percentile it
+    gives, with the rest of the cohort and the caps held fixed.
+
+    A value v > 0 reaches (gaps + #{capped <= clip(v)}) / m: a step function of v that steps
+    up at each distinct capped value. Moving a firm up never changes how it counts itself (it
+    was at or below its old value and is at or below its new one), so the table serves every
+    member of the cohort.
+    """
+    op, first, first_count = _first_positive(ranked, m, integer)
+    table: list[dict[str, Any]] = []
     for b in boundaries:
         need = math.ceil(b * m - 1e-9)
-        i = int(np.searchsorted(counts, need, side="left"))
-        if i < counts.size:
-            table.append(
-                {"boundary": b, "value": float(values[i]), "percentile": float(counts[i] / m)}
-            )
-        else:
-            table.append({"boundary": b, "value": None, "percentile": None})
+        if first_count >= need:
+            table.append({"boundary": b, "op": op, "value": first, "percentile": first_count / m})
+            continue
+        # The smallest capped value with enough members at or below it: it lies above the
+        # low cap and above 0 (it beats the first positive band), so it is reached exactly by
+        # itself (by the next whole number for counts).
+        i = int(np.searchsorted(ranked.sorted_count, need, side="left"))
+        t = float(ranked.sorted_capped[i])
+        v = float(math.ceil(t)) if integer else t
+        count = _count_at(ranked, m, _clip(ranked, v))
+        table.append({"boundary": b, "op": "ge", "value": v, "percentile": count / m})
     return table
 
 
@@ -345,7 +454,9 @@ def _flag_stats(x: FloatArray, m: int, boundaries: Sequence[float]) -> dict[str,
         "missing": int(m - known.size),
         "non_positive": int(np.count_nonzero(known <= 0)),
         # A yes earns the full points whatever the peers hold.
-        "boundaries": [{"boundary": b, "value": 1.0, "percentile": 1.0} for b in boundaries],
+        "boundaries": [
+            {"boundary": b, "op": "ge", "value": 1.0, "percentile": 1.0} for b in boundaries
+        ],
     }
 
 
@@ -410,15 +521,22 @@ def _cohorts(inp: EngineInput, spec: ModelSpec) -> _Cohorts:
     )
 
 
-def _indicator_stats(ranked: _Ranked, m: int, boundaries: Sequence[float]) -> dict[str, Any]:
+def _indicator_stats(
+    ranked: _Ranked, m: int, boundaries: Sequence[float], integer: bool
+) -> dict[str, Any]:
     quantiles = _quantiles(ranked.sorted_raw)
     return {
         "quantiles": quantiles,
         "median": quantiles["p50"],
-        "caps": None if ranked.caps is None else {"low": ranked.caps[0], "high": ranked.caps[1]},
+        "caps": None
+        if ranked.caps is None
+        else {
+            k: v if math.isfinite(v) else None
+            for k, v in zip(("low", "high"), ranked.caps, strict=True)
+        },
         "missing": int(m - ranked.sorted_raw.size),
         "non_positive": int(np.searchsorted(ranked.sorted_raw, 0.0, side="right")),
-        "boundaries": _boundary_table(ranked, m, boundaries),
+        "boundaries": _target_table(ranked, m, boundaries, integer),
     }
 
 
@@ -441,7 +559,7 @@ class _IndicatorRanking:
         self.values_t = np.ascontiguousarray(values.T)
         self.percentiles_t = np.empty((_N, n))
         self.points_t = np.empty((_N, n))
-        self.missing_t = np.empty((_N, n), dtype=np.bool_)
+        self.status_t = np.empty((_N, n), dtype=np.int8)
         self.stats: dict[tuple[int, int], dict[str, Any]] = {}
 
     def run(self, workers: int) -> None:
@@ -455,7 +573,7 @@ class _IndicatorRanking:
     def rank_column(self, j: int) -> None:
         co = self.cohorts
         column = self.values_t[j]
-        np.logical_not(column > 0, out=self.missing_t[j])
+        self.status_t[j] = statuses(column, flag=j in _FLAG_COLUMNS)
         gathered = column[co.order]
         share = np.empty(co.order.size)
         for c in co.present:
@@ -468,7 +586,7 @@ class _IndicatorRanking:
                 continue
             ranked = _rank(x, self.caps)
             share[a:b] = ranked.share
-            self.stats[(c, j)] = _indicator_stats(ranked, m, self.boundaries)
+            self.stats[(c, j)] = _indicator_stats(ranked, m, self.boundaries, j in _INTEGER_COLUMNS)
         out = self.percentiles_t[j]
         out[co.order] = share
         out[co.unscored] = np.nan
@@ -538,11 +656,11 @@ def _rank_cohort(
     members = cohorts.order[a:b]
     dim_stats: dict[str, dict[str, float | None]] = {}
     for d, dim in enumerate(DIMENSIONS):
-        ranked = _rank(dims_t[d][members], None)
+        ranked = _rank(tie_key(dims_t[d][members]), None)
         out.dimension_percentiles_t[d][members] = ranked.share
-        dim_stats[dim.value] = _quantiles(ranked.sorted_raw)
+        dim_stats[dim.value] = _quantiles(np.sort(dims_t[d][members]))
     totals = total[members]
-    ranked = _rank(np.round(totals, _TIE_DECIMALS), None)
+    ranked = _rank(tie_key(totals), None)
     out.percentile[members] = ranked.share
     at_or_below = np.empty(m, dtype=np.int64)
     at_or_below[ranked.sorted_rows] = ranked.sorted_count
@@ -593,7 +711,7 @@ def evaluate(inp: EngineInput, spec: ModelSpec = DEFAULT_MODEL) -> EngineResult:
         exclusion=cohorts.exclusion,
         percentiles=indicators.percentiles_t.T,
         points=indicators.points_t.T,
-        missing=indicators.missing_t.T,
+        status=indicators.status_t.T,
         dimension_scores=dims_t.T,
         dimension_percentiles=standings.dimension_percentiles_t.T,
         total=total,
@@ -626,6 +744,23 @@ def _tier_table(
 # -- explanations -------------------------------------------------------------------------------
 
 
+_EXPLANATIONS: dict[str, str] = {
+    "missing": "No data was provided for this indicator, so it earns no points.",
+    "zero": "The value is zero, so it earns no points.",
+    "negative": "The value is negative (a decline or a loss), so it earns no points.",
+    "no": "The answer is no, so this yes/no indicator earns no points.",
+}
+
+
+def explanation(status: str, percentile: float | None) -> str:
+    """Why an indicator earned what it did, in words that tell no data from no."""
+    text = _EXPLANATIONS.get(status)
+    if text is not None:
+        return text
+    share = 0.0 if percentile is None else percentile
+    return f"The value ranks at the {share:.1%} percentile of the cohort, so it earns that share."
+
+
 def reasons(row: ScoredRow, stats: Mapping[str, Any], limit: int = 4) -> list[Reason]:
     """The indicators that cost the firm the most points, worst first.
 
@@ -641,52 +776,101 @@ def reasons(row: ScoredRow, stats: Mapping[str, Any], limit: int = 4) -> list[Re
         lost = float(maxima[j]) - earned
         if lost <= 1e-12:
             continue
+        status = row.statuses[j]
         out.append(
             Reason(
                 code=code,
+                status=status,
+                explanation=explanation(status, row.percentiles[j]),
                 points=earned,
                 max_points=float(maxima[j]),
                 points_lost=lost,
                 value=row.values[j],
                 cohort_median=stats["indicators"][code]["median"],
-                missing=row.missing[j],
+                missing=status == "missing",
             )
         )
     out.sort(key=lambda r: -r["points_lost"])  # stable: catalogue order breaks ties
     return out[:limit]
 
 
-def improvements(row: ScoredRow, stats: Mapping[str, Any], limit: int = 3) -> list[Improvement]:
-    """For the weakest indicators, the raw value that reaches the next percentile band among
-    the firm's peers and the points it would add.
+def _unreachable(reason: str) -> Target:
+    return Target(
+        reachable=False,
+        reason=reason,
+        target_op=None,
+        target_value=None,
+        target_percentile=None,
+        boundary=None,
+        points_gain=0.0,
+    )
 
-    The estimate holds the rest of the cohort fixed: moving one firm's value changes its own
-    rank but barely the caps. Indicators already at full points have nothing to gain.
+
+def _entries(value: float | None, boundaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The stored boundary table; a run scored before engine-2 stored the smallest capped
+    value per boundary, which is a valid target only when it lies above the firm's value."""
+    out: list[dict[str, Any]] = []
+    floor = 0.0 if value is None else max(value, 0.0)
+    for e in boundaries:
+        if "op" in e:
+            out.append(dict(e))
+        elif e.get("value") is not None and e["value"] > floor and e.get("percentile"):
+            out.append({**e, "op": "ge"})
+    return out
+
+
+def target_for(
+    j: int,
+    value: float | None,
+    points: float,
+    max_points: float,
+    stats: Mapping[str, Any],
+) -> Target:
+    """The next band indicator j alone can reach, from the cohort's boundary table.
+
+    The next band is the first boundary above the firm's percentile; its smallest value lies
+    strictly above the firm's value (a smaller one would already reach it) and the gain is
+    exact with the rest of the cohort and the caps held fixed.
     """
+    if max_points <= 0.0:
+        return _unreachable("no_weight")
+    if max_points - points <= 1e-12:
+        return _unreachable("flag_yes" if j in _FLAG_COLUMNS else "at_maximum")
+    current = points / max_points
+    entry = stats["indicators"][INDICATOR_CODES[j]]
+    for e in _entries(value, entry["boundaries"]):
+        pct = e.get("percentile")
+        if e["boundary"] <= current + 1e-12 or pct is None or pct <= current + 1e-12:
+            continue
+        return Target(
+            reachable=True,
+            reason=None,
+            target_op=str(e["op"]),
+            target_value=float(e["value"]),
+            target_percentile=float(pct),
+            boundary=float(e["boundary"]),
+            points_gain=max_points * float(pct) - points,
+        )
+    return _unreachable("no_target")
+
+
+def improvements(row: ScoredRow, stats: Mapping[str, Any], limit: int = 3) -> list[Improvement]:
+    """For the indicators that cost the most points, the smallest value that reaches the next
+    band among the firm's peers and the points it would add (`target_for`); an indicator that
+    cannot gain alone says so (`reachable` false, no target)."""
     out: list[Improvement] = []
-    for r in reasons(row, stats, limit=_N):
+    for r in reasons(row, stats, limit=limit):
         j = INDICATOR_CODES.index(r["code"])
-        current = row.percentiles[j] or 0.0
-        for entry in stats["indicators"][r["code"]]["boundaries"]:
-            target_pct, target_value = entry["percentile"], entry["value"]
-            if entry["boundary"] <= current + 1e-12 or target_pct is None or target_value is None:
-                continue
-            if target_pct <= current + 1e-12:
-                continue
-            out.append(
-                Improvement(
-                    code=r["code"],
-                    value=r["value"],
-                    target_value=float(target_value),
-                    percentile=current,
-                    target_percentile=float(target_pct),
-                    boundary=float(entry["boundary"]),
-                    points_gain=r["max_points"] * (float(target_pct) - current),
-                )
+        target = target_for(j, r["value"], r["points"], r["max_points"], stats)
+        out.append(
+            Improvement(
+                code=r["code"],
+                status=r["status"],
+                value=r["value"],
+                percentile=r["points"] / r["max_points"],
+                **target,
             )
-            break
-        if len(out) == limit:
-            break
+        )
     return out
 
 

@@ -4,6 +4,12 @@ Indicator and profile values are columns of `facts` (one row per enterprise and 
 an evaluation reads them with one binary COPY straight into numpy. A run's scores keep the
 raw inputs they were computed from (`values`), so any score can be reproduced exactly even
 after the period is re-imported.
+
+Provenance (数据来源): every value's source is one entry of the row's `sources` array, aligned
+with `FACT_VALUE_COLUMNS`, pointing at a `sources` row (an import, a correction from an
+objection, or a named source system, each with a precedence and the date the values refer
+to). One array per row rather than a row per value keeps the COPY paths vectorised; values
+that change are appended to `fact_changes`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -32,8 +39,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from contracts.catalogue import INDICATOR_CODES, PROFILE
+from contracts.catalogue import INDICATOR_CODES, PROFILE, PROFILE_CODES
 from shared.db import schema_metadata
+
+# The value columns of `facts`, in the order of its `sources` array.
+FACT_VALUE_COLUMNS: tuple[str, ...] = (*INDICATOR_CODES, *PROFILE_CODES)
 
 
 class Base(DeclarativeBase):
@@ -50,6 +60,8 @@ class Enterprise(Base):
     name: Mapped[str] = mapped_column(Text)
     founded_on: Mapped[date | None] = mapped_column(Date)
     industry: Mapped[str | None] = mapped_column(Text)
+    # 区县 (or street, 街道): free text, for statistics and fairness by district.
+    district: Mapped[str | None] = mapped_column(Text)
     legal_rep: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -89,8 +101,55 @@ class Facts(Base):
     enterprise_id: Mapped[int] = mapped_column(BigInteger)
     import_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Per value column (FACT_VALUE_COLUMNS order): the `sources.id` that set it; NULL for a
+    # column never written, or written before provenance was recorded.
+    sources: Mapped[list[int | None] | None] = mapped_column(ARRAY(Integer))
 
     locals().update(_fact_columns())
+
+
+class Source(Base):
+    """Where fact values came from: an import, a correction, or a named source system.
+
+    `precedence` decides between writers of the same value: a writer never overwrites a value
+    whose source has a higher precedence (an accepted objection's correction outranks a bulk
+    re-import of the period). Scheduled pulls from departments' systems (tax bureau, market
+    regulation, IP office, social security, S&T bureau) are `system` sources, each with its
+    own precedence; nothing here has to change for them.
+    """
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # import | correction | system
+    system: Mapped[str | None] = mapped_column(Text)
+    precedence: Mapped[int] = mapped_column(SmallInteger)
+    period: Mapped[int | None] = mapped_column(SmallInteger)
+    import_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("imports.id"))
+    objection_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("objections.id"))
+    file_name: Mapped[str | None] = mapped_column(Text)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The date the values refer to (the end of the period, unless the source says otherwise).
+    as_of: Mapped[date | None] = mapped_column(Date)
+
+
+class FactChange(Base):
+    """One changed value: append-only, written in the transaction that changed it."""
+
+    __tablename__ = "fact_changes"
+    __table_args__ = (Index("ix_fact_changes_value", "uscc", "period", "field", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18))
+    period: Mapped[int] = mapped_column(SmallInteger)
+    field: Mapped[str] = mapped_column(String(64))
+    old_value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # SQL NULL: there was no value
+    new_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    old_source_id: Mapped[int | None] = mapped_column(Integer)
+    source_id: Mapped[int | None] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Import(Base):
@@ -110,6 +169,9 @@ class Import(Base):
     rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    # Values left as they were because a source of higher precedence set them.
+    values_kept: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    as_of: Mapped[date | None] = mapped_column(Date)
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -129,7 +191,8 @@ class ScoringModel(Base):
 
 
 class EvaluationRun(Base):
-    """Scoring of one period with one model version. One run per period is published."""
+    """Scoring of one period with one model version. One run per period is published, and at
+    most one is in public notice (公示) at a time."""
 
     __tablename__ = "evaluation_runs"
     __table_args__ = (
@@ -139,13 +202,25 @@ class EvaluationRun(Base):
             unique=True,
             postgresql_where=text("status = 'published'"),
         ),
+        Index(
+            "uq_evaluation_runs_notice_period",
+            "period",
+            unique=True,
+            postgresql_where=text("status = 'in_notice'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
     period: Mapped[int] = mapped_column(SmallInteger)
     model_version: Mapped[str] = mapped_column(ForeignKey("scoring_models.version"))
-    # running | completed | failed | published | superseded
+    # running | completed | failed | in_notice | published | superseded
     status: Mapped[str] = mapped_column(String(16))
+    # The noticed run whose accepted objections this run takes in (a correcting run).
+    corrects_run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("evaluation_runs.id"))
+    notice_opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    notice_opened_by: Mapped[str | None] = mapped_column(Text)
+    notice_ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_by: Mapped[str | None] = mapped_column(Text)
     input_fingerprint: Mapped[str | None] = mapped_column(String(64))
     enterprise_count: Mapped[int] = mapped_column(Integer, default=0)
     scored_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -197,6 +272,9 @@ class Score(Base):
     # The raw inputs of this score, NaN for missing: the run's immutable snapshot.
     values: Mapped[list[float]] = mapped_column(ARRAY(Double))
     revenue: Mapped[float | None] = mapped_column(Double)
+    # The source of each value and of the revenue when the run read them (0: none recorded).
+    value_sources: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    revenue_source: Mapped[int | None] = mapped_column(Integer)
 
 
 class Event(Base):
@@ -208,3 +286,78 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Objection(Base):
+    """An enterprise's objection (异议) to one value of a run in public notice."""
+
+    __tablename__ = "objections"
+    __table_args__ = (
+        Index("ix_objections_run_status", "run_id", "status"),
+        Index("ix_objections_uscc", "uscc", "created_at"),
+        Index(
+            "uq_objections_open_value",
+            "run_id",
+            "uscc",
+            "field",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("evaluation_runs.id"))
+    period: Mapped[int] = mapped_column(SmallInteger)
+    uscc: Mapped[str] = mapped_column(String(18))
+    field: Mapped[str] = mapped_column(String(64))  # an indicator, or operating_revenue
+    run_value: Mapped[float | None] = mapped_column(Double)  # what the run computed from
+    run_source_id: Mapped[int | None] = mapped_column(Integer)
+    claimed_value: Mapped[float] = mapped_column(Double)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # open | accepted | rejected
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_by: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    corrected_value: Mapped[float | None] = mapped_column(Double)
+    correction_source_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class ObjectionEvidence(Base):
+    """A file supporting an objection, kept in the database with its sha256.
+
+    In PostgreSQL rather than on disk: the services are stateless replicas with no shared
+    volume, the file commits or rolls back with the objection, and backups need no second
+    store. Files are small (a per-file and a per-objection limit apply).
+    """
+
+    __tablename__ = "objection_evidence"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    objection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("objections.id", ondelete="CASCADE"), index=True
+    )
+    file_name: Mapped[str] = mapped_column(Text)
+    media_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Loaded only by the download, never with a listing.
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True, deferred_raiseload=True)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AuditEvent(Base):
+    """Who did what to which run, objection or value, and when: append-only."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -6,10 +6,24 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
+    from services.scoring.audit.router import router as audit
+    from services.scoring.comparisons.router import router as comparisons
     from services.scoring.evaluations.router import router as evaluations
     from services.scoring.imports.router import router as imports
     from services.scoring.indicators.router import router as indicators
+    from services.scoring.objections.router import router as objections
+    from services.scoring.provenance.router import router as provenance
     from services.scoring.scores.router import router as scores
     from services.scoring.specs.router import router as specs
 
-    return [indicators, imports, specs, evaluations, scores]
+    return [
+        indicators,
+        imports,
+        specs,
+        evaluations,
+        comparisons,
+        scores,
+        provenance,
+        objections,
+        audit,
+    ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ComponentSettings
@@ -12,3 +13,14 @@ class ScoringSettings(ComponentSettings):
     max_import_bytes: int = 50 * 1024 * 1024
     # Rows reported back per import (the count is always exact).
     max_reported_errors: int = 1000
+    # Publish only runs that were in public notice (or correct one); off: the notice is optional.
+    require_notice: bool = False
+    # Evidence files of an objection: PDF, PNG or JPEG, each at most this large, this many.
+    evidence_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    evidence_max_files: int = Field(5, ge=1, le=20)
+    # The credit and policy services, asked for the downstream impact of a run (what-if).
+    credit_url: str = "http://credit"
+    policy_url: str = "http://policy"
+    # Seconds a comparison waits for each what-if before reporting it as timed out.
+    # Within the gateway's default upstream timeout (10 s), so the comparison itself answers.
+    whatif_timeout: float = Field(8.0, gt=0, le=600)

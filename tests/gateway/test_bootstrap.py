@@ -23,7 +23,7 @@ async def test_seed_is_idempotent_and_written_privately(gw: Gateway) -> None:
         "hzub-binjiang",
         "hzbank-binjiang",
     }
-    assert set(first["services"]) == {"credit", "policy"}
+    assert set(first["services"]) == {"credit", "policy", "scoring"}
     again = await seed_demo_clients(gw.platform.database_url, gw.var_dir)
     assert again == first == gw.credentials
     # Every written secret works.

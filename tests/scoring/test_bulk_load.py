@@ -25,7 +25,7 @@ async def snapshot(platform: Platform) -> list[Any]:
                 )
             )
         ).mappings()
-        drop = {"import_id", "updated_at", "enterprise_id"}
+        drop = {"import_id", "updated_at", "enterprise_id", "sources"}
         return [{k: v for k, v in r.items() if k not in drop} for r in facts]
 
 

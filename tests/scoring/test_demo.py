@@ -174,6 +174,7 @@ def test_csv_matches_the_import_format(data: demo.DemoData, tmp_path: Path) -> N
         "name",
         "founded_on",
         "industry",
+        "district",
         "period",
         *list(INDICATOR_CODES),
         *list(PROFILE_CODES),
@@ -184,6 +185,8 @@ def test_csv_matches_the_import_format(data: demo.DemoData, tmp_path: Path) -> N
         row = dict(zip(header, lines[i], strict=True))
         assert row["uscc"] == data.uscc[i]
         assert row["period"] == "2025"
+        # The district is the one the code was registered in (characters 3-8).
+        assert row["district"] == identity.DISTRICT_NAMES[row["uscc"][2:8]]
         for j, code in enumerate(INDICATOR_CODES):
             v = p.indicators[i, j]
             assert (row[code] == "") if np.isnan(v) else (float(row[code]) == v), code
@@ -193,7 +196,8 @@ def test_csv_matches_the_import_format(data: demo.DemoData, tmp_path: Path) -> N
         assert quals == demo.decode_tags(int(p.profile["qualifications"][i]), QUALIFICATIONS)
     # every missing value is an empty cell, everywhere
     gaps = int(np.isnan(p.indicators).sum())
-    cells = sum(1 for line in lines for c in line[5 : 5 + 24] if c == "")
+    first = header.index(INDICATOR_CODES[0])
+    cells = sum(1 for line in lines for c in line[first : first + 24] if c == "")
     assert cells == gaps
     flagged = [line for line in lines if line[header.index("negative_flags")]]
     assert flagged

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from contracts.catalogue import DIMENSIONS, INDICATOR_CODES, INDICATORS, STAGES
 from services.scoring.engine import (
     MISSING_REVENUE,
+    STATUSES,
     EngineInput,
     EngineResult,
     evaluate,
@@ -28,6 +29,7 @@ from services.scoring.engine import (
     improvements,
     merge_cohorts,
     reasons,
+    target_for,
 )
 from services.scoring.specs.spec import DEFAULT_MODEL, ModelSpec, stage_indices, stage_of
 
@@ -222,15 +224,29 @@ def test_percentile_and_points_follow_the_documented_rule(
 
 @FAST
 @given(inputs(), specs)
-def test_zero_negative_and_missing_values_score_nothing_and_are_flagged(
+def test_zero_negative_and_missing_values_score_nothing_and_say_which(
     inp: EngineInput, spec: ModelSpec
 ) -> None:
+    # Issue 12: `missing` means no data only; a zero, a decline and a "no" are data.
     res = evaluate(inp, spec)
     nonpositive = ~(inp.values > 0)
-    assert np.array_equal(res.missing, nonpositive)
     s = res.scored
     assert np.all(res.points[s][nonpositive[s]] == 0.0)
     assert np.all(res.percentiles[s][~nonpositive[s]] > 0.0)
+    assert np.array_equal(res.missing, np.isnan(inp.values))
+    status = np.asarray(STATUSES, dtype=object)[res.status]
+    flag = np.zeros(24, dtype=bool)
+    flag[FLAGS] = True
+    expected = np.where(
+        np.isnan(inp.values),
+        "missing",
+        np.where(
+            inp.values > 0,
+            "scored",
+            np.where(flag[None, :], "no", np.where(inp.values < 0, "negative", "zero")),
+        ),
+    )
+    assert np.array_equal(status, expected)
 
 
 @FAST
@@ -483,18 +499,56 @@ def test_cohort_stats_are_json_and_consistent(inp: EngineInput, spec: ModelSpec)
             else:
                 assert entry["median"] is None
             if j in FLAGS:
+                assert all(
+                    (b["op"], b["value"], b["percentile"]) == ("ge", 1.0, 1.0)
+                    for b in entry["boundaries"]
+                )
                 continue
+            x = inp.values[rows, j]
+            whole = INDICATORS[j].kind == "count"
             for b in entry["boundaries"]:
-                if b["value"] is None:
-                    continue
-                # the value reaches the boundary, and nothing smaller and positive does
+                # the value reaches the boundary with the percentile stated ...
+                v = admitted(b)
                 assert b["percentile"] >= b["boundary"] - 1e-9
-                pct = res.percentiles[rows, j]
-                x = inp.values[rows, j]
-                reached = (x > 0) & (pct >= b["boundary"] - 1e-9)
-                if reached.any():
-                    lowest = rows[reached][np.argmin(x[reached])]
-                    assert b["percentile"] == pytest.approx(res.percentiles[lowest, j])
+                assert b["percentile"] == share_at(x, v, spec)
+                # ... and nothing smaller and positive does (a whole number for counts)
+                if b["op"] == "gt":
+                    assert b["value"] == 0.0 and not whole
+                    continue
+                below = b["value"] - 1.0 if whole else float(np.nextafter(b["value"], 0.0))
+                if below > 0:
+                    assert share_at(x, below, spec) < b["boundary"] - 1e-9
+
+
+def admitted(target: dict[str, Any]) -> float:
+    """The smallest value a target admits: itself ("ge"), or the next double above ("gt")."""
+    v = float(target.get("target_value", target.get("value")))  # type: ignore[arg-type]
+    op = target.get("target_op", target.get("op"))
+    return v if op == "ge" else float(np.nextafter(v, np.inf))
+
+
+def share_at(x: npt.NDArray[np.float64], v: float, spec: ModelSpec) -> float:
+    """The documented percentile of a positive value v in a cohort column x (the firm's own
+    value among them), caps and the rest of the cohort fixed, by brute force."""
+    known = x[~np.isnan(x)]
+    gaps = x.size - known.size
+    if known.size == 0:
+        return float(gaps / x.size)
+    lo, hi = np.quantile(known, [spec.cap_low, spec.cap_high])
+    lo = lo if spec.cap_low > 0 else -np.inf  # a 0 or 1 quantile does not cap
+    hi = hi if spec.cap_high < 1 else np.inf
+    capped = np.clip(known, lo, hi)
+    return float((gaps + int(np.sum(capped <= min(max(v, lo), hi)))) / x.size)
+
+
+def improvable_row(
+    inp: EngineInput, spec: ModelSpec, data: st.DataObject
+) -> tuple[EngineResult, int] | None:
+    res = evaluate(inp, spec)
+    scored = np.flatnonzero(res.scored)
+    if scored.size == 0:
+        return None
+    return res, int(data.draw(st.sampled_from(scored.tolist())))
 
 
 @FAST
@@ -516,18 +570,136 @@ def test_reasons_and_improvements(inp: EngineInput, data: st.DataObject) -> None
     all_lost = sorted((row.max_points[j] - (row.points[j] or 0.0) for j in range(24)), reverse=True)
     assert lost == pytest.approx([x for x in all_lost if x > 1e-12][:4])
     for r in rs:
+        j = INDICATOR_CODES.index(r["code"])
         assert r["cohort_median"] == stats["indicators"][r["code"]]["median"]
+        assert r["status"] == STATUSES[res.status[i, j]]
+        assert r["missing"] == (r["status"] == "missing")
+        if r["status"] == "missing":
+            assert "no data" in r["explanation"].lower()
+        elif r["status"] == "zero":
+            assert "is zero" in r["explanation"]
     ims = improvements(row, stats)
-    assert len(ims) <= 3
+    assert [im["code"] for im in ims] == [r["code"] for r in rs[:3]]
     for im in ims:
+        # Every reason can gain points alone: the top band is reached at the high cap.
+        assert im["reachable"]
         j = INDICATOR_CODES.index(im["code"])
+        assert im["target_percentile"] is not None
         assert im["target_percentile"] > im["percentile"]
         assert im["points_gain"] > 0
+        target = admitted(dict(im))
+        value = inp.values[i, j]
+        # The target is a value the firm does not have: every value it admits is above.
+        assert np.isnan(value) or target > value
+        assert target > 0
+        if INDICATORS[j].kind in ("count", "flag"):
+            assert target == int(target)
         values = inp.values.copy()
-        values[i, j] = im["target_value"]
+        values[i, j] = target
         again = evaluate(EngineInput(inp.revenue, values, inp.excluded_reason), spec)
         gained = again.points[i, j] - res.points[i, j]
-        assert gained == pytest.approx(im["points_gain"], abs=1e-9)
+        assert gained == im["points_gain"]
+
+
+@FAST
+@given(inputs(min_rows=3), specs, st.data())
+def test_improvement_targets_are_the_smallest_values_of_the_next_band(
+    inp: EngineInput, spec: ModelSpec, data: st.DataObject
+) -> None:
+    # With caps: the gain holds with the caps fixed, and nothing below the target gains.
+    picked = improvable_row(inp, spec, data)
+    if picked is None:
+        return
+    res, i = picked
+    rows = np.flatnonzero(res.cohort == res.cohort[i])
+    stats = res.cohort_stats[STAGES[res.cohort[i]].value]
+    maxima = res.max_points[res.cohort[i]]
+    for j in range(24):
+        value = inp.values[i, j]
+        t = target_for(j, None if np.isnan(value) else value, res.points[i, j], maxima[j], stats)
+        if maxima[j] <= 0:
+            assert (t["reachable"], t["reason"]) == (False, "no_weight")
+            continue
+        if res.points[i, j] >= maxima[j] - 1e-12:
+            expected = "flag_yes" if j in FLAGS else "at_maximum"
+            assert (t["reachable"], t["reason"], t["target_value"]) == (False, expected, None)
+            continue
+        assert t["reachable"] and t["target_value"] is not None
+        v = admitted(dict(t))
+        assert np.isnan(value) or v > value
+        share = 1.0 if j in FLAGS else share_at(inp.values[rows, j], v, spec)
+        assert t["target_percentile"] == pytest.approx(share, abs=1e-12)
+        assert t["points_gain"] == pytest.approx(maxima[j] * share - res.points[i, j], abs=1e-9)
+        assert t["points_gain"] > 0
+        boundary = t["boundary"]
+        assert boundary is not None and t["target_percentile"] >= boundary - 1e-9
+        assert res.percentiles[i, j] < boundary
+
+
+# -- ties -------------------------------------------------------------------------------------
+
+OUTPUT = [j for j, i in enumerate(INDICATORS) if i.dimension.value == "output"]
+GROWTH = [j for j, i in enumerate(INDICATORS) if i.dimension.value == "growth"]
+
+
+def rotations(vectors: list[list[float]], cols: list[int], seed: int) -> npt.NDArray[np.float64]:
+    """Firms whose values in `cols` are the rotations of a few vectors: every column then holds
+    the same values, so each firm's points in that dimension are a permutation of its group's,
+    and the group's dimension scores are mathematically equal while their floating-point sums
+    (the same numbers added in another order) need not be."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for v in vectors:
+        for shift in range(len(cols)):
+            row = rng.integers(0, 5, 24).astype(np.float64)
+            row[FLAGS] = row[FLAGS] > 2
+            for c, j in enumerate(cols):
+                row[j] = v[(c + shift) % len(v)]
+            rows.append(row)
+    return np.array(rows)
+
+
+@FAST
+@given(
+    st.lists(
+        st.lists(st.sampled_from([0.0, 0.1, 1.5, 3.0, 7.5, 6.0, np.nan]), min_size=7, max_size=7),
+        min_size=1,
+        max_size=4,
+    ),
+    st.sampled_from([OUTPUT, GROWTH]),
+    st.integers(0, 2**32 - 1),
+    specs,
+)
+def test_equal_dimension_scores_and_totals_get_equal_percentiles(
+    vectors: list[list[float]], cols: list[int], seed: int, spec: ModelSpec
+) -> None:
+    # One dimension's values rotated within each group, every other value equal within it:
+    # the group's dimension scores, and so its totals, are mathematically equal.
+    k = len(cols)
+    values = rotations([v[:k] for v in vectors], cols, seed)
+    for j in range(24):
+        if j not in cols:
+            values[:, j] = np.repeat(values[::k, j], k)
+    n = values.shape[0]
+    res = evaluate(EngineInput(np.full(n, 900.0), values, [None] * n), spec)
+    for g in range(len(vectors)):
+        rows = slice(k * g, k * (g + 1))
+        for name in ("dimension_percentiles", "percentile", "rank", "tier"):
+            got = getattr(res, name)[rows]
+            assert np.all(got == got[0]), (name, got)
+
+
+def test_two_equal_dimension_scores_get_one_dimension_percentile() -> None:
+    # The issue's finding, pinned: before engine-2 these seven firms (one vector rotated over
+    # the output indicators) got dimension percentiles 1.0 and 0.857 for equal scores.
+    values = rotations([[1.5, 1.5, 7.5, 3.0, 1.5, 6.0, 1.5]], OUTPUT, seed=3)
+    values[:, [j for j in range(24) if j not in OUTPUT]] = 1.0
+    res = evaluate(EngineInput(np.full(7, 900.0), values, [None] * 7))
+    output = DIMENSIONS.index(INDICATORS[OUTPUT[0]].dimension)
+    raw = res.dimension_scores[:, output]
+    assert len(set(raw.tolist())) > 1  # the sums really differ in the last bits ...
+    assert np.allclose(raw, raw[0], rtol=0, atol=1e-12)
+    assert res.dimension_percentiles[:, output].tolist() == [1.0] * 7  # ... and still tie
 
 
 # -- reproducibility --------------------------------------------------------------------------

@@ -20,10 +20,14 @@ import numpy.typing as npt
 
 from contracts.catalogue import INDICATOR_CODES
 from services.scoring.engine import EngineResult
+from services.scoring.provenance.repository import SOURCE_INDEX
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _N = len(INDICATOR_CODES)
 FLOAT8_OID = 701
+INT4_OID = 23
+# The sources read with the values: the 24 indicators', then the revenue's (0: none).
+_SOURCE_COLUMNS = (*INDICATOR_CODES, "operating_revenue")
 
 
 @dataclass
@@ -32,12 +36,16 @@ class EvaluationInputs:
     revenue: npt.NDArray[np.float64]
     values: npt.NDArray[np.float64]
     excluded_reason: npt.NDArray[np.object_]
+    # [n, 25]: the source id of each indicator value, then of the revenue; 0 when none.
+    sources: npt.NDArray[np.int32] | None = None
 
 
 def _input_dtype() -> np.dtype[np.void]:
     fields: list[tuple[str, str]] = [("nfields", ">i2"), ("id_len", ">i4"), ("id", ">i8")]
     for k in range(_N + 1):
         fields += [(f"l{k}", ">i4"), (f"v{k}", ">f8")]
+    for k in range(len(_SOURCE_COLUMNS)):
+        fields += [(f"sl{k}", ">i4"), (f"s{k}", ">i4")]
     return np.dtype(fields)
 
 
@@ -53,6 +61,7 @@ def _strip_envelope(buf: bytes) -> memoryview:
 
 async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs:
     cols = ", ".join(f"coalesce(f.\"{c}\", 'NaN')" for c in ("operating_revenue", *INDICATOR_CODES))
+    cols += "".join(f", coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
     # No ORDER BY: sorting a million wide rows spills to disk; numpy sorts the ids instead.
     query = f"SELECT f.enterprise_id, {cols} FROM scoring.facts f WHERE f.period = {int(period)}"
     sink = io.BytesIO()
@@ -62,7 +71,7 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
     if len(body) % dtype.itemsize:
         raise ValueError("unexpected row width in binary COPY")
     rows = np.frombuffer(body, dtype=dtype)
-    if rows.size and (rows["nfields"] != _N + 2).any():
+    if rows.size and (rows["nfields"] != _N + 2 + len(_SOURCE_COLUMNS)).any():
         raise ValueError("unexpected field count in binary COPY")
     rows = rows[np.argsort(rows["id"], kind="stable")]
     n = rows.size
@@ -71,6 +80,9 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
     values = np.empty((n, _N), dtype=np.float64)
     for k in range(_N):
         values[:, k] = rows[f"v{k + 1}"]
+    sources = np.empty((n, len(_SOURCE_COLUMNS)), dtype=np.int32)
+    for k in range(len(_SOURCE_COLUMNS)):
+        sources[:, k] = rows[f"s{k}"]
     reasons = np.full(n, None, dtype=object)
     flagged = await conn.fetch(
         "SELECT f.enterprise_id AS id, f.negative_flags FROM scoring.facts f "
@@ -81,11 +93,11 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
         pos = np.searchsorted(ids, np.array([r["id"] for r in flagged], dtype=np.int64))
         for p, r in zip(pos, flagged, strict=True):
             reasons[p] = "negative_list:" + ",".join(sorted(r["negative_flags"]))
-    return EvaluationInputs(ids, revenue, values, reasons)
+    return EvaluationInputs(ids, revenue, values, reasons, sources)
 
 
-def _array_field(prefix: str, n_items: int) -> list[tuple[str, str]]:
-    # A one-dimensional float8[] without NULLs in binary form: fixed width.
+def _array_field(prefix: str, n_items: int, item: str = ">f8") -> list[tuple[str, str]]:
+    # A one-dimensional float8[] (or int4[]) without NULLs in binary form: fixed width.
     fields = [
         (f"{prefix}_len", ">i4"),
         (f"{prefix}_ndim", ">i4"),
@@ -95,7 +107,7 @@ def _array_field(prefix: str, n_items: int) -> list[tuple[str, str]]:
         (f"{prefix}_lb", ">i4"),
     ]
     for k in range(n_items):
-        fields += [(f"{prefix}_l{k}", ">i4"), (f"{prefix}_v{k}", ">f8")]
+        fields += [(f"{prefix}_l{k}", ">i4"), (f"{prefix}_v{k}", item)]
     return fields
 
 
@@ -116,6 +128,8 @@ SCORE_COLUMNS = (
     "points",
     "values",
     "revenue",
+    "value_sources",
+    "revenue_source",
 )
 
 
@@ -149,20 +163,29 @@ def _score_dtype() -> np.dtype[np.void]:
     fields += _array_field("pts", _N)
     fields += _array_field("vals", _N)
     fields += [("rev_len", ">i4"), ("rev", ">f8")]
+    fields += _array_field("srcs", _N, ">i4")
+    fields += [("rsrc_len", ">i4"), ("rsrc", ">i4")]
     return np.dtype(fields)
 
 
-def _fill_array(buf: np.ndarray, prefix: str, data: npt.NDArray[np.float64]) -> None:
+def _fill_array(buf: np.ndarray, prefix: str, data: npt.NDArray[np.generic]) -> None:
     n_items = data.shape[1]
-    buf[f"{prefix}_len"] = 20 + 12 * n_items
+    width = data.dtype.itemsize
+    buf[f"{prefix}_len"] = 20 + (4 + width) * n_items
     buf[f"{prefix}_ndim"] = 1
     buf[f"{prefix}_hasnull"] = 0
-    buf[f"{prefix}_oid"] = FLOAT8_OID
+    buf[f"{prefix}_oid"] = FLOAT8_OID if data.dtype.kind == "f" else INT4_OID
     buf[f"{prefix}_dim"] = n_items
     buf[f"{prefix}_lb"] = 1
     for k in range(n_items):
-        buf[f"{prefix}_l{k}"] = 8
+        buf[f"{prefix}_l{k}"] = width
         buf[f"{prefix}_v{k}"] = data[:, k]
+
+
+def _sources(inputs: EvaluationInputs) -> npt.NDArray[np.int32]:
+    if inputs.sources is not None:
+        return inputs.sources
+    return np.zeros((inputs.enterprise_ids.size, len(_SOURCE_COLUMNS)), dtype=np.int32)
 
 
 async def write_scores(
@@ -231,6 +254,7 @@ def _score_chunk(
         ("pct", 8),
         ("tier", 2),
         ("rev", 8),
+        ("rsrc", 4),
     ):
         buf[f"{name}_len"] = size
     buf["exclusion_len"] = -1
@@ -248,6 +272,9 @@ def _score_chunk(
     _fill_array(buf, "dp", result.dimension_percentiles[scored])
     _fill_array(buf, "pts", result.points[scored])
     _fill_array(buf, "vals", inputs.values[scored])
+    sources = _sources(inputs)[scored]
+    _fill_array(buf, "srcs", np.ascontiguousarray(sources[:, :_N]))
+    buf["rsrc"] = sources[:, _N]
     return buf.tobytes()
 
 
@@ -259,6 +286,7 @@ async def _write_unscored(
     result: EngineResult,
 ) -> None:
     unscored = np.flatnonzero(~result.scored)
+    sources = _sources(inputs)
     if unscored.size:
         nan4 = [float("nan")] * 4
         records = [
@@ -279,6 +307,8 @@ async def _write_unscored(
                 [0.0] * _N,
                 [float(v) for v in inputs.values[i]],
                 float(inputs.revenue[i]),
+                [int(v) for v in sources[i, :_N]],
+                int(sources[i, _N]),
             )
             for i in unscored
         ]

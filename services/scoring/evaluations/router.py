@@ -1,4 +1,5 @@
-"""Evaluation runs (评价批次), their publication, bulk scores for other services, events."""
+"""Evaluation runs (评价批次), public notice (公示), publication, bulk scores for other
+services, events."""
 
 from __future__ import annotations
 
@@ -8,12 +9,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from services.scoring.common import reject_banks
 from services.scoring.evaluations import service
-from services.scoring.evaluations.schemas import EventOut, EventPage, RunCreate, RunOut
+from services.scoring.evaluations.schemas import (
+    EventOut,
+    EventPage,
+    NoticeCreate,
+    NoticeOut,
+    RunCreate,
+    RunOut,
+)
 from services.scoring.scores import service as scores
 from services.scoring.scores.schemas import BulkPage
+from services.scoring.settings import ScoringSettings
 from shared.app import start_background
-from shared.auth.deps import GovernmentCaller, GovernmentOrServiceCaller, actor
+from shared.auth.deps import CurrentPrincipal, GovernmentCaller, GovernmentOrServiceCaller, actor
+from shared.auth.principal import PrincipalKind
 from shared.db import CommittingRoute, DbSession
 from shared.errors import problem_responses
 from shared.pagination import Page, Paging
@@ -34,7 +45,9 @@ BULK_MAX = 5000
 async def create_evaluation(
     body: RunCreate, request: Request, session: DbSession, principal: GovernmentCaller
 ) -> Any:
-    run = await service.create_run(session, body.period, body.model_version, actor(principal))
+    run = await service.create_run(
+        session, body.period, body.model_version, actor(principal), body.corrects_run_id
+    )
     await session.commit()  # the run must exist before the work that fills it starts
     engine = request.app.state.engine
     if body.wait:
@@ -60,7 +73,8 @@ async def list_evaluations(
     paging: Paging,
     period: Annotated[int | None, Query()] = None,
     status: Annotated[
-        Literal["running", "completed", "failed", "published", "superseded"] | None, Query()
+        Literal["running", "completed", "failed", "in_notice", "published", "superseded"] | None,
+        Query(),
     ] = None,
 ) -> Page[RunOut]:
     rows, total = await service.list_runs(session, period, status, paging.limit, paging.offset)
@@ -78,11 +92,87 @@ async def get_evaluation(run_id: uuid.UUID, session: DbSession, _: GovernmentCal
     "/evaluations/{run_id}/publish",
     response_model=RunOut,
     summary="Make this run what clients see for its period",
+    description=(
+        "Refused (409) while a run of the period is in notice and the notice has not ended "
+        "(`notice-running`), or objections to it are open (`objections-open`); a noticed run "
+        "with accepted objections is replaced by a run correcting it (`correction-required`), "
+        "which is published without a second notice. Credit and policy hear of the run now."
+    ),
     responses=problem_responses(401, 403, 404, 409),
 )
-async def publish_evaluation(run_id: uuid.UUID, session: DbSession, _: GovernmentCaller) -> RunOut:
-    run, _changed = await service.publish_run(session, run_id)
+async def publish_evaluation(
+    run_id: uuid.UUID, request: Request, session: DbSession, principal: GovernmentCaller
+) -> RunOut:
+    settings: ScoringSettings = request.app.state.settings
+    run, _changed = await service.publish_run(
+        session,
+        run_id,
+        actor(principal),
+        now=request.app.state.clock(),
+        require_notice=settings.require_notice,
+    )
     return RunOut.of(run)
+
+
+@router.post(
+    "/evaluations/{run_id}/notice",
+    response_model=RunOut,
+    summary="Put a completed run in public notice (公示) until ends_at (Asia/Shanghai)",
+    description=(
+        "During the notice each enterprise reads its proposed score with "
+        "`GET /v1/enterprises/{uscc}/score?run_id=` and may object to its values; the "
+        "published results do not change. Posting again on a run in notice extends it."
+    ),
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def open_notice(
+    run_id: uuid.UUID,
+    body: NoticeCreate,
+    request: Request,
+    session: DbSession,
+    principal: GovernmentCaller,
+) -> RunOut:
+    run = await service.open_notice(
+        session, run_id, body.ends_at, actor(principal), request.app.state.clock()
+    )
+    return RunOut.of(run)
+
+
+@router.get(
+    "/notices",
+    response_model=Page[NoticeOut],
+    summary="Runs in public notice, newest first (enterprises and the government)",
+    responses=problem_responses(401, 403),
+)
+async def list_notices(
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    state: Annotated[Literal["open", "all"], Query(description="open: still taking objections")] = (
+        "all"
+    ),
+) -> Page[NoticeOut]:
+    reject_banks(principal)
+    now = request.app.state.clock()
+    rows, total = await service.notices(session, state, now, paging.limit, paging.offset)
+    own = principal.uscc if principal.kind is PrincipalKind.ENTERPRISE else None
+    items = []
+    for run in rows:
+        assert run.notice_opened_at is not None and run.notice_ends_at is not None
+        items.append(
+            NoticeOut(
+                run_id=run.id,
+                period=run.period,
+                model_version=run.model_version,
+                corrects_run_id=run.corrects_run_id,
+                opened_at=run.notice_opened_at,
+                ends_at=run.notice_ends_at,
+                accepting_objections=now < run.notice_ends_at,
+                objections=await service.objection_counts(session, run.id, own),
+            )
+        )
+    return Page.of(items, total, paging)
 
 
 @router.get(

@@ -5,8 +5,9 @@ The import API validates every field of a file in Python, which is right for wha
 upload but costs ~40 s per million rows. Here the numeric columns are already typed arrays,
 so they go to PostgreSQL as one binary COPY laid over a numpy buffer (floats with NaN for
 missing, yes/no as -1/0/1, tags as bit masks over their vocabulary), the few text columns as a
-second COPY, and SQL turns them into the same rows the import writes. Hand-written because no
-library writes PostgreSQL's binary COPY from numpy.
+second COPY, and SQL turns them into the same rows the import writes, with a `system` source
+(`BulkFacts.source_system`) as the provenance of every value. Hand-written because no library
+writes PostgreSQL's binary COPY from numpy.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import INDICATOR_CODES, PROFILE
+from services.scoring.models import FACT_VALUE_COLUMNS
+from services.scoring.provenance import service as provenance
+from services.scoring.provenance.repository import fact_upsert_sql, protected_sources
 from shared.db import raw_connection
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
@@ -40,7 +44,11 @@ class BulkFacts:
     vocabularies: Mapping[str, Sequence[str]]
     founded_on: npt.NDArray[np.datetime64] | None = None
     industry: npt.NDArray[np.str_] | None = None
+    district: npt.NDArray[np.str_] | None = None
     legal_rep: npt.NDArray[np.str_] | None = None
+    # The provenance of every value loaded: a named source system and who loaded it.
+    source_system: str = "bulk_load"
+    created_by: str = "bulk_load"
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -97,23 +105,18 @@ def _text_records(facts: BulkFacts, start: int, stop: int) -> list[tuple[object,
         if facts.founded_on is not None
         else [None] * (stop - start)
     )
-    industry = (
-        facts.industry[start:stop].tolist()
-        if facts.industry is not None
-        else [None] * (stop - start)
-    )
-    legal = (
-        facts.legal_rep[start:stop].tolist()
-        if facts.legal_rep is not None
-        else [None] * (stop - start)
-    )
+
+    def text(column: npt.NDArray[np.str_] | None) -> list[object]:
+        return column[start:stop].tolist() if column is not None else [None] * (stop - start)
+
     return list(
         zip(
             facts.uscc[start:stop].tolist(),
             facts.name[start:stop].tolist(),
             founded,
-            industry,
-            legal,
+            text(facts.industry),
+            text(facts.district),
+            text(facts.legal_rep),
             strict=True,
         )
     )
@@ -123,6 +126,14 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
     """Upsert enterprises and one period's facts; returns (inserted, updated, unchanged)."""
     conn = await raw_connection(session)
     await conn.execute("SELECT pg_advisory_xact_lock(7302, $1)", facts.period)
+    source = await provenance.add_source(
+        session,
+        kind="system",
+        system=facts.source_system,
+        precedence=provenance.IMPORT_PRECEDENCE,
+        created_by=facts.created_by,
+        period=facts.period,
+    )
     # The million-row joins hash in memory instead of spilling to sixteen batches on disk.
     await conn.execute("SET LOCAL work_mem = '256MB'")
     float_cols = [*INDICATOR_CODES, *NUMERIC_PROFILE]
@@ -135,23 +146,22 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
     await conn.execute(f"CREATE TEMP TABLE bulk_num ({defs}) ON COMMIT DROP")
     await conn.execute(
         "CREATE TEMP TABLE bulk_text (uscc varchar(18), name text, founded_on date, "
-        "industry text, legal_rep text) ON COMMIT DROP"
+        "industry text, district text, legal_rep text) ON COMMIT DROP"
     )
     await conn.copy_to_table("bulk_num", source=_aiter(_num_chunks(facts)), format="binary")
     for start in range(0, facts.n, CHUNK):
         await conn.copy_records_to_table(
             "bulk_text", records=_text_records(facts, start, min(facts.n, start + CHUNK))
         )
+    kept = ("founded_on", "industry", "district", "legal_rep")  # a missing one keeps ours
     await conn.execute(
-        "INSERT INTO scoring.enterprises AS e (uscc, name, founded_on, industry, legal_rep) "
-        "SELECT uscc, name, founded_on, industry, legal_rep FROM bulk_text "
+        f"INSERT INTO scoring.enterprises AS e (uscc, name, {', '.join(kept)}) "
+        f"SELECT uscc, name, {', '.join(kept)} FROM bulk_text "
         "ON CONFLICT (uscc) DO UPDATE SET name = EXCLUDED.name, "
-        "founded_on = coalesce(EXCLUDED.founded_on, e.founded_on), "
-        "industry = coalesce(EXCLUDED.industry, e.industry), "
-        "legal_rep = coalesce(EXCLUDED.legal_rep, e.legal_rep), updated_at = now() "
-        "WHERE (e.name, e.founded_on, e.industry, e.legal_rep) IS DISTINCT FROM "
-        "(EXCLUDED.name, coalesce(EXCLUDED.founded_on, e.founded_on), "
-        "coalesce(EXCLUDED.industry, e.industry), coalesce(EXCLUDED.legal_rep, e.legal_rep))"
+        + ", ".join(f"{c} = coalesce(EXCLUDED.{c}, e.{c})" for c in kept)
+        + ", updated_at = now() "
+        f"WHERE (e.name, {', '.join(f'e.{c}' for c in kept)}) IS DISTINCT FROM "
+        f"(EXCLUDED.name, {', '.join(f'coalesce(EXCLUDED.{c}, e.{c})' for c in kept)})"
     )
     exprs = [f"NULLIF(s.\"{c}\", 'NaN')" for c in float_cols]
     exprs += [f'CASE WHEN s."{c}" < 0 THEN NULL ELSE s."{c}" = 1 END' for c in BOOL_PROFILE]
@@ -170,12 +180,11 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
         joins.append(f'LEFT JOIN tag_map_{k} m{k} ON m{k}.mask = s."{c}"')
         exprs.append(f"coalesce(m{k}.tags, '{{}}')")
     value_cols = [*float_cols, *BOOL_PROFILE, *TAG_PROFILE]
+    assert sorted(value_cols) == sorted(FACT_VALUE_COLUMNS)
     col_list = ", ".join(f'"{c}"' for c in value_cols)
-    set_list = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in value_cols)
-    cmp_old = ", ".join(f'f."{c}"' for c in value_cols)
-    cmp_new = ", ".join(f'EXCLUDED."{c}"' for c in value_cols)
+    named = ", ".join(f'{e} AS "{c}"' for e, c in zip(exprs, value_cols, strict=True))
     select = (
-        f"SELECT s.uscc, $1::smallint, e.id, {', '.join(exprs)} FROM bulk_num s "
+        f"SELECT s.uscc, $1::smallint AS period, e.id AS enterprise_id, {named} FROM bulk_num s "
         f"JOIN scoring.enterprises e ON e.uscc = s.uscc {' '.join(joins)}"
     )
     first_load = not await conn.fetchval(
@@ -184,21 +193,25 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
     if first_load:
         # Nothing to merge with: a plain insert skips the speculative-insertion machinery.
         # The period's advisory lock keeps a concurrent load from slipping in between.
+        # Every column is loaded, so every value has this source: one array for all rows.
         status = await conn.execute(
-            f"INSERT INTO scoring.facts (uscc, period, enterprise_id, {col_list}) {select}",
+            f"INSERT INTO scoring.facts (uscc, period, enterprise_id, {col_list}, sources) "
+            f"SELECT q.*, array_fill($2::int, ARRAY[{len(FACT_VALUE_COLUMNS)}]) "
+            f"FROM ({select}) q",
             facts.period,
+            source.id,
         )
         written = int(status.split()[-1])
         await conn.execute("DROP TABLE IF EXISTS bulk_num, bulk_text")
         return written, 0, facts.n - written
+    protected = await protected_sources(session, facts.period, provenance.IMPORT_PRECEDENCE)
     counts = await conn.fetchrow(
-        f"WITH written AS (INSERT INTO scoring.facts AS f (uscc, period, enterprise_id, "
-        f"{col_list}) {select} "
-        f"ON CONFLICT (uscc, period) DO UPDATE SET {set_list}, import_id = NULL, "
-        f"updated_at = now() WHERE ({cmp_old}) IS DISTINCT FROM ({cmp_new}) "
-        "RETURNING (xmax = 0) AS inserted) "
-        "SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) AS written FROM written",
+        fact_upsert_sql(
+            select, value_cols, source="$2::int", protected="$3::int[]", import_id="NULL::uuid"
+        ),
         facts.period,
+        source.id,
+        protected,
     )
     assert counts is not None
     await conn.execute("DROP TABLE IF EXISTS bulk_num, bulk_text")

@@ -3,7 +3,8 @@
 The format (documented in docs/import-format.md with a sample file): one header row, then one
 row per enterprise. Required columns `uscc` and `name`; `period` as a column or given with
 the upload; every other column must be a known one (an indicator or profile code from the
-catalogue, or `founded_on`, `industry`, `legal_rep`). Empty cells are missing values.
+catalogue, or `founded_on`, `industry`, `district`, `legal_rep`). Empty cells are missing
+values.
 
 Every bad row and field is reported with its reason; the caller writes nothing unless the
 whole file is clean. CSV is read with the standard library and XLSX with openpyxl in
@@ -31,7 +32,11 @@ from contracts.catalogue import (
     QUALIFICATIONS,
 )
 
-IDENTITY_COLUMNS = ("uscc", "name", "founded_on", "industry", "legal_rep", "period")
+IDENTITY_COLUMNS = ("uscc", "name", "founded_on", "industry", "district", "legal_rep", "period")
+DISTRICT_MAX = 64
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection); a district
+# never starts so, and a district is exported to spreadsheets for statistics.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 REQUIRED_COLUMNS = ("uscc", "name")
 MIN_PERIOD, MAX_PERIOD = 2000, 2100
 
@@ -153,20 +158,26 @@ def _number(raw: str, kind: str) -> tuple[float | None, str | None, str | None]:
         value = float(raw.replace(",", ""))
     except ValueError:
         return None, "wrong_type", f"'{raw}' is not a number"
+    code, message = check_number(value, kind, raw)
+    return (None, code, message) if code else (value, None, None)
+
+
+def check_number(value: float, kind: str, raw: str | None = None) -> tuple[str | None, str]:
+    """(error code, message) when `value` is not acceptable for an indicator or attribute of
+    this kind, else (None, ""): the import's rules, which an objection's value follows too."""
+    shown = raw if raw is not None else f"{value:g}"
     if math.isnan(value) or math.isinf(value):
-        return None, "wrong_type", f"'{raw}' is not a finite number"
+        return "wrong_type", f"'{shown}' is not a finite number"
     lo, hi, integer = _RANGES[kind]
     if integer and not value.is_integer():
-        return None, "wrong_type", f"'{raw}' must be a whole number"
+        return "wrong_type", f"'{shown}' must be a whole number"
     if value < lo:
         code = "negative_amount" if lo == 0 and kind in ("amount", "count") else "out_of_range"
-        return None, code, f"{value:g} is below the minimum {lo:g}"
+        return code, f"{value:g} is below the minimum {lo:g}"
     if value > hi:
         code = "ratio_out_of_range" if kind == "ratio" else "out_of_range"
-        return None, code, f"{value:g} is above the maximum {hi:g}"
-    if kind == "ratio" and value < lo:
-        return None, "ratio_out_of_range", f"{value:g} is not a percentage in 0..100"
-    return value, None, None
+        return code, f"{value:g} is above the maximum {hi:g}"
+    return None, ""
 
 
 def _validate_uscc(raw: str) -> tuple[str | None, str | None]:
@@ -337,6 +348,7 @@ class _Reader:
         for col in ("industry", "legal_rep"):
             if col in self.index:
                 self.row[col] = self._cell(col) or None
+        self._district()
         if "founded_on" not in self.index:
             return
         raw = self._cell("founded_on")
@@ -350,6 +362,22 @@ class _Reader:
             self.row["founded_on"] = founded
         except ValueError:
             self._bad("founded_on", "wrong_type", f"'{raw}' is not a date (YYYY-MM-DD)", raw)
+
+    def _district(self) -> None:
+        """区县 (or 街道): free text, at most `DISTRICT_MAX` characters, never a formula."""
+        if "district" not in self.index:
+            return
+        raw = self._cell("district")
+        self.row["district"] = raw or None
+        if len(raw) > DISTRICT_MAX:
+            self._bad("district", "too_long", f"at most {DISTRICT_MAX} characters", raw)
+        elif raw.startswith(_FORMULA_START) or any(ord(ch) < 32 for ch in raw):
+            self._bad(
+                "district",
+                "unsafe_text",
+                "a district may not start with = + - @ nor hold control characters",
+                raw,
+            )
 
     def _numbers(self) -> None:
         for col, kind in NUMERIC_COLUMNS.items():

@@ -2,26 +2,30 @@
 
 The upsert only touches the columns the file has (a file without `legal_rep` keeps the one
 on record) and skips rows whose values did not change, so re-importing the same file is a
-no-op that reports every row as unchanged.
+no-op that reports every row as unchanged. Each value it changes records the import as its
+source, and the change itself (`provenance.repository.fact_upsert_sql`); a value set by a
+source of higher precedence (a correction) is kept.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import PROFILE
+from services.scoring.provenance.repository import fact_upsert_sql
 from shared.db import raw_connection
 
-ENTERPRISE_COLUMNS = ("founded_on", "industry", "legal_rep")
+ENTERPRISE_COLUMNS = ("founded_on", "industry", "district", "legal_rep")
 _PG_TYPES: dict[str, str] = {
     "uscc": "varchar(18)",
     "name": "text",
     "founded_on": "date",
     "industry": "text",
+    "district": "text",
     "legal_rep": "text",
     "period": "smallint",
 }
@@ -30,6 +34,13 @@ for _attr in PROFILE:
         _PG_TYPES[_attr.code] = "text[]"
     elif _attr.kind == "bool":
         _PG_TYPES[_attr.code] = "boolean"
+
+
+class UpsertCounts(NamedTuple):
+    inserted: int
+    updated: int
+    unchanged: int
+    kept: int  # values a source of higher precedence had set
 
 
 def pg_type(column: str) -> str:
@@ -42,9 +53,12 @@ async def upsert_rows(
     records: Sequence[Sequence[Any]] | Iterable[Sequence[Sequence[Any]]],
     import_id: uuid.UUID | None,
     *,
+    source_id: int | None = None,
+    protected: Sequence[int] = (),
     chunked: bool = False,
-) -> tuple[int, int, int]:
-    """Upsert enterprises and facts; returns (inserted, updated, unchanged) fact rows.
+) -> UpsertCounts:
+    """Upsert enterprises and facts; returns the fact rows inserted, updated, unchanged and
+    the values kept because a source of higher precedence set them.
 
     With `chunked`, `records` is an iterable of chunks, staged one after the other, so a
     bulk load never holds every row as Python objects at once.
@@ -72,28 +86,16 @@ async def upsert_rows(
         f"WHERE ({ent_cmp}) IS DISTINCT FROM ({ent_new})"
     )
 
-    fact_cols = [c for c in cols if c not in ("name", *ENTERPRISE_COLUMNS)]
-    value_cols = [c for c in fact_cols if c not in ("uscc", "period")]
-    col_list = ", ".join(f'"{c}"' for c in fact_cols)
-    if value_cols:
-        set_list = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in value_cols)
-        cmp_old = ", ".join(f'f."{c}"' for c in value_cols)
-        cmp_new = ", ".join(f'EXCLUDED."{c}"' for c in value_cols)
-        conflict = (
-            f"DO UPDATE SET {set_list}, import_id = EXCLUDED.import_id, updated_at = now() "
-            f"WHERE ({cmp_old}, NULL::int) IS DISTINCT FROM ({cmp_new}, NULL::int)"
-        )
-    else:
-        conflict = "DO NOTHING"
-    src_list = ", ".join(f's."{c}"' for c in fact_cols)
-    rows = await conn.fetch(
-        f"INSERT INTO scoring.facts AS f ({col_list}, import_id, enterprise_id) "
-        f"SELECT {src_list}, $1::uuid, e.id FROM import_stage s "
-        f"JOIN scoring.enterprises e ON e.uscc = s.uscc "
-        f"ON CONFLICT (uscc, period) {conflict} RETURNING (xmax = 0) AS inserted",
-        import_id,
+    value_cols = [c for c in cols if c not in ("uscc", "name", "period", *ENTERPRISE_COLUMNS)]
+    src_list = "".join(f', s."{c}"' for c in value_cols)
+    select = (
+        f"SELECT s.uscc, s.period, e.id AS enterprise_id{src_list} FROM import_stage s "
+        "JOIN scoring.enterprises e ON e.uscc = s.uscc"
     )
+    sql = fact_upsert_sql(
+        select, value_cols, source="$1::int", protected="$2::int[]", import_id="$3::uuid"
+    )
+    row = await conn.fetchrow(sql, source_id, list(protected), import_id)
     await conn.execute("DROP TABLE IF EXISTS import_stage")
-    inserted = sum(1 for r in rows if r["inserted"])
-    updated = len(rows) - inserted
-    return inserted, updated, staged - len(rows)
+    inserted, written = int(row["inserted"]), int(row["written"])
+    return UpsertCounts(inserted, written - inserted, staged - written, int(row["kept"]))

@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from services.scoring.common import read_limited
 from services.scoring.imports import service
 from services.scoring.imports.schemas import ImportOut
 from services.scoring.settings import ScoringSettings
 from shared.auth.deps import GovernmentCaller, actor
 from shared.db import CommittingRoute, DbSession
-from shared.errors import PayloadTooLarge, Unprocessable, problem_response, problem_responses
+from shared.errors import Unprocessable, problem_response, problem_responses
 from shared.pagination import Page, Paging
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"], route_class=CommittingRoute)
-
-
-async def _read_limited(file: UploadFile, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await file.read(1024 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Import files are limited to {limit // (1024 * 1024)} MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.post(
@@ -43,9 +34,13 @@ async def create_import(
     principal: GovernmentCaller,
     file: UploadFile,
     period: Annotated[int | None, Form(ge=2000, le=2100)] = None,
+    as_of: Annotated[
+        date | None,
+        Form(description="The date the values refer to; default: the end of the period"),
+    ] = None,
 ) -> Any:
     settings: ScoringSettings = request.app.state.settings
-    content = await _read_limited(file, settings.max_import_bytes)
+    content = await read_limited(file, settings.max_import_bytes, "Import files")
     record = await service.create_import(
         session,
         content=content,
@@ -53,6 +48,7 @@ async def create_import(
         period=period,
         created_by=actor(principal),
         max_errors=settings.max_reported_errors,
+        as_of=as_of,
     )
     if record.status == "rejected":
         # The rejection itself is recorded (who tried what file), but no fact is written; a

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,6 +24,8 @@ class ImportOut(BaseModel):
     rows_unchanged: int
     error_count: int
     errors: list[dict[str, Any]]
+    values_kept: int
+    as_of: date | None
     created_by: str
     created_at: datetime
 

@@ -1,7 +1,8 @@
 """Imports (数据导入) by the government portal: validate everything, write all or nothing.
 
 A file with any problem is recorded as rejected (who tried what file, and every problem) and
-writes no fact; a clean file is upserted in one transaction.
+writes no fact; a clean file is upserted in one transaction, as the source (file, sha256, who,
+when, the date the values refer to) of every value it sets.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
+from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.scoring.imports import repository
 from services.scoring.imports.parser import FileFormatError, detect_format, iter_rows, parse
 from services.scoring.models import Import
+from services.scoring.provenance import service as provenance
+from services.scoring.provenance.repository import protected_sources
 from shared.errors import NotFound, Unprocessable, UnsupportedMediaType
 
 
@@ -27,6 +31,7 @@ async def create_import(
     period: int | None,
     created_by: str,
     max_errors: int,
+    as_of: date | None = None,
 ) -> Import:
     """Record the import and, when the file is clean, write its rows; check `status`."""
     try:
@@ -49,6 +54,7 @@ async def create_import(
         error_count=parsed.error_count,
         errors=[e.as_dict() for e in parsed.errors],
         created_by=created_by,
+        as_of=as_of,
         status="rejected" if parsed.error_count else "succeeded",
     )
     session.add(record)
@@ -62,10 +68,24 @@ async def create_import(
     records = [tuple(row.get(c) for c in columns) for row in parsed.rows]
     for row, rec in zip(parsed.rows, records, strict=True):
         assert rec[columns.index("period")] == row["period"]
-    inserted, updated, unchanged = await repository.upsert_rows(
-        session, columns, records, record.id
+    assert parsed.period is not None  # a clean file has one
+    source = await provenance.add_source(
+        session,
+        kind="import",
+        precedence=provenance.IMPORT_PRECEDENCE,
+        created_by=created_by,
+        period=parsed.period,
+        as_of=as_of,
+        import_id=record.id,
+        file_name=record.filename,
+        file_sha256=digest,
     )
-    record.rows_inserted, record.rows_updated, record.rows_unchanged = inserted, updated, unchanged
+    protected = await protected_sources(session, parsed.period, provenance.IMPORT_PRECEDENCE)
+    counts = await repository.upsert_rows(
+        session, columns, records, record.id, source_id=source.id, protected=protected
+    )
+    record.rows_inserted, record.rows_updated = counts.inserted, counts.updated
+    record.rows_unchanged, record.values_kept = counts.unchanged, counts.kept
     await session.flush()
     return record
 

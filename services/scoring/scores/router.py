@@ -3,6 +3,7 @@ rankings, cohort statistics and hidden champions, from the published run of a pe
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -36,16 +37,26 @@ StageQuery = Annotated[Stage, Query(description="The growth stage")]
     "/enterprises/{uscc}/score",
     response_model=ScoreOut,
     summary="An enterprise's score with reasons and improvement directions (一图清)",
-    responses=problem_responses(401, 403, 404),
+    description=(
+        "The published run of the period by default. With `run_id`, a preview: the "
+        "government reads any run with scores; an enterprise its own score in a run in "
+        "notice (or published). Every indicator carries its value's status and source."
+    ),
+    responses=problem_responses(401, 403, 404, 409),
 )
 async def get_score(
     uscc: VisibleUSCC,
     request: Request,
     session: DbSession,
+    principal: CurrentPrincipal,
     period: Period = None,
+    run_id: Annotated[uuid.UUID | None, Query(description="Preview this run")] = None,
 ) -> ScoreOut:
     state = request.app.state
-    score, _, _ = await service.load_score(session, state.specs, state.runs, uscc, period)
+    run = await service.visible_run(session, principal, period, run_id)
+    score, _, _ = await service.load_score(
+        session, state.specs, state.runs, uscc, run, with_person=principal.is_government
+    )
     return score
 
 
@@ -81,7 +92,8 @@ async def get_portrait(
     period: Period = None,
 ) -> PortraitOut:
     state = request.app.state
-    score, stats, ent = await service.load_score(session, state.specs, state.runs, uscc, period)
+    run = await published_run(session, period)
+    score, stats, ent = await service.load_score(session, state.specs, state.runs, uscc, run)
     return service.portrait(score, stats, await service.history(session, ent))
 
 

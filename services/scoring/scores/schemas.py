@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from services.scoring.provenance.schemas import SourceOut
 
 
 class DimensionScore(BaseModel):
@@ -34,18 +36,47 @@ class ScoreSummary(BaseModel):
     dimensions: list[DimensionScore]
 
 
+ValueStatus = Literal["scored", "zero", "negative", "no", "missing"]
+STATUS_DOC = (
+    "scored: a positive value, ranked; zero; negative (a decline or a loss); no: a yes/no "
+    "indicator answered no; missing: no data was provided. Only `scored` earns points."
+)
+
+
+class TargetOut(BaseModel):
+    """What this indicator alone can still gain: the smallest value of its next band."""
+
+    reachable: bool
+    reason: Literal["at_maximum", "flag_yes", "no_weight", "no_target"] | None = Field(
+        description="Why no target: full points already (at or above the high cap), a yes "
+        "already, an indicator the model gives no points, or a run without the table"
+    )
+    target_op: Literal["ge", "gt"] | None = Field(
+        description="ge: at least target_value; gt: any value above it (from 0, any amount)"
+    )
+    target_value: float | None
+    target_percentile: float | None
+    boundary: float | None = Field(description="The percentile boundary of the next band")
+    points_gain: float
+
+
 class IndicatorScore(BaseModel):
     code: str
     dimension: str
     value: float | None
+    status: ValueStatus = Field(description=STATUS_DOC)
     percentile: float | None
     points: float
     max_points: float
-    missing: bool
+    missing: bool = Field(description="No data was provided (status missing) only")
+    target: TargetOut | None
+    source: SourceOut | None = Field(description="Where the value came from, when the run read it")
 
 
 class ReasonOut(BaseModel):
     code: str
+    status: ValueStatus
+    explanation: str
     points: float
     max_points: float
     points_lost: float
@@ -54,20 +85,20 @@ class ReasonOut(BaseModel):
     missing: bool
 
 
-class ImprovementOut(BaseModel):
+class ImprovementOut(TargetOut):
     code: str
+    status: ValueStatus
     value: float | None
-    target_value: float
     percentile: float
-    target_percentile: float
-    boundary: float
-    points_gain: float
 
 
 class ScoreOut(ScoreSummary):
     period: int
     run_id: uuid.UUID
+    run_status: str = Field(description="published, or in_notice etc. for a preview")
     model_version: str
+    revenue: float | None = Field(description="Operating revenue (万元): it sets the stage")
+    revenue_source: SourceOut | None
     indicators: list[IndicatorScore]
     reasons: list[ReasonOut]
     improvements: list[ImprovementOut]
@@ -78,6 +109,7 @@ class EnterpriseOut(BaseModel):
     name: str
     founded_on: date | None
     industry: str | None
+    district: str | None
 
 
 class HistoryItem(BaseModel):

@@ -1,5 +1,6 @@
 """What a score shows (一图清), the portrait (创新画像), history, rankings, cohort statistics
-and hidden champions, all read from the published run of a period (the latest by default).
+and hidden champions, all read from the published run of a period (the latest by default);
+the score also from any other run, for those who may preview it (`visible_run`).
 
 A stored score row becomes what every view of a score carries in one place (`standing` and
 `summary`), whichever view asks. A run's cohort statistics are immutable once it completes,
@@ -13,13 +14,23 @@ import uuid
 from datetime import date
 from typing import Any, TypedDict, TypeVar
 
+import numpy as np
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import DIMENSIONS, INDICATORS, STAGES, Stage
-from services.scoring.engine import ScoredRow, improvements, reasons
-from services.scoring.evaluations.service import published_run
-from services.scoring.models import Enterprise, EvaluationRun
+from services.scoring.engine import (
+    STATUSES,
+    ScoredRow,
+    improvements,
+    reasons,
+    statuses,
+    target_for,
+)
+from services.scoring.evaluations.service import READABLE, get_run, published_run
+from services.scoring.models import Enterprise, EvaluationRun, Source
+from services.scoring.provenance.repository import sources_by_id
+from services.scoring.provenance.service import source_out
 from services.scoring.scores import repository
 from services.scoring.scores.schemas import (
     BulkPage,
@@ -37,10 +48,12 @@ from services.scoring.scores.schemas import (
     ScoreOut,
     ScoreSummary,
     Tag,
+    TargetOut,
 )
 from services.scoring.specs.service import SpecCache
 from services.scoring.specs.spec import ModelSpec
-from shared.errors import NotFound
+from shared.auth.principal import Principal, PrincipalKind
+from shared.errors import Conflict, NotFound
 
 STRONG, WEAK = 0.75, 0.25
 
@@ -57,7 +70,7 @@ class RunCache:
         stats = self._stats.get(run.id)
         if stats is None:
             stats = await repository.cohort_stats(session, run.id)
-            if run.status in ("published", "completed", "superseded"):
+            if run.status in READABLE:  # immutable once the run completed
                 self._stats[run.id] = stats
         return stats
 
@@ -138,6 +151,15 @@ def summary(
 # -- the score of one enterprise --------------------------------------------------------------
 
 
+def value_statuses(values: Any) -> list[str]:
+    """The status of each of the 24 stored values, by the engine's own rule."""
+    column = np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    out = np.empty(len(INDICATORS), dtype=np.int8)
+    for j, ind in enumerate(INDICATORS):
+        out[j] = statuses(column[j : j + 1], flag=ind.kind == "flag")[0]
+    return [STATUSES[int(k)] for k in out]
+
+
 async def enterprise(session: AsyncSession, uscc: str) -> Enterprise:
     ent = await session.get(Enterprise, uscc)
     if ent is None:
@@ -151,8 +173,18 @@ def build_score(
     spec: ModelSpec,
     row: RowMapping,
     stats: dict[str, Any],
+    sources: dict[int, Source] | None = None,
+    *,
+    with_person: bool = False,
 ) -> ScoreOut:
-    """The detail: the summary, every indicator, and the reasons and improvements."""
+    """The detail: the summary, every indicator with its value's source, and the reasons and
+    improvements."""
+    sources = sources or {}
+    value_sources = row.get("value_sources") or [0] * len(INDICATORS)
+
+    def source(source_id: int | None) -> Any:
+        return source_out(sources.get(source_id or 0), with_person=with_person)
+
     scored = bool(row["scored"])
     cohort = row["cohort"] if scored else -1
     values = [num(v) for v in row["values"]]
@@ -162,16 +194,24 @@ def build_score(
         (p / m if m > 0 else (1.0 if p > 0 else 0.0)) if scored else None
         for p, m in zip(points, maxima, strict=True)
     ]
-    missing = [v is None or v <= 0 for v in values]
+    status = value_statuses(row["values"])
+    cohort_stats = stats.get(stage_name(cohort) or "", {}) if scored else {}
     indicators = [
         IndicatorScore(
             code=ind.code,
             dimension=ind.dimension.value,
             value=values[j],
+            status=status[j],
             percentile=pcts[j],
             points=points[j] if scored else 0.0,
             max_points=maxima[j],
-            missing=missing[j],
+            missing=status[j] == "missing",
+            target=(
+                TargetOut(**target_for(j, values[j], points[j], maxima[j], cohort_stats))
+                if cohort_stats
+                else None
+            ),
+            source=source(value_sources[j]),
         )
         for j, ind in enumerate(INDICATORS)
     ]
@@ -183,12 +223,14 @@ def build_score(
         name=ent.name,
         period=run.period,
         run_id=run.id,
+        run_status=run.status,
         model_version=run.model_version,
+        revenue=num(row["revenue"]),
+        revenue_source=source(row.get("revenue_source")),
         indicators=indicators,
         reasons=[],
         improvements=[],
     )
-    cohort_stats = stats.get(score.cohort, {}) if score.cohort is not None else {}
     if cohort_stats:
         explained = ScoredRow(
             index=0,
@@ -200,7 +242,7 @@ def build_score(
             percentiles=tuple(pcts),
             points=tuple(points),
             max_points=tuple(maxima),
-            missing=tuple(missing),
+            statuses=tuple(status),
             dimension_scores={d.code: d.score for d in score.dimensions},
             dimension_percentiles={d.code: d.percentile for d in score.dimensions},
             total=score.total,
@@ -214,23 +256,53 @@ def build_score(
     return score
 
 
+def public(run: EvaluationRun) -> bool:
+    """Made public at some time: put in notice or published (enterprises may read it)."""
+    return run.notice_opened_at is not None or run.published_at is not None
+
+
+async def visible_run(
+    session: AsyncSession, principal: Principal, period: int | None, run_id: uuid.UUID | None
+) -> EvaluationRun:
+    """The run to read: the period's published one, or `run_id` for a preview.
+
+    The government (and services) read any run that has scores; an enterprise only a run put
+    in notice or published (its own score: the route checked the USCC). Any other run is
+    "not found" to an enterprise, so run ids tell it nothing. Banks never get here.
+    """
+    if run_id is None:
+        return await published_run(session, period)
+    if principal.kind is PrincipalKind.ENTERPRISE:
+        run = await session.get(EvaluationRun, run_id)
+        if run is None or run.status not in READABLE or not public(run):
+            raise NotFound(f"No evaluation {run_id} in notice or published")
+        return run
+    run = await get_run(session, run_id)
+    if run.status not in READABLE:
+        raise Conflict(f"Evaluation {run_id} is {run.status}: it has no scores to read")
+    return run
+
+
 async def load_score(
     session: AsyncSession,
     specs: SpecCache,
     runs: RunCache,
     uscc: str,
-    period: int | None,
+    run: EvaluationRun,
+    *,
+    with_person: bool = False,
 ) -> tuple[ScoreOut, dict[str, Any], Enterprise]:
-    """The enterprise's score in the period's published run, the run's cohort statistics
-    and the enterprise."""
+    """The enterprise's score in `run`, the run's cohort statistics and the enterprise."""
     ent = await enterprise(session, uscc)
-    run = await published_run(session, period)
     row = await repository.score_row(session, run.id, ent.id)
     if row is None:
         raise NotFound(f"{uscc} was not part of the {run.period} evaluation")
     spec = await specs.get(session, run.model_version)
     stats = await runs.cohort_stats(session, run)
-    return build_score(ent, run, spec, row, stats), stats, ent
+    ids = [*(row.get("value_sources") or []), row.get("revenue_source") or 0]
+    sources = await sources_by_id(session, ids)
+    score = build_score(ent, run, spec, row, stats, sources, with_person=with_person)
+    return score, stats, ent
 
 
 async def history(session: AsyncSession, ent: Enterprise) -> list[HistoryItem]:
@@ -276,7 +348,7 @@ def portrait(score: ScoreOut, stats: dict[str, Any], trend: list[HistoryItem]) -
                 continue
             if i.percentile >= 0.9:
                 strengths.append(Tag(code=i.code, kind="indicator", percentile=i.percentile))
-            elif i.missing:
+            elif i.status != "scored":
                 weaknesses.append(Tag(code=i.code, kind="indicator", percentile=i.percentile))
     return PortraitOut(
         uscc=score.uscc,
