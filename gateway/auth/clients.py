@@ -1,5 +1,10 @@
 """OAuth 2 client credentials (RFC 6749 section 4.4) for the government portal, bank
-systems and our own services.
+systems and our own services; and the clients that exchange their users' ID tokens.
+
+**Kinds.** A `government`, `bank` or `service` client gets tokens of its own by client
+credentials. A `portal` client is a relying party for staff: it may exchange a staff member's
+ID token (RFC 8693, `gateway.auth.staff`) and refresh the sessions it opened, and it gets
+nothing by client credentials, because what it does it does as the person signed in.
 
 **Secrets.** A client secret is 256 random bits made by us (`new_secret`), not a password a
 person chose: nothing can be guessed from a fast digest of it, so it is stored as
@@ -26,6 +31,7 @@ import hmac
 import os
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -46,7 +52,12 @@ KEY_FILE = Path("keys") / "client-secret.key"
 # A success from an address keeps it usable for the client during a lock this long.
 KNOWN_ADDRESS = "1/day"
 
-CLIENT_KINDS = (PrincipalKind.GOVERNMENT, PrincipalKind.BANK, PrincipalKind.SERVICE)
+
+class ClientKind(StrEnum):
+    GOVERNMENT = "government"
+    BANK = "bank"
+    SERVICE = "service"
+    PORTAL = "portal"
 
 
 class OAuthError(ProblemError):
@@ -67,6 +78,17 @@ class InvalidClient(OAuthError):
     def __init__(self, detail: str = "Unknown client or wrong secret") -> None:
         super().__init__("invalid_client", detail)
         self.headers["WWW-Authenticate"] = 'Basic realm="gateway"'
+
+
+class UnauthorizedClient(OAuthError):
+    """RFC 6749 section 5.2: the client may not use this grant type."""
+
+    status = 400
+    slug = "unauthorized-client"
+    title = "The client may not use this grant"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("unauthorized_client", detail)
 
 
 class ClientLocked(TooManyRequests):
@@ -195,6 +217,11 @@ def grant_for(client: Client, scope: str | None, audience: str | None) -> Grant:
         if refused:
             raise OAuthError("invalid_scope", f"Scopes not granted to this client: {refused}")
         scopes = requested
+    if client.kind == ClientKind.PORTAL:
+        raise UnauthorizedClient(
+            "A portal client gets no token of its own: it exchanges its users' ID tokens "
+            "(grant_type=urn:ietf:params:oauth:grant-type:token-exchange)"
+        )
     kind = PrincipalKind(client.kind)
     if kind is PrincipalKind.SERVICE:
         # A service gets internal tokens for its registered audiences and nothing else: a
@@ -224,7 +251,7 @@ async def upsert_client(
     *,
     client_id: str,
     name: str,
-    kind: PrincipalKind,
+    kind: ClientKind | PrincipalKind,
     secret: str,
     scopes: list[str],
     bank_id: str | None = None,
@@ -235,7 +262,7 @@ async def upsert_client(
         client = Client(client_id=client_id)
         db.add(client)
     client.name = name
-    client.kind = kind.value
+    client.kind = ClientKind(kind.value).value
     client.bank_id = bank_id
     client.secret_hash = hash_secret(key, secret)
     client.scopes = scopes
