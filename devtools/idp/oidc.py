@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
-from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from fastapi import APIRouter, Form, Request
@@ -52,6 +52,7 @@ from joserfc.jwk import KeySet
 
 from devtools.idp.settings import IdpSettings, OidcClient
 from devtools.idp.staff import StaffAccount
+from gateway.auth.clients import parse_basic
 from shared.auth.keys import load_or_create_key_set
 
 ALGORITHM = "ES256"
@@ -277,19 +278,16 @@ class OidcProvider:
         if authorization is not None:
             if client_secret is not None:
                 raise OAuthFailure("invalid_request", "Use one client authentication method")
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() != "basic":
-                raise OAuthFailure("invalid_client", "Use HTTP Basic", 401)
             try:
-                decoded = base64.b64decode(value.strip(), validate=True).decode()
-            except (ValueError, UnicodeDecodeError):
+                basic = parse_basic(authorization)
+            except ValueError:
                 raise OAuthFailure("invalid_client", "Malformed Basic credentials", 401) from None
-            basic_id, sep, basic_secret = decoded.partition(":")
-            if not sep:
-                raise OAuthFailure("invalid_client", "Malformed Basic credentials", 401)
-            if client_id is not None and client_id != unquote_plus(basic_id):
+            if basic is None:
+                raise OAuthFailure("invalid_client", "Use HTTP Basic", 401)
+            basic_id, basic_secret = basic
+            if client_id is not None and client_id != basic_id:
                 raise OAuthFailure("invalid_request", "client_id differs from the Basic one")
-            client_id, client_secret = unquote_plus(basic_id), unquote_plus(basic_secret)
+            client_id, client_secret = basic_id, basic_secret
         if not client_id or client_secret is None:
             raise OAuthFailure("invalid_client", "Client authentication is required", 401)
         client = self.client(client_id)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import unquote_plus, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -21,6 +20,7 @@ from gateway.auth.clients import (
     UnauthorizedClient,
     authenticate_client,
     grant_for,
+    parse_basic,
 )
 from gateway.auth.esso import EssoClient, EssoRefused
 from gateway.auth.identity import ACCESS_COOKIE, REFRESH_COOKIE, Identity
@@ -88,20 +88,13 @@ async def jwks(request: Request) -> JSONResponse:
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        raise InvalidClient("Use HTTP Basic client authentication")
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        # binascii.Error for bad Base64; ValueError for non-ASCII bytes in the header
-        # (found by the reliability suite: `Basic caf\xe9` was a 500).
+        credentials = parse_basic(header)
+    except ValueError as exc:
         raise InvalidClient("Malformed Basic credentials") from exc
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        raise InvalidClient("Malformed Basic credentials")
-    # RFC 6749 section 2.3.1: both parts are form-urlencoded before Base64.
-    return unquote_plus(client_id), unquote_plus(secret)
+    if credentials is None:
+        raise InvalidClient("Use HTTP Basic client authentication")
+    return credentials
 
 
 def _client_credentials(
