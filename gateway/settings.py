@@ -220,6 +220,12 @@ class GatewaySettings(ComponentSettings):
                     "https endpoints for production"
                 )
         for provider in self.staff_providers:
+            for value in (provider.issuer, provider.jwks_url, provider.audience):
+                if looks_like_placeholder(value):
+                    raise ValueError(
+                        f"staff provider {provider.name}: {value!r} is a placeholder; set the "
+                        "provider's real issuer, JWKS address and the portal's client id there"
+                    )
             for url in (provider.issuer, provider.jwks_url):
                 if development_provider_url(url):
                     raise ValueError(

@@ -8,10 +8,12 @@ import base64
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 from pydantic import ValidationError
@@ -609,3 +611,18 @@ def test_two_providers_may_not_share_a_name_or_issuer() -> None:
     other = {**REAL_PROVIDER, "issuer": "https://sso.bank.example"}
     with pytest.raises(ValidationError, match="each name and each issuer once"):
         GatewaySettings(staff_providers=[REAL_PROVIDER, other])  # type: ignore[list-item]
+
+
+def test_the_production_overlay_names_a_staff_provider_to_fill_in() -> None:
+    """deploy/k8s's production settings hold a 浙政钉 template: well-formed, and refused until
+    its placeholders are replaced."""
+    path = Path(__file__).parents[2] / "deploy/k8s/overlays/production/settings.yaml"
+    gateway = next(
+        d for d in yaml.safe_load_all(path.read_text()) if d["metadata"]["name"] == "gateway-config"
+    )
+    template = json.loads(gateway["data"]["GATEWAY_STAFF_PROVIDERS"])
+    assert GatewaySettings(staff_providers=template).staff_providers[0].org == "government"
+    with pytest.raises(ValidationError, match="placeholder"):
+        GatewaySettings(environment="production", staff_providers=template, **REAL_ESSO)  # type: ignore[arg-type]
+    filled = [{**template[0], **{k: v for k, v in REAL_PROVIDER.items() if k != "name"}}]
+    GatewaySettings(environment="production", staff_providers=filled, **REAL_ESSO)  # type: ignore[arg-type]
