@@ -19,6 +19,7 @@ from joserfc.jwk import ECKey, KeySet
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from devtools.idp.oidc import Expiring
 from gateway.auth.staff import ID_TOKEN_TYPE, TOKEN_EXCHANGE
 from gateway.models import LoginSession
 from gateway.settings import GatewaySettings
@@ -247,6 +248,32 @@ async def test_logout_ends_the_staff_session(gw: Gateway) -> None:
             auth=(portal["client_id"], portal["client_secret"]),
         )
         assert r.status_code == 401
+
+
+async def test_a_provider_no_longer_configured_renews_nothing(gw: Gateway) -> None:
+    body = await gw.staff(GOV_OPERATOR)
+    portal = gw.credentials["portal"]
+    app = gw.platform.fastapi["gateway"]
+    settings: GatewaySettings = app.state.settings
+    app.state.settings = settings.model_copy(update={"staff_providers": []})
+    try:
+        async with gw.client() as c:
+            r = await c.post(
+                "/v1/auth/refresh",
+                json={"refresh_token": body["refresh_token"]},
+                auth=(portal["client_id"], portal["client_secret"]),
+            )
+        assert_refused(r, 401, "staff-provider-gone")
+    finally:
+        app.state.settings = settings
+    # Nothing was used up by the refusal: with the provider back, the refresh works.
+    async with gw.client() as c:
+        r = await c.post(
+            "/v1/auth/refresh",
+            json={"refresh_token": body["refresh_token"]},
+            auth=(portal["client_id"], portal["client_secret"]),
+        )
+    assert r.status_code == 200, r.text
 
 
 async def test_the_session_records_who_vouched_for_the_person(gw: Gateway) -> None:
@@ -626,3 +653,13 @@ def test_the_production_overlay_names_a_staff_provider_to_fill_in() -> None:
         GatewaySettings(environment="production", staff_providers=template, **REAL_ESSO)  # type: ignore[arg-type]
     filled = [{**template[0], **{k: v for k, v in REAL_PROVIDER.items() if k != "name"}}]
     GatewaySettings(environment="production", staff_providers=filled, **REAL_ESSO)  # type: ignore[arg-type]
+
+
+def test_the_providers_memory_is_bounded() -> None:
+    """A flood of authorize requests cannot grow the development provider without bound."""
+    store: Expiring[int] = Expiring(ttl=60, limit=3)
+    keys = [store.add(i) for i in range(5)]
+    assert [store.get(k) for k in keys] == [None, None, 2, 3, 4]
+    assert store.pop(keys[2]) == 2 and store.get(keys[2]) is None
+    expired: Expiring[int] = Expiring(ttl=-1)
+    assert expired.get(expired.add(1)) is None
