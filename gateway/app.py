@@ -1,9 +1,10 @@
 """The gateway: the platform's only public entry.
 
-It logs enterprises in through the enterprise code (ESSO), gives bank systems, the
-government portal and our services tokens by client credentials, issues the internal ES256
-tokens every service verifies, and routes `/v1/{scoring,credit,policy}/...` to the services
-with limits, timeouts and a breaker per upstream.
+It logs enterprises in through the enterprise code (ESSO) and staff through their
+organisation's OpenID Connect provider (an ID token exchanged by the portal), gives bank
+systems, the government portal and our services tokens by client credentials, issues the
+internal ES256 tokens every service verifies, and routes `/v1/{scoring,credit,policy}/...`
+to the services with limits, timeouts and a breaker per upstream.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from httpx_aiohttp import AiohttpTransport
 from gateway.auth.clients import load_or_create_secret_key
 from gateway.auth.esso import EssoClient
 from gateway.auth.identity import ACCESS_COOKIE, GATEWAY_AUDIENCE, Identity, RevocationList
+from gateway.auth.staff import StaffVerifier
 from gateway.bodylimit import BodyLimitMiddleware
 from gateway.proxy.upstreams import Upstreams
 from gateway.ratelimit import RateLimiter
@@ -37,6 +39,10 @@ The public API of the innovation-points platform (企业创新积分).
   `GET /v1/auth/esso/login`; mini-app backends post the provider's `ssotoken` to
   `POST /v1/auth/esso/exchange`. Both give an access token (also set as a cookie for
   browsers) and a refresh token (`POST /v1/auth/refresh`); `POST /v1/auth/logout` revokes.
+* Government staff and bank officers, as persons: they sign in at their organisation's
+  OpenID Connect provider through the web portal, which exchanges the ID token at
+  `POST /v1/auth/token` (RFC 8693 token exchange, portal clients only) for a staff session
+  with the person's role (viewer or operator); refresh and logout as above.
 * Bank systems and the government portal: OAuth 2 client credentials at
   `POST /v1/auth/token`. Our own services get internal tokens there for the services they
   call (`audience=<service>`), never a token for this API.
@@ -109,6 +115,7 @@ def create_app(
             ),
         )
         app.state.upstreams = Upstreams(settings, app.state.upstream_http)
+        app.state.staff_verifier = StaffVerifier.from_settings(settings, app.state.http)
         app.state.esso = EssoClient(
             app.state.http,
             settings.esso_query_url,

@@ -1,5 +1,6 @@
-"""Demo API clients for `make run`: the government portal, one client per seeded bank, and
-the service clients credit and policy use to read other services.
+"""Demo API clients for `make run`: the government portal, one client per seeded bank, the
+service clients credit and policy use to read other services, and the web portal's client
+(kind `portal`: it exchanges its staff users' ID tokens and gets no token of its own).
 
 Secrets are random and stored only as hashes, so the clear secrets live in
 `var/demo-credentials.json` (mode 0600). Running again keeps every client whose secret in that
@@ -17,8 +18,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth.clients import new_secret, secret_key_from_env, secret_matches, upsert_client
-from shared.auth.principal import PrincipalKind
+from gateway.auth.clients import (
+    ClientKind,
+    new_secret,
+    secret_key_from_env,
+    secret_matches,
+    upsert_client,
+)
 from shared.db import create_engine, create_sessionmaker
 
 DEMO_BANKS = {
@@ -27,6 +33,8 @@ DEMO_BANKS = {
     "hzbank-binjiang": "Bank of Hangzhou Binjiang (杭州银行滨江支行)",
 }
 GOVERNMENT_CLIENT = "gov-portal"
+# The web portal (portal/), as a relying party for staff sign-in.
+PORTAL_CLIENT = "web-portal"
 GOVERNMENT_SCOPES = ["scoring:read", "scoring:admin", "credit:read", "policy:read", "policy:admin"]
 BANK_SCOPES = ["credit:read", "credit:decide", "scoring:read", "policy:read"]
 # Which services each of our services reads directly, with a service token.
@@ -83,6 +91,9 @@ async def seed_demo_clients(
     for svc in (previous.get("services") or {}).values():
         if isinstance(svc, dict):
             known[str(svc.get("client_id"))] = str(svc.get("client_secret"))
+    portal = previous.get("portal")
+    if isinstance(portal, dict):
+        known[str(portal.get("client_id"))] = str(portal.get("client_secret"))
 
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
     try:
@@ -96,7 +107,7 @@ async def seed_demo_clients(
                     known,
                     GOVERNMENT_CLIENT,
                     name="Binjiang high-tech zone portal (滨江高新区)",
-                    kind=PrincipalKind.GOVERNMENT,
+                    kind=ClientKind.GOVERNMENT,
                     scopes=GOVERNMENT_SCOPES,
                 ),
             }
@@ -109,7 +120,7 @@ async def seed_demo_clients(
                     known,
                     client_id,
                     name=name,
-                    kind=PrincipalKind.BANK,
+                    kind=ClientKind.BANK,
                     bank_id=bank_id,
                     scopes=BANK_SCOPES,
                 )
@@ -125,11 +136,23 @@ async def seed_demo_clients(
                     known,
                     client_id,
                     name=f"The {service} service",
-                    kind=PrincipalKind.SERVICE,
+                    kind=ClientKind.SERVICE,
                     scopes=[],
                     audiences=audiences,
                 )
                 result["services"][service] = {"client_id": client_id, "client_secret": secret}
+            result["portal"] = {
+                "client_id": PORTAL_CLIENT,
+                "client_secret": await _ensure(
+                    db,
+                    key,
+                    known,
+                    PORTAL_CLIENT,
+                    name="Web portal (staff sign-in)",
+                    kind=ClientKind.PORTAL,
+                    scopes=[],
+                ),
+            }
             await db.commit()
     finally:
         await engine.dispose()

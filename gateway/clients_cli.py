@@ -1,4 +1,5 @@
-"""Registering API clients in a deployment (the government portal, bank systems, our services).
+"""Registering API clients in a deployment (the government portal, bank systems, our services,
+the web portal as the relying party of staff sign-in).
 
     python -m gateway.clients_cli create gov-portal --kind government --name "Portal" \\
         --scope scoring:admin --scope policy:admin
@@ -6,6 +7,7 @@
         --name "ICBC Binjiang" --scope credit:decide
     python -m gateway.clients_cli create svc-credit --kind service --name credit \\
         --audience scoring --audience policy
+    python -m gateway.clients_cli create web-portal --kind portal --name "Web portal"
     python -m gateway.clients_cli rotate bank-icbc       # prints the new secret once
     python -m gateway.clients_cli disable bank-icbc
     python -m gateway.clients_cli list
@@ -33,10 +35,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.auth.clients import new_secret, secret_key_from_env, upsert_client
+from gateway.auth.clients import ClientKind, new_secret, secret_key_from_env, upsert_client
 from gateway.auth.identity import client_revocation_id
 from gateway.models import Client, Revocation
-from shared.auth.principal import PrincipalKind
 from shared.db import create_engine, create_sessionmaker
 
 # Longer than any client token lives (GATEWAY_CLIENT_TOKEN_TTL, 10 minutes by default).
@@ -73,11 +74,13 @@ async def run(
             if args.command == "create":
                 if existing is not None:
                     raise SystemExit(f"client {args.client_id} exists; use rotate")
-                kind = PrincipalKind(args.kind)
-                if (kind is PrincipalKind.BANK) != bool(args.bank_id):
+                kind = ClientKind(args.kind)
+                if (kind is ClientKind.BANK) != bool(args.bank_id):
                     raise SystemExit("--bank-id is required for, and only for, a bank client")
-                if kind is PrincipalKind.ENTERPRISE:
-                    raise SystemExit("enterprises log in with the enterprise code, not a client")
+                if kind is ClientKind.PORTAL and (args.scope or args.audience):
+                    raise SystemExit(
+                        "a portal client has no scopes or audiences: its users' roles decide"
+                    )
                 secret = new_secret()
                 assert key is not None
                 await upsert_client(
@@ -109,7 +112,7 @@ async def run(
                     key,
                     client_id=existing.client_id,
                     name=existing.name,
-                    kind=PrincipalKind(existing.kind),
+                    kind=ClientKind(existing.kind),
                     secret=secret,
                     scopes=list(existing.scopes),
                     bank_id=existing.bank_id,
@@ -127,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create")
     create.add_argument("client_id")
-    create.add_argument("--kind", required=True, choices=["government", "bank", "service"])
+    create.add_argument("--kind", required=True, choices=[k.value for k in ClientKind])
     create.add_argument("--name", required=True)
     create.add_argument("--bank-id")
     create.add_argument("--scope", action="append", default=[])

@@ -5,20 +5,25 @@ Production points the gateway at the real enterprise-code provider by configurat
 `GATEWAY_ESSO_QUERY_URL=https://ssoapi.zjzwfw.gov.cn/rest/user/query` and the project id and
 secret the province assigns.
 
-In production the gateway refuses to start while its ESSO endpoints point at the development
-identity provider (plain http, a loopback address, or the `idp` host of compose and the
-Kubernetes base): that provider signs anyone in as any enterprise. Placeholder secrets are
-refused by the shared settings base.
+Staff (government staff and bank officers) sign in as persons at their organisation's
+OpenID Connect provider, through a relying party such as the web portal, which exchanges the
+ID token here (`GATEWAY_STAFF_PROVIDERS`, see `StaffProvider` and docs/gateway.md).
+
+In production the gateway refuses to start while its ESSO endpoints or a staff provider point
+at the development identity provider (plain http, a loopback address, or the `idp` host of
+compose and the Kubernetes base): that provider signs anyone in as anyone. Placeholder
+secrets are refused by the shared settings base.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ComponentSettings, looks_like_placeholder
@@ -29,8 +34,9 @@ _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
 
 def development_provider_url(url: str) -> bool:
-    """Whether an ESSO endpoint can only be the development provider: the real one is served
-    over https from a public name, never from loopback or compose's and the cluster's `idp`."""
+    """Whether an ESSO or staff-provider endpoint can only be the development provider: a
+    real one is served over https from a public name, never from loopback or compose's and
+    the cluster's `idp`."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     return (
@@ -40,6 +46,65 @@ def development_provider_url(url: str) -> bool:
         or host == "idp"
         or (host.startswith("idp.") and ".svc" in host)
     )
+
+
+# Signature algorithms an ID token may use: asymmetric only, so neither `none` nor an HMAC
+# keyed with a public key can ever be accepted.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+_ORG = re.compile(
+    r"^(government|bank:[a-z0-9][a-z0-9-]{0,63}|claim:[A-Za-z_][A-Za-z0-9_.-]{0,63})$"
+)
+BANK_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+class StaffProvider(BaseModel):
+    """An organisation's OpenID Connect provider whose ID tokens sign staff in.
+
+    `org` says which organisation its people act for: `government`, `bank:<bank_id>`, or
+    `claim:<claim>`, where the claim holds `government` or a bank id (the development
+    provider's `org`); `orgs`, when set, lists the values such a claim may take. The role
+    comes from `role_claim` (a string or a list): `operator` when it holds one of
+    `operator_values`, else `viewer`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Short and stable: it is part of the person's principal (`staff:<name>:<subject>`).
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    issuer: str = Field(min_length=1, max_length=512)
+    jwks_url: str = Field(min_length=1, max_length=1024)
+    # The `aud` the provider puts in ID tokens: the relying party's client id there.
+    audience: str = Field(min_length=1, max_length=256)
+    org: str
+    orgs: list[str] | None = None
+    role_claim: str = "roles"
+    operator_values: list[str] = Field(default_factory=lambda: ["operator"])
+    algorithms: list[str] = Field(default_factory=lambda: ["ES256", "RS256"])
+
+    @field_validator("org")
+    @classmethod
+    def _org(cls, value: str) -> str:
+        if not _ORG.match(value):
+            raise ValueError("org is government, bank:<bank_id> or claim:<claim>")
+        return value
+
+    @field_validator("orgs")
+    @classmethod
+    def _orgs(cls, value: list[str] | None) -> list[str] | None:
+        for org in value or []:
+            if org != "government" and not BANK_ID.match(org):
+                raise ValueError(f"orgs: {org!r} is neither government nor a bank id")
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        refused = [a for a in value if a not in ASYMMETRIC_ALGORITHMS]
+        if refused or not value:
+            raise ValueError(f"algorithms must be asymmetric JWS algorithms; refused {refused}")
+        return value
 
 
 class GatewaySettings(ComponentSettings):
@@ -109,6 +174,16 @@ class GatewaySettings(ComponentSettings):
     # from addresses where that client authenticated in the last day (see docs/gateway.md).
     client_failure_limit: str = "10/5minutes"
 
+    # Staff sign-in: the OpenID Connect providers whose ID tokens a `portal` client may
+    # exchange at the token endpoint (RFC 8693), JSON: [{"name", "issuer", "jwks_url",
+    # "audience", "org", "orgs", "role_claim", "operator_values", "algorithms"}].
+    staff_providers: list[StaffProvider] = Field(default_factory=list)
+    # An ID token older than this (its `iat`) is refused: it is exchanged right after login.
+    staff_id_token_max_age: int = Field(600, ge=30, le=3600)
+    # A staff session ends this long after sign-in, refreshes or not; then the person signs
+    # in at their provider again, which is where a departure or a new role takes effect.
+    staff_session_ttl: int = Field(12 * 3600, ge=300)
+
     # The mini-app dashboard: all parts must come back within this many seconds.
     dashboard_deadline: float = 2.0
     dashboard_top_offers: int = 3
@@ -127,6 +202,10 @@ class GatewaySettings(ComponentSettings):
         unknown = set(self.upstream_timeouts) - set(UPSTREAMS)
         if unknown:
             raise ValueError(f"upstream_timeouts names unknown upstreams: {sorted(unknown)}")
+        names = [p.name for p in self.staff_providers]
+        issuers = [p.issuer for p in self.staff_providers]
+        if len(set(names)) != len(names) or len(set(issuers)) != len(issuers):
+            raise ValueError("staff_providers: each name and each issuer once")
         if self.environment == "production":
             self._check_production()
         return self
@@ -140,6 +219,20 @@ class GatewaySettings(ComponentSettings):
                     "anyone in as any enterprise: set the real enterprise-code provider's "
                     "https endpoints for production"
                 )
+        for provider in self.staff_providers:
+            for value in (provider.issuer, provider.jwks_url, provider.audience):
+                if looks_like_placeholder(value):
+                    raise ValueError(
+                        f"staff provider {provider.name}: {value!r} is a placeholder; set the "
+                        "provider's real issuer, JWKS address and the portal's client id there"
+                    )
+            for url in (provider.issuer, provider.jwks_url):
+                if development_provider_url(url):
+                    raise ValueError(
+                        f"staff provider {provider.name} ({url}) points at the development "
+                        "identity provider, which signs anyone in as any staff member: set "
+                        "the organisation's real OpenID Connect provider (https) for production"
+                    )
         project = self.esso_project_id
         if project == DEVELOPMENT_PROJECT_ID or looks_like_placeholder(project):
             raise ValueError(

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from scripts.demo_data import load_demo_through_gateway, prepare_demo_files
-from scripts.launcher import Launcher
+from scripts.launcher import PORTAL_OIDC_CLIENT, PORTAL_STAFF_CALLBACK, Launcher
 from scripts.migrate import migrate_all
 from shared.pg import admin_execute, embedded_url, other_database
 
@@ -102,6 +102,19 @@ class Assembled:
         r = httpx.post(f"{self.gateway}/v1/auth/esso/exchange", json={"ssotoken": sso}, timeout=30)
         r.raise_for_status()
         return str(r.json()["access_token"])
+
+    def staff_relying_party(self) -> dict[str, str]:
+        """The portal's registrations for staff sign-in, for a client playing its part: at the
+        development OpenID Connect provider, and its gateway client for the token exchange."""
+        portal = self.creds["portal"]
+        return {
+            "issuer": self.launcher.url("idp"),
+            "client_id": PORTAL_OIDC_CLIENT,
+            "client_secret": self.launcher.portal_oidc_secret(),
+            "redirect_uri": self.launcher.portal_url() + PORTAL_STAFF_CALLBACK,
+            "gateway_client_id": str(portal["client_id"]),
+            "gateway_client_secret": str(portal["client_secret"]),
+        }
 
     def scored_enterprises(self, count: int) -> list[str]:
         """USCCs with a published score in the newest period (the negative list has none)."""

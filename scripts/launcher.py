@@ -29,9 +29,14 @@ from scripts.components import COMPONENTS, Component
 HOST = "127.0.0.1"
 BANK_SIMULATOR_PORT = 8090
 # The web portal (built separately) logs enterprises in through the development provider
-# too, with its own callback.
+# too, with its own callback; and staff through the provider's OpenID Connect side.
 PORTAL_PORT = 8010
 PORTAL_CALLBACK = "/auth/esso/callback"
+PORTAL_STAFF_CALLBACK = "/auth/staff/callback"
+# The portal's registration as a relying party of the development OpenID Connect provider,
+# and the name of that provider for the gateway (part of each staff principal's sub).
+PORTAL_OIDC_CLIENT = "innovation-points-portal"
+STAFF_PROVIDER = "dev"
 # Each component's metrics port is its public port + this (8100 for the gateway's 8000).
 METRICS_PORT_STEP = 100
 # The ids of the banks the credit service seeds (its data migration).
@@ -75,6 +80,34 @@ class Launcher:
         return f"http://{HOST}:{PORTAL_PORT + self.port_offset}"
 
     # -- configuration --------------------------------------------------------------------
+
+    def portal_oidc_secret(self) -> str:
+        """The portal's client secret at the development OpenID Connect provider, made once
+        and kept (like the webhook secrets), so a restart keeps both sides agreeing."""
+        path = self.var / "idp-oidc-client.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            if data.get("client_id") == PORTAL_OIDC_CLIENT and data.get("client_secret"):
+                return str(data["client_secret"])
+        secret = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+        path.write_text(json.dumps({"client_id": PORTAL_OIDC_CLIENT, "client_secret": secret}))
+        path.chmod(0o600)
+        return secret
+
+    def staff_provider(self) -> dict[str, Any]:
+        """The development provider as the gateway's staff provider (GATEWAY_STAFF_PROVIDERS):
+        its `org` claim names the government or one of the demo banks."""
+        idp = self.url("idp")
+        return {
+            "name": STAFF_PROVIDER,
+            "issuer": idp,
+            "jwks_url": f"{idp}/oidc/jwks",
+            "audience": PORTAL_OIDC_CLIENT,
+            "org": "claim:org",
+            "orgs": ["government", *BANK_IDS],
+            "role_claim": "roles",
+            "operator_values": ["operator"],
+        }
 
     def bank_webhook_secrets(self) -> dict[str, str]:
         """Per-bank webhook secrets (Standard Webhooks `whsec_` form), made once and kept."""
@@ -144,6 +177,7 @@ class Launcher:
                     "SESSION_KEY_FILE": str(self.var / "keys" / "portal-session.key"),
                 }
             )
+            values.update(self.portal_staff_env())
         if comp.name == "idp":
             values["ENTERPRISES_FILE"] = str(self.var / "demo-enterprises.json")
             callbacks = [
@@ -153,12 +187,56 @@ class Launcher:
             values["ALLOWED_CALLBACKS"] = json.dumps(callbacks)
             # The demo season (`make run`) and the tests log enterprises in by script.
             values["SIMULATE_LOGIN"] = "true"
+            values["ISSUER"] = self.url("idp")
+            values["OIDC_KEY_FILE"] = str(self.var / "keys" / "idp-oidc.json")
+            values["OIDC_CLIENTS"] = json.dumps(
+                [
+                    {
+                        "client_id": PORTAL_OIDC_CLIENT,
+                        "secret": self.portal_oidc_secret(),
+                        "redirect_uris": [f"{self.portal_url()}{PORTAL_STAFF_CALLBACK}"],
+                        "name": "企业创新积分 web portal",
+                    }
+                ]
+            )
         values.update(self.extra_env.get(comp.name, {}))
+        if (
+            comp.name == "gateway"
+            and values["ENVIRONMENT"] != "production"
+            and any(c.name == "idp" and c.available() for c in COMPONENTS)
+        ):
+            # Staff sign in at the development provider. Never offered to a production
+            # gateway (which would refuse to start with it); one may be configured instead.
+            values.setdefault("STAFF_PROVIDERS", json.dumps([self.staff_provider()]))
         prefix = comp.name.upper() + "_"
         for key, value in values.items():
             # A variable already set by the caller wins: `make run` can be configured.
             env.setdefault(prefix + key, value)
         return env
+
+    def portal_staff_env(self) -> dict[str, str]:
+        """What the portal needs for staff sign-in (PORTAL_ prefix): the provider to send
+        staff to, and its own gateway client (kind `portal`) for the token exchange."""
+        values = {
+            "STAFF_PROVIDERS": json.dumps(
+                [
+                    {
+                        "name": STAFF_PROVIDER,
+                        "label": "工作人员统一身份认证 (development)",
+                        "issuer": self.url("idp"),
+                        "client_id": PORTAL_OIDC_CLIENT,
+                        "client_secret": self.portal_oidc_secret(),
+                        "scope": "openid profile",
+                    }
+                ],
+                ensure_ascii=False,
+            )
+        }
+        portal = self.creds.get("portal")
+        if isinstance(portal, dict):
+            values["GATEWAY_CLIENT_ID"] = str(portal["client_id"])
+            values["GATEWAY_CLIENT_SECRET"] = str(portal["client_secret"])
+        return values
 
     # -- processes ------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@
 4. on first start, the demo data (5,036 enterprises, 2024 and 2025) imported through the
    gateway as the government portal would, both periods evaluated and published; the credit
    and policy services pick the publications up from the event feed;
-5. URLs and demo credentials printed; Ctrl-C stops everything.
+5. URLs, demo credentials and the demo staff accounts (who signs in at the development
+   OpenID Connect provider, through the web portal) printed; Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from scripts.demo_data import (
     prepare_demo_files,
     simulate_demo_activity,
 )
-from scripts.launcher import HOST, Launcher
+from scripts.launcher import HOST, PORTAL_STAFF_CALLBACK, STAFF_PROVIDER, Launcher
 from scripts.migrate import migrate_all
 from shared.pg import embedded_running, resolve_database_url, stop_embedded
 
@@ -88,6 +89,8 @@ def main() -> None:
     if launcher.creds:
         shown = {k: v for k, v in launcher.creds.items() if k != "services"}
         print(json.dumps(shown, indent=2, ensure_ascii=False))
+    if "idp" in started:
+        print_staff_accounts(launcher, "portal" in started)
     print("Ctrl-C stops everything.")
     while True:
         dead = launcher.exited()
@@ -95,6 +98,23 @@ def main() -> None:
             print(f"{', '.join(dead)} stopped unexpectedly; see {VAR / 'logs'}")
             stop()
         time.sleep(1)
+
+
+def print_staff_accounts(launcher: Launcher, portal: bool) -> None:
+    """Who can sign in as staff, and where (the development provider offers these)."""
+    from devtools.idp.staff import GOVERNMENT, default_accounts
+
+    if portal:
+        login = f"{launcher.portal_url()}/auth/staff/login?provider={STAFF_PROVIDER}"
+        print(f"\nStaff sign-in: {login} (工作人员 on the portal's home page)")
+    else:
+        print(
+            f"\nStaff sign-in (OpenID Connect, {launcher.url('idp')}): through the web portal "
+            f"({launcher.portal_url()}{PORTAL_STAFF_CALLBACK} is registered) once it runs"
+        )
+    for account in default_accounts():
+        org = "government" if account.org == GOVERNMENT else f"bank {account.org}"
+        print(f"  {account.name:6} {org:22} {account.role:9} {account.org_label}")
 
 
 if __name__ == "__main__":

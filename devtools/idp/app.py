@@ -21,8 +21,11 @@ provider even when it is reached under another name.
 
 ssotokens are single-use and expire after `IDP_TOKEN_TTL` seconds. State is in memory: one
 process, development only; it refuses to start in production. The login page is plain
-server-side HTML so that staff logins (OpenID Connect) can be added as further routes beside
-it without touching the ESSO ones.
+server-side HTML.
+
+Beside it, the same process is the development OpenID Connect provider for staff (government
+staff and bank officers): `devtools.idp.oidc`, its routes under `/oidc/` and discovery at
+`/.well-known/openid-configuration`.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from devtools.idp.callbacks import callback_allowed
+from devtools.idp.oidc import OidcProvider, oidc_router
 from devtools.idp.settings import IdpSettings
+from devtools.idp.staff import StaffAccount, default_accounts
 from gateway.auth.esso import SIMULATOR_HEADER
 from shared.errors import BadRequest, NotFound, install_problem_handlers
 
@@ -179,7 +184,10 @@ its legal representative then passes a simulated face check.</p>
 {body}</body></html>"""
 
 
-def create_app(settings: IdpSettings | None = None) -> FastAPI:
+def create_app(
+    settings: IdpSettings | None = None, staff: tuple[StaffAccount, ...] | None = None
+) -> FastAPI:
+    """`staff`: the staff accounts of the OpenID Connect provider (the demo ones by default)."""
     settings = settings or IdpSettings()
     if _in_production(settings):
         raise RuntimeError("the development identity provider refuses to run in production")
@@ -188,7 +196,7 @@ def create_app(settings: IdpSettings | None = None) -> FastAPI:
     callbacks = settings.callbacks()
 
     app = FastAPI(
-        title="Development identity provider (enterprise-code ESSO simulator)",
+        title="Development identity provider (enterprise-code ESSO and staff OpenID Connect)",
         description=__doc__,
         version="1.0.0",
         # Only the protocol is published: no API documentation to browse.
@@ -198,6 +206,9 @@ def create_app(settings: IdpSettings | None = None) -> FastAPI:
     app.add_middleware(SimulatorMarker)
     app.state.settings = settings
     app.state.tokens = store
+    oidc = OidcProvider(settings, staff if staff is not None else default_accounts())
+    app.state.oidc = oidc
+    app.include_router(oidc_router(oidc))
 
     def enterprises() -> dict[str, DemoEnterprise]:
         # Read on each use: the demo loader may write the file after we started.

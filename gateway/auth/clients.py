@@ -1,5 +1,10 @@
 """OAuth 2 client credentials (RFC 6749 section 4.4) for the government portal, bank
-systems and our own services.
+systems and our own services; and the clients that exchange their users' ID tokens.
+
+**Kinds.** A `government`, `bank` or `service` client gets tokens of its own by client
+credentials. A `portal` client is a relying party for staff: it may exchange a staff member's
+ID token (RFC 8693, `gateway.auth.staff`) and refresh the sessions it opened, and it gets
+nothing by client credentials, because what it does it does as the person signed in.
 
 **Secrets.** A client secret is 256 random bits made by us (`new_secret`), not a password a
 person chose: nothing can be guessed from a fast digest of it, so it is stored as
@@ -21,12 +26,15 @@ during an attack waits for the window (minutes), never longer.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import os
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -46,7 +54,12 @@ KEY_FILE = Path("keys") / "client-secret.key"
 # A success from an address keeps it usable for the client during a lock this long.
 KNOWN_ADDRESS = "1/day"
 
-CLIENT_KINDS = (PrincipalKind.GOVERNMENT, PrincipalKind.BANK, PrincipalKind.SERVICE)
+
+class ClientKind(StrEnum):
+    GOVERNMENT = "government"
+    BANK = "bank"
+    SERVICE = "service"
+    PORTAL = "portal"
 
 
 class OAuthError(ProblemError):
@@ -69,9 +82,38 @@ class InvalidClient(OAuthError):
         self.headers["WWW-Authenticate"] = 'Basic realm="gateway"'
 
 
+class UnauthorizedClient(OAuthError):
+    """RFC 6749 section 5.2: the client may not use this grant type."""
+
+    status = 400
+    slug = "unauthorized-client"
+    title = "The client may not use this grant"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("unauthorized_client", detail)
+
+
 class ClientLocked(TooManyRequests):
     slug = "client-locked"
     title = "Too many failed authentications for this client"
+
+
+def parse_basic(header: str) -> tuple[str, str] | None:
+    """HTTP Basic client credentials (RFC 7617), each part form-urlencoded first (RFC 6749
+    section 2.3.1). None when the scheme is not Basic; ValueError when they are malformed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        # binascii.Error for bad Base64; ValueError for non-ASCII bytes in the header
+        # (found by the reliability suite: `Basic caf\xe9` was a 500).
+        raise ValueError("malformed Basic credentials") from exc
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise ValueError("malformed Basic credentials")
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
 def load_or_create_secret_key(var_dir: Path, *, create: bool = True) -> bytes:
@@ -195,6 +237,11 @@ def grant_for(client: Client, scope: str | None, audience: str | None) -> Grant:
         if refused:
             raise OAuthError("invalid_scope", f"Scopes not granted to this client: {refused}")
         scopes = requested
+    if client.kind == ClientKind.PORTAL:
+        raise UnauthorizedClient(
+            "A portal client gets no token of its own: it exchanges its users' ID tokens "
+            "(grant_type=urn:ietf:params:oauth:grant-type:token-exchange)"
+        )
     kind = PrincipalKind(client.kind)
     if kind is PrincipalKind.SERVICE:
         # A service gets internal tokens for its registered audiences and nothing else: a
@@ -224,7 +271,7 @@ async def upsert_client(
     *,
     client_id: str,
     name: str,
-    kind: PrincipalKind,
+    kind: ClientKind | PrincipalKind,
     secret: str,
     scopes: list[str],
     bank_id: str | None = None,
@@ -235,7 +282,7 @@ async def upsert_client(
         client = Client(client_id=client_id)
         db.add(client)
     client.name = name
-    client.kind = kind.value
+    client.kind = ClientKind(kind.value).value
     client.bank_id = bank_id
     client.secret_hash = hash_secret(key, secret)
     client.scopes = scopes

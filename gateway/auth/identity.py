@@ -196,8 +196,13 @@ class Identity:
             caller = Caller(caller.principal, caller.claims, via_cookie)
         if self.revocations.is_revoked(caller.session_id, caller.token_id):
             raise Unauthorized("This session has ended; log in again")
-        if caller.principal.kind is not PrincipalKind.ENTERPRISE and (
-            self.revocations.client_token_revoked(caller.principal.sub, caller.claims.get("iat"))
+        # A client's tokens (no session): a person's session is revoked by its own id.
+        if (
+            caller.session_id is None
+            and caller.principal.kind is not PrincipalKind.ENTERPRISE
+            and self.revocations.client_token_revoked(
+                caller.principal.sub, caller.claims.get("iat")
+            )
         ):
             raise Unauthorized("This client's tokens were revoked; get a new one")
         if via_cookie and request.method in _UNSAFE:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import unquote_plus, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from gateway.auth import sessions
 from gateway.auth.clients import (
+    ClientKind,
     ClientLockout,
     InvalidClient,
     OAuthError,
+    UnauthorizedClient,
     authenticate_client,
     grant_for,
+    parse_basic,
 )
 from gateway.auth.esso import EssoClient, EssoRefused
 from gateway.auth.identity import ACCESS_COOKIE, REFRESH_COOKIE, Identity
@@ -27,10 +30,22 @@ from gateway.auth.schemas import (
     RefreshRequest,
     SessionTokens,
     SsoTokenExchange,
+    StaffRef,
+    StaffSessionTokens,
     TokenResponse,
 )
-from gateway.models import LoginSession
+from gateway.auth.staff import (
+    ACCESS_TOKEN_TYPE,
+    ID_TOKEN_TYPE,
+    MAX_ID_TOKEN_BYTES,
+    TOKEN_EXCHANGE,
+    StaffVerifier,
+    consume_id_token,
+    role_scopes,
+)
+from gateway.models import Client, LoginSession
 from gateway.settings import GatewaySettings
+from shared.auth.principal import PrincipalKind
 from shared.db import CommittingRoute, DbSession
 from shared.errors import BadRequest, Unauthorized, problem_responses
 
@@ -73,57 +88,28 @@ async def jwks(request: Request) -> JSONResponse:
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        raise InvalidClient("Use HTTP Basic client authentication")
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        # binascii.Error for bad Base64; ValueError for non-ASCII bytes in the header
-        # (found by the reliability suite: `Basic caf\xe9` was a 500).
+        credentials = parse_basic(header)
+    except ValueError as exc:
         raise InvalidClient("Malformed Basic credentials") from exc
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        raise InvalidClient("Malformed Basic credentials")
-    # RFC 6749 section 2.3.1: both parts are form-urlencoded before Base64.
-    return unquote_plus(client_id), unquote_plus(secret)
+    if credentials is None:
+        raise InvalidClient("Use HTTP Basic client authentication")
+    return credentials
 
 
-@router.post(
-    f"{_AUTH_PATH}/token",
-    response_model=TokenResponse,
-    summary="OAuth 2 client credentials: a gateway access token for a bank, the government "
-    "portal or a service",
-    description=(
-        "Client authentication with HTTP Basic (or `client_id`/`client_secret` form fields). "
-        "`scope` narrows the client's scopes. A service client must ask for "
-        "`audience=<service>` (one it is registered for) and receives an internal token for "
-        "that service alone; it gets no gateway token. Repeated failures lock a client id "
-        "for a while (429 with `Retry-After`), except at addresses it recently used."
-    ),
-    responses=problem_responses(400, 401, 422, 429),
-)
-async def token(
-    request: Request,
-    db: DbSession,
-    grant_type: Annotated[str | None, Form()] = None,
-    scope: Annotated[str | None, Form(max_length=1024)] = None,
-    audience: Annotated[str | None, Form(max_length=64)] = None,
-    client_id: Annotated[str | None, Form(max_length=64)] = None,
-    client_secret: Annotated[str | None, Form(max_length=256)] = None,
-) -> JSONResponse:
-    await _throttle(request)
+def _client_credentials(
+    request: Request, client_id: str | None, client_secret: str | None
+) -> tuple[str, str]:
     header = request.headers.get("authorization")
     if header is not None:
-        cid, secret = _basic_credentials(header)
-    elif client_id and client_secret:
-        cid, secret = client_id, client_secret
-    else:
-        raise InvalidClient("Client authentication is required")
-    if grant_type != "client_credentials":
-        raise OAuthError("unsupported_grant_type", "Only grant_type=client_credentials")
-    settings = _settings(request)
-    lockout = ClientLockout(request.app.state.limiter, settings.client_failure_limit)
+        return _basic_credentials(header)
+    if client_id and client_secret:
+        return client_id, client_secret
+    raise InvalidClient("Client authentication is required")
+
+
+async def _authenticated_client(request: Request, db: DbSession, cid: str, secret: str) -> Client:
+    lockout = ClientLockout(request.app.state.limiter, _settings(request).client_failure_limit)
     await lockout.check(cid, _address(request))
     try:
         client = await authenticate_client(
@@ -133,6 +119,57 @@ async def token(
         await lockout.failed(cid)
         raise
     await lockout.succeeded(cid, _address(request))
+    return client
+
+
+# RFC 6749 section 5.1: token responses must not be cached.
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@router.post(
+    f"{_AUTH_PATH}/token",
+    response_model=TokenResponse | StaffSessionTokens,
+    summary="OAuth 2 token endpoint: client credentials for a bank, the government portal or a "
+    "service; token exchange of a staff member's ID token for a portal",
+    description=(
+        "Client authentication with HTTP Basic (or `client_id`/`client_secret` form fields). "
+        "Repeated failures lock a client id for a while (429 with `Retry-After`), except at "
+        "addresses it recently used.\n\n"
+        "**`grant_type=client_credentials`**: `scope` narrows the client's scopes. A service "
+        "client must ask for `audience=<service>` (one it is registered for) and receives an "
+        "internal token for that service alone; it gets no gateway token. A `portal` client "
+        "gets nothing (`unauthorized_client`).\n\n"
+        "**`grant_type=urn:ietf:params:oauth:grant-type:token-exchange`** (RFC 8693), for "
+        "`portal` clients only: `subject_token` is the ID token a staff member's organisation "
+        "issued to the portal, `subject_token_type=urn:ietf:params:oauth:token-type:id_token`. "
+        "The gateway verifies it against the configured staff providers and opens a staff "
+        "session: an access token (kind government or bank, the role and the scopes it "
+        "grants, the person's name as actor), a refresh token that only this client may use, "
+        "and the person as mapped. Each ID token is exchanged once."
+    ),
+    responses=problem_responses(400, 401, 422, 429, 503),
+)
+async def token(
+    request: Request,
+    db: DbSession,
+    grant_type: Annotated[str | None, Form(max_length=128)] = None,
+    scope: Annotated[str | None, Form(max_length=1024)] = None,
+    audience: Annotated[str | None, Form(max_length=64)] = None,
+    client_id: Annotated[str | None, Form(max_length=64)] = None,
+    client_secret: Annotated[str | None, Form(max_length=256)] = None,
+    subject_token: Annotated[str | None, Form(max_length=MAX_ID_TOKEN_BYTES)] = None,
+    subject_token_type: Annotated[str | None, Form(max_length=128)] = None,
+    requested_token_type: Annotated[str | None, Form(max_length=128)] = None,
+) -> JSONResponse:
+    await _throttle(request)
+    cid, secret = _client_credentials(request, client_id, client_secret)
+    if grant_type not in ("client_credentials", TOKEN_EXCHANGE):
+        raise OAuthError("unsupported_grant_type", f"Only client_credentials or {TOKEN_EXCHANGE}")
+    client = await _authenticated_client(request, db, cid, secret)
+    if grant_type == TOKEN_EXCHANGE:
+        exchange = TokenExchange(subject_token, subject_token_type, requested_token_type)
+        return await _exchange(request, db, client, exchange, scope, audience)
+    settings = _settings(request)
     grant = grant_for(client, scope, audience)
     identity = _identity(request)
     if grant.audience is None:
@@ -142,10 +179,68 @@ async def token(
         ttl = min(settings.client_token_ttl, settings.service_token_ttl)
         access = identity.mint_internal(grant.principal, grant.audience, ttl)
     body = TokenResponse(access_token=access, expires_in=ttl, scope=" ".join(grant.scopes) or None)
-    # RFC 6749 section 5.1: token responses must not be cached.
-    return JSONResponse(
-        body.model_dump(exclude_none=True),
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    return JSONResponse(body.model_dump(exclude_none=True), headers=_NO_STORE)
+
+
+@dataclass(frozen=True)
+class TokenExchange:
+    subject_token: str | None
+    subject_token_type: str | None
+    requested_token_type: str | None
+
+
+def _staff_verifier(request: Request) -> StaffVerifier:
+    verifier: StaffVerifier = request.app.state.staff_verifier
+    return verifier
+
+
+async def _exchange(
+    request: Request,
+    db: DbSession,
+    client: Client,
+    exchange: TokenExchange,
+    scope: str | None,
+    audience: str | None,
+) -> JSONResponse:
+    """RFC 8693 for staff sign-in: the portal's user's ID token for a staff session."""
+    if client.kind != ClientKind.PORTAL:
+        raise UnauthorizedClient("Only a portal client may exchange ID tokens")
+    if not exchange.subject_token or exchange.subject_token_type != ID_TOKEN_TYPE:
+        raise OAuthError(
+            "invalid_request", f"Send subject_token and subject_token_type={ID_TOKEN_TYPE}"
+        )
+    if exchange.requested_token_type not in (None, ACCESS_TOKEN_TYPE):
+        raise OAuthError("invalid_request", f"Only requested_token_type={ACCESS_TOKEN_TYPE}")
+    if audience not in (None, "gateway"):
+        raise OAuthError("invalid_target", "Staff sessions are for this gateway only")
+    person = await _staff_verifier(request).verify(exchange.subject_token)
+    granted = role_scopes(person.kind, person.role)
+    refused = [s for s in (scope or "").split() if s not in granted]
+    if refused:
+        raise OAuthError("invalid_scope", f"Not granted to a {person.role}: {refused}")
+    await consume_id_token(db, exchange.subject_token, person.expires_at)
+    settings = _settings(request)
+    issued = await sessions.open_staff_session(db, _identity(request), settings, person, client)
+    return JSONResponse(_staff_body(issued, settings).model_dump(), headers=_NO_STORE)
+
+
+def _staff_body(issued: sessions.IssuedSession, settings: GatewaySettings) -> StaffSessionTokens:
+    principal, session = issued.principal, issued.session
+    provider = next(p.name for p in settings.staff_providers if p.issuer == session.issuer)
+    return StaffSessionTokens(
+        access_token=issued.access_token,
+        expires_in=issued.access_expires_in,
+        scope=" ".join(principal.scopes),
+        refresh_token=issued.refresh_token,
+        refresh_expires_in=issued.refresh_expires_in,
+        staff=StaffRef(
+            sub=principal.sub,
+            name=principal.act or principal.sub,
+            kind="bank" if principal.kind is PrincipalKind.BANK else "government",
+            bank_id=principal.bank_id,
+            role=principal.role or "viewer",
+            provider=provider,
+        ),
     )
 
 
@@ -169,7 +264,7 @@ def _session_body(issued: sessions.IssuedSession) -> SessionTokens:
         refresh_expires_in=issued.refresh_expires_in,
         enterprise=EnterpriseRef(
             uscc=issued.principal.uscc or "",
-            name=issued.company_name,
+            name=issued.session.company_name or "",
             legal_rep=issued.principal.act,
         ),
     )
@@ -310,8 +405,14 @@ async def esso_callback(
 
 @router.post(
     f"{_AUTH_PATH}/refresh",
-    response_model=SessionTokens,
-    summary="A new access token (and a new refresh token) for an enterprise session",
+    response_model=SessionTokens | StaffSessionTokens,
+    summary="A new access token (and a new refresh token) for a session",
+    description=(
+        "Enterprise sessions: the refresh token in the body, or the refresh cookie. Staff "
+        "sessions: the client that exchanged the ID token authenticates as well (HTTP Basic), "
+        "since the refresh token was issued to it (RFC 6749 section 6). A refresh token works "
+        "once; presenting a used one again revokes the session."
+    ),
     responses=problem_responses(401, 422, 429),
 )
 async def refresh(
@@ -322,7 +423,16 @@ async def refresh(
     if not presented:
         raise Unauthorized("A refresh token is required")
     settings = _settings(request)
-    issued = await sessions.refresh_session(db, _identity(request), settings, presented)
+    client: Client | None = None
+    header = request.headers.get("authorization")
+    # Only Basic means a client authenticating; a mini-app backend may send its bearer.
+    if header is not None and header.partition(" ")[0].lower() == "basic":
+        client = await _authenticated_client(request, db, *_basic_credentials(header))
+    issued = await sessions.refresh_session(
+        db, _identity(request), settings, presented, client=client
+    )
+    if issued.session.kind != PrincipalKind.ENTERPRISE.value:
+        return JSONResponse(_staff_body(issued, settings).model_dump(), headers=_NO_STORE)
     response = JSONResponse(
         _session_body(issued).model_dump(), headers={"Cache-Control": "no-store"}
     )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -31,6 +33,26 @@ class SessionTokens(BaseModel):
     enterprise: EnterpriseRef
 
 
+class StaffRef(BaseModel):
+    """The person a staff session belongs to, as the gateway mapped them."""
+
+    sub: str = Field(description="`staff:<provider>:<subject at the provider>`")
+    name: str = Field(description="The person's name: the actor recorded on every change")
+    kind: Literal["government", "bank"]
+    bank_id: str | None = None
+    role: Literal["viewer", "operator"]
+    provider: str = Field(description="The staff provider's name (GATEWAY_STAFF_PROVIDERS)")
+
+
+class StaffSessionTokens(TokenResponse):
+    """RFC 8693 section 2.2.1, with the session's refresh token and the person."""
+
+    issued_token_type: str = "urn:ietf:params:oauth:token-type:access_token"
+    refresh_token: str
+    refresh_expires_in: int
+    staff: StaffRef
+
+
 class RefreshRequest(BaseModel):
     refresh_token: str | None = Field(
         None, max_length=512, description="Omit when the refresh cookie is sent"
@@ -47,6 +69,7 @@ class Me(BaseModel):
     uscc: str | None = None
     bank_id: str | None = None
     act: str | None = None
+    role: str | None = None
     scopes: list[str] = Field(default_factory=list)
     company_name: str | None = None
     session_expires_at: str | None = None

@@ -1,9 +1,17 @@
-"""Gateway sessions of enterprises logged in through the enterprise code.
+"""Gateway sessions of persons: enterprises' legal persons logged in through the enterprise
+code, and staff signed in at their organisation's OpenID Connect provider.
 
-A session is bound to one USCC. Its access tokens are short-lived gateway JWTs carrying the
-session id (`sid`); its refresh tokens are opaque random strings, stored as digests and
-rotated on every use. Presenting a refresh token a second time means it was copied: the
-whole session is revoked (RFC 9700 section 4.14.2).
+An enterprise session is bound to one USCC; a staff session to one organisation (government,
+or a bank) and one role. Access tokens are short-lived gateway JWTs carrying the session id
+(`sid`); refresh tokens are opaque random strings, stored as digests and rotated on every
+use. Presenting a refresh token a second time means it was copied: the whole session is
+revoked (RFC 9700 section 4.14.2).
+
+A staff session was opened by a confidential client (the portal) and its refresh tokens are
+that client's: a refresh must authenticate as it (RFC 6749 section 6), so a refresh token
+copied out of the portal is useless alone. Staff sessions also end sooner
+(`GATEWAY_STAFF_SESSION_TTL`), since the person's organisation, not the gateway, decides
+whether they still work there and in which role.
 """
 
 from __future__ import annotations
@@ -19,11 +27,13 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.auth.clients import InvalidClient
 from gateway.auth.esso import EssoRefused, EssoUser
 from gateway.auth.identity import Identity
-from gateway.models import ConsumedSsoToken, LoginSession, RefreshToken
+from gateway.auth.staff import StaffPerson, principal_sub, role_scopes
+from gateway.models import Client, ConsumedSsoToken, LoginSession, RefreshToken
 from gateway.settings import GatewaySettings
-from shared.auth.principal import Principal, PrincipalKind
+from shared.auth.principal import Principal, PrincipalKind, Role
 from shared.errors import Unauthorized
 
 
@@ -33,21 +43,46 @@ def digest(value: str) -> str:
 
 @dataclass(frozen=True)
 class IssuedSession:
-    session_id: uuid.UUID
+    session: LoginSession
     principal: Principal
-    company_name: str
     access_token: str
     access_expires_in: int
     refresh_token: str
     refresh_expires_in: int
 
+    @property
+    def session_id(self) -> uuid.UUID:
+        return self.session.id
 
-def enterprise_principal(session: LoginSession) -> Principal:
+
+class StaffProviderGone(Unauthorized):
+    slug = "staff-provider-gone"
+    title = "The provider that signed this person in is no longer trusted"
+
+
+def session_principal(session: LoginSession, settings: GatewaySettings) -> Principal:
+    """The principal a session's access tokens carry."""
+    if session.kind == PrincipalKind.ENTERPRISE.value:
+        return Principal(
+            sub=f"esso:{session.esso_user_id}",
+            kind=PrincipalKind.ENTERPRISE,
+            uscc=session.uscc,
+            act=session.act,
+        )
+    # A provider removed from the configuration ends its people's sessions at their next
+    # refresh: nothing it vouched for is renewed.
+    provider = next((p for p in settings.staff_providers if p.issuer == session.issuer), None)
+    if provider is None or session.subject is None:
+        raise StaffProviderGone("The provider that signed you in is no longer trusted")
+    kind = PrincipalKind(session.kind)
+    role: Role = "operator" if session.role == "operator" else "viewer"
     return Principal(
-        sub=f"esso:{session.esso_user_id}",
-        kind=PrincipalKind.ENTERPRISE,
-        uscc=session.uscc,
+        sub=principal_sub(provider.name, session.subject),
+        kind=kind,
+        bank_id=session.bank_id,
         act=session.act,
+        role=role,
+        scopes=role_scopes(kind, role),
     )
 
 
@@ -90,12 +125,11 @@ def _issue(
     session: LoginSession,
     refresh: str,
 ) -> IssuedSession:
-    principal = enterprise_principal(session)
+    principal = session_principal(session, settings)
     access = identity.mint_access(principal, settings.access_token_ttl, session_id=str(session.id))
     return IssuedSession(
-        session_id=session.id,
+        session=session,
         principal=principal,
-        company_name=session.company_name,
         access_token=access,
         access_expires_in=settings.access_token_ttl,
         refresh_token=refresh,
@@ -123,9 +157,41 @@ async def open_session(
     return _issue(identity, settings, session, refresh)
 
 
-async def refresh_session(
-    db: AsyncSession, identity: Identity, settings: GatewaySettings, refresh_token: str
+async def open_staff_session(
+    db: AsyncSession,
+    identity: Identity,
+    settings: GatewaySettings,
+    person: StaffPerson,
+    client: Client,
 ) -> IssuedSession:
+    now = datetime.now(UTC)
+    ttl = min(settings.staff_session_ttl, settings.refresh_token_ttl)
+    session = LoginSession(
+        id=uuid.uuid4(),
+        kind=person.kind.value,
+        bank_id=person.bank_id,
+        act=person.name,
+        role=person.role,
+        issuer=person.provider.issuer,
+        subject=person.subject,
+        client_id=client.client_id,
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    db.add(session)
+    await db.flush()
+    refresh = await _new_refresh(db, session.id, session.expires_at)
+    return _issue(identity, settings, session, refresh)
+
+
+async def refresh_session(
+    db: AsyncSession,
+    identity: Identity,
+    settings: GatewaySettings,
+    refresh_token: str,
+    client: Client | None = None,
+) -> IssuedSession:
+    """`client`: the authenticated client presenting the token, if it authenticated. A
+    session a client opened is refreshed only by that client."""
     row = await db.scalar(
         select(RefreshToken)
         .where(RefreshToken.token_hash == digest(refresh_token))
@@ -137,6 +203,9 @@ async def refresh_session(
     now = datetime.now(UTC)
     if session is None or session.revoked_at is not None or session.expires_at <= now:
         raise Unauthorized("This session has ended; log in again")
+    if session.client_id is not None and (client is None or client.client_id != session.client_id):
+        # Neither used nor revoked: the token was not the presenter's to use.
+        raise InvalidClient("This refresh token was issued to a client: authenticate as it")
     if row.used_at is not None:
         await revoke_session(db, identity, settings, session)
         # The revocation must stick although this request fails.

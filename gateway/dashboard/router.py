@@ -88,6 +88,7 @@ async def me(request: Request) -> Me:
         uscc=p.uscc,
         bank_id=p.bank_id,
         act=p.act,
+        role=p.role,
         scopes=p.scopes,
         company_name=session.company_name if session else None,
         session_expires_at=session.expires_at.isoformat() if session else None,

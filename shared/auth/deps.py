@@ -19,6 +19,14 @@ from shared.errors import Forbidden, Unauthorized
 from shared.identifiers import UsccPath, checked_uscc
 
 _bearer = HTTPBearer(auto_error=False, description="Internal token minted by the gateway")
+# What changes something. A viewer's request with any of these is refused whatever route it
+# reaches, so a route added later cannot forget the check.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class ReadOnlyRole(Forbidden):
+    slug = "read-only-role"
+    title = "A viewer may not change anything"
 
 
 async def authenticate(
@@ -29,6 +37,8 @@ async def authenticate(
         raise Unauthorized("A bearer token is required")
     verifier: TokenVerifier = request.app.state.verifier
     principal = await verifier.verify(credentials.credentials)
+    if principal.read_only and request.method.upper() in UNSAFE_METHODS:
+        raise ReadOnlyRole("Signed in with the viewer role: reading only. An operator can do this.")
     request.state.principal = principal
     return principal
 
