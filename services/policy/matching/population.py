@@ -103,10 +103,12 @@ class Population:
         return len(self.usccs)
 
     def stage_index(self) -> tuple[npt.NDArray[np.intp], list[str]]:
-        """Each enterprise's stage as an index into the sorted list of stage names present."""
+        """Each enterprise's stage as an index into the stage names (`STAGE_NONE` last)."""
         if self._stage_index is None:
-            names, codes = np.unique(self.stages.astype(str), return_inverse=True)
-            self._stage_index = (codes.astype(np.intp), [str(s) for s in names])
+            names = [*FACTS["stage"].values, STAGE_NONE]
+            col: npt.NDArray[np.float64] = self.table.column("stage")
+            codes = np.where(np.isnan(col), len(names) - 1, col).astype(np.intp)
+            self._stage_index = (codes, names)
         return self._stage_index
 
 

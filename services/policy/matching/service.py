@@ -207,7 +207,9 @@ def match_rule(rule: ActiveRule, population: Population, *, near_max: int) -> Ru
     """Statuses and failing criteria of every enterprise under one rule. Pure: nothing is read
     or written, so a what-if runs the very computation a recompute stores."""
     n = population.n
-    outcome = rule.compiled.evaluate_table(population.table, near_max=near_max, detail=True)
+    outcome = rule.compiled.evaluate_table(
+        population.table, near_max=near_max, detail=True, gaps=False
+    )
     fails = np.zeros((n, len(rule.leaves)), dtype=np.bool_)
     for k, leaf in enumerate(rule.leaves):
         fails[:, k] = outcome.results[leaf] == 0
@@ -216,19 +218,28 @@ def match_rule(rule: ActiveRule, population: Population, *, near_max: int) -> Ru
     bins = np.bincount(
         codes * len(STATUSES) + status, minlength=len(names) * len(STATUSES)
     ).reshape(len(names), len(STATUSES))
-    near_failing: dict[str, dict[str, int]] = {}
-    near = status == NEAR
-    for s, name in enumerate(names):
-        per_leaf = fails[near & (codes == s)].sum(axis=0).tolist()
-        hits = {leaf: int(c) for leaf, c in zip(rule.leaves, per_leaf, strict=True) if c}
-        if hits:
-            near_failing[name] = hits
+    near = np.flatnonzero(status == NEAR)
+    near_codes, near_fails = codes[near], fails[near]
+    per_stage = np.stack(
+        [
+            np.bincount(near_codes, weights=near_fails[:, k], minlength=len(names))
+            for k in range(len(rule.leaves))
+        ],
+        axis=1,
+    ).astype(np.int64)
+    near_failing = {
+        name: {
+            leaf: int(c) for leaf, c in zip(rule.leaves, per_stage[s].tolist(), strict=True) if c
+        }
+        for s, name in enumerate(names)
+        if per_stage[s].any()
+    }
     return RuleResult(
         rule=rule,
         near_max=near_max,
         status=status,
         failing=np.packbits(fails, axis=1, bitorder="little"),
-        stage_counts={name: bins[s].tolist() for s, name in enumerate(names)},
+        stage_counts={name: bins[s].tolist() for s, name in enumerate(names) if bins[s].any()},
         near_failing=near_failing,
     )
 
@@ -304,7 +315,11 @@ async def recompute(
     report.enterprises = population.n
     # Seconds of numpy at a million enterprises: off the event loop.
     results = await asyncio.to_thread(match_population, rules, population, near_max=near_max)
-    previous = await _previously_pushed(session, report.rules, population) if push else {}
+    previous = (
+        await _previously_pushed(session, report.rules, population, evaluation.run_id)
+        if push
+        else {}
+    )
     await repository.write_rules(session, [_row(r, evaluation.run_id, push) for r in results])
     for result in results:
         report.counts[result.rule.key] = result.counts()
@@ -336,7 +351,7 @@ async def stale_rules(session: AsyncSession) -> list[str]:
 
 
 async def _previously_pushed(
-    session: AsyncSession, keys: Sequence[str], population: Population
+    session: AsyncSession, keys: Sequence[str], population: Population, run_id: uuid.UUID
 ) -> dict[str, npt.NDArray[np.uint8]]:
     """Per rule, the statuses stored with their pushes, by position in `population`.
 
@@ -349,16 +364,16 @@ async def _previously_pushed(
     out: dict[str, npt.NDArray[np.uint8]] = {}
     for key, pushed in stored.items():
         statuses = np.frombuffer(pushed.statuses, dtype=np.uint8)
+        if pushed.run_id == run_id and len(statuses) == population.n:
+            out[key] = statuses  # this very population (a run is stored once: sync)
+            continue
         if pushed.run_id not in codes:
             data = await repository.read_usccs(session, pushed.run_id)
             codes[pushed.run_id] = None if data is None else decode_usccs(data)
         before = codes[pushed.run_id]
         if before is None or len(before) != len(statuses):
             continue  # cannot be lined up: every match is checked against the pushes
-        if len(before) == population.n and np.array_equal(before, population.usccs):
-            out[key] = statuses
-        else:
-            out[key] = align(statuses, before, population.usccs)
+        out[key] = align(statuses, before, population.usccs)
     return out
 
 

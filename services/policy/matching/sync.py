@@ -99,6 +99,9 @@ async def store_evaluation(
             "enterprise_facts", schema_name="policy", columns=FACT_COLUMNS, records=records
         )
     await write_columns(session, run_id, encode_columns(population_of(enterprises)))
+    # Matches stored for this run id were for the population it replaces: not a baseline
+    # for what is new (a run is stored once by the sync; this guards a store repeated).
+    await conn.execute("UPDATE policy.rule_matches SET pushed = false WHERE run_id = $1", run_id)
     return evaluation
 
 
