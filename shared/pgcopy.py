@@ -33,6 +33,16 @@ class Field:
     lengths: npt.NDArray[np.int32] | None = None
 
 
+def utf8(values: npt.NDArray[np.str_]) -> npt.NDArray[np.bytes_]:
+    """Text as UTF-8 bytes: numpy's own cast for ASCII (several times faster than
+    `np.char.encode`, which calls the codec once per value), the codec otherwise."""
+    try:
+        return values.astype(np.bytes_)
+    except UnicodeEncodeError:
+        encoded: npt.NDArray[np.bytes_] = np.char.encode(values, "utf-8")
+        return encoded
+
+
 def text_field(values: npt.NDArray[np.bytes_]) -> Field:
     """UTF-8 encoded text (an `S` array): its lengths are those of the bytes without padding."""
     return Field(values, np.char.str_len(values).astype(np.int32))
@@ -43,6 +53,8 @@ def encode(fields: Sequence[Field]) -> bytes:
     n = len(fields[0].data)
     if n == 0:
         return b""
+    if all(f.lengths is None or (f.lengths == f.data.dtype.itemsize).all() for f in fields):
+        return _encode_fixed(fields, n)
     parts: list[npt.NDArray[np.uint8]] = [
         np.broadcast_to(np.array([len(fields)], dtype=">i2").view(np.uint8), (n, 2))
     ]
@@ -65,6 +77,21 @@ def encode(fields: Sequence[Field]) -> bytes:
     mask = np.concatenate(keep, axis=1)
     out: bytes = rows[mask].tobytes()
     return out
+
+
+def _encode_fixed(fields: Sequence[Field], n: int) -> bytes:
+    """Every value at its column's full width: one structured array, no mask."""
+    layout: list[tuple[str, str]] = [("n", ">i2")]
+    for i, f in enumerate(fields):
+        layout += [(f"l{i}", ">i4"), (f"v{i}", f"V{f.data.dtype.itemsize}")]
+    rows = np.empty(n, dtype=np.dtype(layout))
+    rows["n"] = len(fields)
+    for i, f in enumerate(fields):
+        if len(f.data) != n:
+            raise ValueError("columns of different lengths")
+        rows[f"l{i}"] = f.data.dtype.itemsize
+        rows[f"v{i}"] = np.ascontiguousarray(f.data).view(f"V{f.data.dtype.itemsize}")
+    return rows.tobytes()
 
 
 async def stream(chunks: Iterable[Sequence[Field]]) -> AsyncIterator[bytes]:

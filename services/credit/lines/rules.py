@@ -169,10 +169,12 @@ class ScoreColumns:
     """`ScoreFacts` of many enterprises as columns; row i is one enterprise.
 
     `stage` indexes `STAGE_ORDER` (`NO_STAGE`, `OTHER_STAGE`), `clear` is scored with no
-    exclusion, `percentile` and `tier` are NaN where missing.
+    exclusion, `percentile` and `tier` are NaN where missing. The codes are str, or ASCII
+    bytes as read from the database (decoding a million of them would cost more than the
+    rule).
     """
 
-    usccs: npt.NDArray[np.str_]
+    usccs: npt.NDArray[np.str_] | npt.NDArray[np.bytes_]
     stage: npt.NDArray[np.int16]
     clear: npt.NDArray[np.bool_]
     percentile: npt.NDArray[np.float64]
@@ -213,7 +215,9 @@ class LineColumns:
             strict=True,
         ):
             product = products[p]
-            yield Line(str(scores.usccs[r]), product.product_id, product.version, amount, band)
+            code = scores.usccs[r]
+            uscc = code.decode() if isinstance(code, bytes) else str(code)
+            yield Line(uscc, product.product_id, product.version, amount, band)
 
 
 def compute_line_columns(scores: ScoreColumns, products: Sequence[ProductRule]) -> LineColumns:

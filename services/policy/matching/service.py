@@ -439,7 +439,7 @@ def _push_chunks(
     run_id: uuid.UUID | None,
 ) -> Iterator[list[pgcopy.Field]]:
     """The rows of `repository.PUSH_COLUMNS`, a chunk at a time."""
-    usccs = np.char.encode(population.usccs, "utf-8")
+    usccs = pgcopy.utf8(population.usccs)
     keys = np.array([r.rule.key.encode() for r in ordered])
     titles = np.array([r.rule.title.encode() for r in ordered])
     run = np.array([run_id.bytes if run_id else b""], dtype="S16")
