@@ -222,40 +222,37 @@ class LineColumns:
 
 def compute_line_columns(scores: ScoreColumns, products: Sequence[ProductRule]) -> LineColumns:
     """`compute_lines` on columns: the same lines, ordered by row, then by product as given."""
-    n = len(scores.usccs)
-    rows, prods, amounts, bands = [], [], [], []
+    n, p = len(scores.usccs), len(products)
+    # One column per product; read row by row, the lines come out in (row, product) order.
+    ok = np.zeros((n, p), dtype=np.bool_)
+    amount = np.zeros((n, p), dtype=np.int64)
+    band = np.zeros((n, p), dtype=np.int16)
     # Missing tier or percentile count as 0 against a product's minimum, as in `ineligibility`.
     tier0 = np.nan_to_num(scores.tier, nan=0.0)
     pct0 = np.nan_to_num(scores.percentile, nan=0.0)
     for k, product in enumerate(products):
         stages = [STAGE_ORDER.index(s) for s in product.eligible_stages if s in STAGE_ORDER]
-        ok = scores.clear & (scores.stage >= 0) & np.isin(scores.stage, stages)
+        eligible = scores.clear & (scores.stage >= 0) & np.isin(scores.stage, stages)
         if product.min_tier is not None:
-            ok &= tier0 >= product.min_tier
+            eligible &= tier0 >= product.min_tier
         if product.min_percentile is not None:
-            ok &= pct0 >= product.min_percentile
+            eligible &= pct0 >= product.min_percentile
+        ok[:, k] = eligible
         rule = product.rule
         value = scores.percentile if rule.basis == "percentile" else scores.tier
-        amount = np.full(n, rule.base_amount, dtype=np.int64)
-        band = np.full(n, -1, dtype=np.int16)
-        # Bands are sorted highest first; written lowest first, the highest reached stays.
-        for i in reversed(range(len(rule.bands))):
-            hit = value >= rule.bands[i].min  # NaN (missing) reaches no band
-            amount[hit] = rule.bands[i].amount
-            band[hit] = i
-        idx = np.flatnonzero(ok)
-        rows.append(idx)
-        prods.append(np.full(idx.size, k, dtype=np.intp))
-        amounts.append(np.minimum(amount[idx], product.max_amount))
-        bands.append(band[idx])
-    if not products:
-        empty = np.zeros(0, dtype=np.intp)
-        return LineColumns(empty, empty, np.zeros(0, np.int64), np.zeros(0, np.int16))
-    row, prod = np.concatenate(rows), np.concatenate(prods)
-    order = np.lexsort((prod, row))
+        # Bands are sorted highest first: `reached` counts the bands whose minimum the value
+        # reaches (0 for a missing value), and the highest of them is band len - reached.
+        lowest_first = np.array([b.min for b in reversed(rule.bands)], dtype=np.float64)
+        reached = np.searchsorted(lowest_first, value, side="right")
+        reached[np.isnan(value)] = 0
+        amounts = [rule.base_amount, *(b.amount for b in reversed(rule.bands))]
+        indices = [-1, *reversed(range(len(rule.bands)))]
+        amount[:, k] = np.minimum(np.take(amounts, reached), product.max_amount)
+        band[:, k] = np.take(np.array(indices, dtype=np.int16), reached)
+    row, product_index = np.nonzero(ok)
     return LineColumns(
-        row=row[order],
-        product=prod[order],
-        amount=np.concatenate(amounts)[order],
-        band=np.concatenate(bands)[order],
+        row=row.astype(np.intp),
+        product=product_index.astype(np.intp),
+        amount=amount[ok],
+        band=band[ok],
     )

@@ -74,7 +74,7 @@ async def get_pool(session: AsyncSession, code: str) -> PoolOut:
 async def members(
     session: AsyncSession, code: str, paging: PageParams, *, near: bool, stage: str | None
 ) -> MemberPage:
-    pool = await _pool(session, code)
+    await _pool(session, code)  # 404 for a pool that does not exist
     status = NEAR if near else ELIGIBLE
     key = f"pool:{code}"
     matched = await rule_summaries(session, [key])
@@ -89,7 +89,7 @@ async def members(
     rows = await enterprises_with_status(session, key, status, stage, paging.limit, paging.offset)
     # Explained with the rule the statuses were matched with (the pool's, unless it has just
     # changed and its recompute is being committed).
-    rule = compiled(summary.rule)[0] if summary.rule else compiled(pool.rule)[0]
+    rule = compiled(summary.rule)[0]
     info = leaf_info(rule.rule)
     items = [
         Member(
