@@ -7,10 +7,13 @@ the credit service's real Alembic history, so the three seeded products are the 
 
 1. Lines: a synthetic published evaluation (five stages, uniform within-stage percentiles,
    0.5% on the negative list) is copied into `credit.enterprise_scores`; then the full
-   recomputation (`recompute_lines`: delete the old lines, compute every enterprise x every
-   published product in one INSERT .. SELECT each, commit) is timed. The reference rule in
-   Python (`compute_lines`, which a test holds equal) is timed on its own for comparison.
-   Medians of --repeat runs (3 for a million).
+   recomputation (`recompute_lines`: empty the table, read the scores as columns, compute every
+   enterprise x every published product with numpy, write them with one binary COPY, commit)
+   is timed, alternating with the recomputation as it was before issue 11 (delete every line,
+   one INSERT .. SELECT per product) on the same data, so the two figures share the machine's
+   load. The rule alone is timed too: in Python one pair at a time (`compute_lines`, the
+   reference) and on columns (`compute_line_columns`, what runs). Median and worst of
+   --repeat runs (3 for a million), with the load average before and after.
 2. Idempotency: the credit app in-process (its real lifespan, pool and database); 200
    concurrent POST /v1/applications with one Idempotency-Key, by one enterprise; exactly one
    application must exist afterwards and all 200 answers must carry its id.
@@ -35,8 +38,19 @@ from joserfc.jwk import KeySet
 from services.credit.app import MIGRATIONS, create_app
 from services.credit.common import raw_connection
 from services.credit.evaluations.sync import SCORE_COLUMNS
-from services.credit.lines.rules import ScoreFacts, compute_lines
-from services.credit.lines.service import published_rules, recompute_lines
+from services.credit.lines.rules import (
+    ProductRule,
+    ScoreColumns,
+    ScoreFacts,
+    compute_line_columns,
+    compute_lines,
+)
+from services.credit.lines.service import (
+    current_evaluation,
+    published_rules,
+    read_score_columns,
+    recompute_lines,
+)
 from services.credit.settings import CreditSettings
 from shared.app import Overrides
 from shared.auth.keys import generate_key
@@ -79,6 +93,7 @@ def synthetic_scores(n: int, run_id: uuid.UUID, seed: int = 7) -> list[tuple[Any
 
 
 async def load_evaluation(url: str, n: int) -> uuid.UUID:
+    """A synthetic published evaluation of `n` enterprises, replacing the previous one."""
     run_id = uuid.uuid4()
     conn = await asyncpg.connect(plain_url(url))
     try:
@@ -103,20 +118,84 @@ async def load_evaluation(url: str, n: int) -> uuid.UUID:
     return run_id
 
 
-async def bench_lines(url: str, n: int, repeat: int) -> dict[str, float]:
-    await load_evaluation(url, n)
+def _legacy_sql(rule: ProductRule) -> tuple[str, list[Any]]:
+    """One product's lines as one INSERT .. SELECT: the recomputation before issue 11, kept
+    here only to measure against (parameters $2..; $1 = run)."""
+    params: list[Any] = [
+        uuid.UUID(rule.product_id),
+        rule.version,
+        rule.max_amount,
+        rule.rule.base_amount,
+        sorted(rule.eligible_stages),
+        rule.min_tier,
+        rule.min_percentile,
+    ]
+    value = "s.percentile" if rule.rule.basis == "percentile" else "s.tier"
+    amount_cases, band_cases = [], []
+    for i, band in enumerate(rule.rule.bands):
+        params.extend([band.min, band.amount])
+        at, amount = len(params), len(params) + 1
+        amount_cases.append(f"WHEN {value} >= ${at}::float8 THEN ${amount}::bigint")
+        band_cases.append(f"WHEN {value} >= ${at}::float8 THEN {i}")
+    amount_expr = f"CASE {' '.join(amount_cases)} ELSE $5::bigint END"
+    band_expr = f"CASE {' '.join(band_cases)} ELSE -1 END"
+    sql = (
+        "INSERT INTO credit.credit_lines "
+        "(uscc, product_id, product_version, run_id, amount, band) "
+        f"SELECT s.uscc, $2::uuid, $3::int, s.run_id, LEAST($4::bigint, {amount_expr}), "
+        f"{band_expr} FROM credit.enterprise_scores s "
+        "WHERE s.run_id = $1 AND s.scored AND s.exclusion IS NULL "
+        "AND s.stage = ANY($6::text[]) "
+        "AND ($7::int IS NULL OR coalesce(s.tier, 0) >= $7::int) "
+        "AND ($8::float8 IS NULL OR coalesce(s.percentile, 0) >= $8::float8)"
+    )
+    return sql, params
+
+
+async def legacy_recompute(session: Any) -> int:
+    """The full recomputation before issue 11: DELETE every line, INSERT .. SELECT per product."""
+    conn = await raw_connection(session)
+    await conn.execute("DELETE FROM credit.credit_lines")
+    evaluation = await current_evaluation(session)
+    assert evaluation is not None
+    written = 0
+    for rule in await published_rules(session):
+        sql, params = _legacy_sql(rule)
+        written += int((await conn.execute(sql, evaluation.run_id, *params)).rsplit(" ", 1)[1])
+    return written
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def _stats(times: list[float]) -> str:
+    return f"median {statistics.median(times):.3f} s, worst {max(times):.3f} s"
+
+
+async def bench_lines(url: str, n: int, repeat: int) -> dict[str, Any]:
+    run_id = await load_evaluation(url, n)
     engine = create_engine(url)
     maker = create_sessionmaker(engine)
     full: list[float] = []
+    legacy: list[float] = []
     pure: list[float] = []
+    columns_only: list[float] = []
     lines = covered_share = 0.0
+    load_before = _load()
     try:
         for _ in range(repeat):
+            started = time.perf_counter()
+            async with maker() as session, session.begin():
+                legacy_lines = await legacy_recompute(session)
+            legacy.append(time.perf_counter() - started)
             started = time.perf_counter()
             async with maker() as session, session.begin():
                 report = await recompute_lines(session)
             full.append(time.perf_counter() - started)
             lines = report.lines
+            assert legacy_lines == lines, (legacy_lines, lines)
+        load_after = _load()
         async with maker() as session:
             rules = await published_rules(session)
             conn = await raw_connection(session)
@@ -125,24 +204,32 @@ async def bench_lines(url: str, n: int, repeat: int) -> dict[str, float]:
                 "FROM credit.enterprise_scores"
             )
             scores = [ScoreFacts(*r) for r in rows]
-            scored = sum(1 for s in scores if s.scored)
-            for _ in range(repeat):
-                started = time.perf_counter()
-                computed = list(compute_lines(scores, rules))
-                pure.append(time.perf_counter() - started)
-            best: dict[str, int] = {}
-            for ln in computed:
-                best[ln.uscc] = max(best.get(ln.uscc, 0), ln.amount)
-            covered_share = sum(1 for a in best.values() if a >= 500_000) / scored
+            table = await read_score_columns(session, run_id)
+        scored = sum(1 for s in scores if s.scored)
+        for _ in range(repeat):
+            started = time.perf_counter()
+            computed = list(compute_lines(scores, rules))
+            pure.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            compute_line_columns(table, rules)
+            columns_only.append(time.perf_counter() - started)
+        assert len(computed) == lines and isinstance(table, ScoreColumns)
+        best: dict[str, int] = {}
+        for ln in computed:
+            best[ln.uscc] = max(best.get(ln.uscc, 0), ln.amount)
+        covered_share = sum(1 for a in best.values() if a >= 500_000) / scored
     finally:
         await engine.dispose()
     return {
         "enterprises": n,
         "products": len(rules),
         "lines": lines,
-        "recompute_s": statistics.median(full),
-        "compute_only_s": statistics.median(pure),
+        "recompute": full,
+        "legacy": legacy,
+        "compute_only": pure,
+        "columns_only": columns_only,
         "coverage": covered_share,
+        "load": (load_before, load_after),
     }
 
 
@@ -216,14 +303,18 @@ async def main_async(sizes: list[int], repeat: int) -> None:
     url = other_database(admin, name)
     try:
         await asyncio.to_thread(upgrade, MIGRATIONS, url, "credit")
-        print("Credit-line recomputation (medians):")
+        print("Credit-line recomputation:")
         for n in sizes:
             r = await bench_lines(url, n, repeat if n < 100_000 else 3)
+            ratio = statistics.median(r["legacy"]) / statistics.median(r["recompute"])
             print(
                 f"  {r['enterprises']:>9,} enterprises x {r['products']} products = "
-                f"{r['lines']:>9,} lines: recompute {r['recompute_s']:.3f} s "
-                f"(the rule in Python alone: {r['compute_only_s']:.3f} s); "
-                f"base-line coverage {r['coverage']:.2%}"
+                f"{r['lines']:>9,} lines (load {r['load'][0]:.2f} -> {r['load'][1]:.2f})\n"
+                f"    recompute:                {_stats(r['recompute'])}\n"
+                f"    before issue 11 (same run): {_stats(r['legacy'])}  ({ratio:.1f}x)\n"
+                f"    the rule alone: on columns {_stats(r['columns_only'])}; "
+                f"in Python {_stats(r['compute_only'])}\n"
+                f"    base-line coverage {r['coverage']:.2%}"
             )
         i = await bench_idempotency(url, 200, repeat)
         print(

@@ -2,12 +2,22 @@
 
 The service keeps its own copy of what it matches on: the facts of every enterprise of the
 current published evaluation (`enterprise_facts`, replaced whole when a newer run is
-published), so a policy published at any time is matched without calling scoring again.
+published), so a policy published at any time is matched without calling scoring again. The
+same facts are kept as columns too (`population_columns`), which is what bulk matching reads.
 
-`matches` holds one row per enterprise and rule (a pool, or the published version of a
-policy) with its status and, in `detail`, every leaf criterion's result and gap keyed by the
-criterion id. Statuses are stored as small integers, indices into `criteria.STATUSES`
-(0 eligible, 1 near, 2 ineligible, 3 unknown), because the table is rewritten in bulk.
+`rule_matches` holds, per rule (a pool, or the published version of a policy), what clients
+read of every enterprise: its status and the ids of the criteria it fails, as vectors in the
+population's order (`enterprise_facts.position`), with the rule as matched. The
+criterion-by-criterion explanation (actual values, thresholds, gaps) is not stored: it is
+computed on demand from the stored facts and that rule, which gives exactly what bulk matching
+saw (the engine's two paths agree, and its tests hold them to it).
+
+Why vectors and not a row per enterprise and rule: at a million enterprises and 20 rules, 20
+million rows cost over a minute to write (measured, BENCHMARKS.md) where 20 vectors of a
+megabyte cost well under a second; an enterprise's entry is read by slicing (the columns are
+stored uncompressed, so PostgreSQL fetches only the chunk that holds it). The view
+`policy.matches` (created by the migration) shows them as one row per enterprise and rule,
+`(rule_key, uscc, status, failing)`, for ad-hoc SQL.
 """
 
 from __future__ import annotations
@@ -26,13 +36,15 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import schema_metadata
@@ -72,6 +84,9 @@ class EnterpriseFacts(Base):
 
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     run_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    # 0-based index in USCC order within the run: the enterprise's entry in every vector of
+    # `population_columns` and `rule_matches`.
+    position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(Text)
     stage: Mapped[str | None] = mapped_column(String(16))
     score: Mapped[float | None] = mapped_column(Double)
@@ -159,35 +174,71 @@ class PolicyVersion(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Match(Base):
-    """An enterprise against one rule: `pool:<code>` or `policy:<code>`.
+class PopulationColumn(Base):
+    """One fact of every enterprise of a run, as a little-endian numpy vector in position
+    order: what bulk matching reads, so a recompute decodes no JSON.
 
-    Keyed rule first: a rule's rows are written in one ordered COPY (append-only into the
-    index) and read together (pool members); one enterprise's rows are found by probing the
-    few active rule keys. No second index: each one costs a large share of a recompute.
+    Numbers, yes/no and the stage are float64 (NaN missing; the stage as its index in
+    `vocabulary`), tags an int64 bit mask over `vocabulary` (-1 missing), `uscc` the codes
+    as 18 ASCII bytes each. The vocabulary is stored because a later release may extend it:
+    the vector is read against the words it was written with. Stored uncompressed
+    (`STORAGE EXTERNAL`, set by the migration): floats barely compress.
     """
 
-    __tablename__ = "matches"
+    __tablename__ = "population_columns"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dtype: Mapped[str] = mapped_column(String(8))
+    vocabulary: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RuleMatch(Base):
+    """One rule (`pool:<code>` or `policy:<code>`) matched against the population of a run.
+
+    `statuses`: one byte per enterprise (position order), an index into `criteria.STATUSES`
+    (0 eligible, 1 near, 2 ineligible, 3 unknown). `failing`: per enterprise,
+    ceil(len(leaves) / 8) bytes, bit k (least significant first) set when it fails
+    `leaves[k]`. `rule` and `near_max` are what was matched, so a status is explained from
+    them even if the rule has changed since; `fingerprint` is the SHA-256 of the rule's
+    canonical JSON. `counts` (per stage: the statuses, and on the near list how many fail each
+    criterion) is what the pool pages read. `pushed` is false when the statuses were stored
+    without making their pushes. Both vectors are stored uncompressed (`STORAGE EXTERNAL`, set
+    by the migration) so that one enterprise's entry is read without the rest.
+    """
+
+    __tablename__ = "rule_matches"
 
     rule_key: Mapped[str] = mapped_column(String(80), primary_key=True)
-    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
-    status: Mapped[int] = mapped_column(SmallInteger)
-    # [[result (1 pass, 0 fail, -1 unknown), gap or null], ...] in the order of the rule's
-    # leaves (`matching.service.leaf_ids`): positional, because key names would make the
-    # rows, and the recompute, a third larger.
-    detail: Mapped[list[list[float | None]]] = mapped_column(JSONB)
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    policy_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    version: Mapped[int | None] = mapped_column(Integer)
+    rule: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    near_max: Mapped[int] = mapped_column(SmallInteger)
+    leaves: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    enterprises: Mapped[int] = mapped_column(Integer)
+    statuses: Mapped[bytes] = mapped_column(LargeBinary)
+    failing: Mapped[bytes] = mapped_column(LargeBinary)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    pushed: Mapped[bool] = mapped_column(Boolean)
+    computed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class Push(Base):
     """A match pushed to an enterprise (一键配): newly eligible, or newly near."""
 
     __tablename__ = "pushes"
-    __table_args__ = (
-        Index("ix_pushes_uscc_id", "uscc", "id"),
-        Index("ix_pushes_uscc_rule_key", "uscc", "rule_key"),
-    )
+    # Keyed by enterprise: its feed (newest first), a push it marks read and the check that a
+    # match was pushed before (a handful of rows per enterprise) all read this one index.
+    # `id` stays unique through its identity. Keyed by `id` with two more indexes, inserting
+    # the pushes of a first evaluation at a million enterprises took half as long again.
+    __table_args__ = (PrimaryKeyConstraint("uscc", "id", name="pk_pushes"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity())
     uscc: Mapped[str] = mapped_column(String(18))
     rule_key: Mapped[str] = mapped_column(String(80))
     title: Mapped[str] = mapped_column(Text)

@@ -228,7 +228,7 @@ async def test_withdrawn_product_disappears_from_offers(world: CreditWorld) -> N
 
 
 async def test_database_recomputation_equals_the_pure_rule(world: CreditWorld) -> None:
-    """`line_sql` (what runs) and `compute_lines` (the reference) give the same lines."""
+    """`recompute_lines` (what runs) and `compute_lines` (the reference) give the same lines."""
     from services.credit.lines.rules import compute_lines
     from services.credit.lines.service import load_scores, published_rules
 
@@ -279,3 +279,28 @@ async def test_database_recomputation_equals_the_pure_rule(world: CreditWorld) -
         actual = {tuple(r) for r in rows}
     assert len(rules) == 6
     assert actual == expected
+
+
+async def test_a_code_of_unusual_length_still_gets_its_lines(world: CreditWorld) -> None:
+    """Scores are read as fixed-width rows; a code that does not fit them (never seen: scoring
+    validates codes) takes the plain path, with the same lines."""
+    from services.credit.lines.service import recompute_lines
+
+    async with world.app.state.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO credit.enterprise_scores (run_id, uscc, name, stage, scored, "
+                "percentile, tier) SELECT run_id, 'SHORT1', 'x', 'growth', true, 0.95, 5 "
+                "FROM credit.evaluations"
+            )
+        )
+    before = await _scalar(world, "SELECT count(*) FROM credit.credit_lines")
+    async with world.app.state.sessionmaker() as session, session.begin():
+        report = await recompute_lines(session)
+    assert report.lines == before + 3
+    assert (
+        await _scalar(
+            world, "SELECT array_agg(amount) FROM credit.credit_lines WHERE uscc = 'SHORT1'"
+        )
+        == [10_000_000] * 3
+    )

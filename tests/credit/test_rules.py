@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from pydantic import ValidationError
 
@@ -12,7 +14,9 @@ from services.credit.lines.rules import (
     Ineligibility,
     LineRule,
     ProductRule,
+    ScoreColumns,
     ScoreFacts,
+    compute_line_columns,
     compute_lines,
     ineligibility,
     line_for,
@@ -131,3 +135,40 @@ def test_compute_lines_is_the_product_of_scores_and_products() -> None:
 def test_line_rule_refuses_nonsense(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         LineRule.model_validate(bad)
+
+
+def test_line_columns_are_the_rule_on_every_enterprise_and_product() -> None:
+    """`compute_line_columns` (what the recomputation runs) gives exactly the lines of
+    `compute_lines` (the rule one pair at a time), in enterprise then product order."""
+    rng = random.Random(5)
+    stages = [*sorted(ALL), None, "unheard-of"]
+    scores = []
+    for i in range(3000):
+        excluded = rng.random() < 0.05
+        scores.append(
+            score(
+                None if rng.random() < 0.05 else rng.choice([0.0, 0.4, 0.9, rng.random()]),
+                stage=rng.choice(stages),
+                tier=None if rng.random() < 0.05 else rng.randint(1, 5),
+                scored=rng.random() > 0.05,
+                exclusion=rng.choice(["negative_list:x", "no_revenue", ""]) if excluded else None,
+                uscc=f"u{i:05d}",
+            )
+        )
+    tier_rule = LineRule(
+        basis="tier",
+        base_amount=200_000,
+        bands=[Band(min=5, amount=4_000_000), Band(min=4, amount=900_000)],
+    )
+    products = [
+        PILOT,
+        ProductRule("p2", 2, frozenset({"growth", "mature"}), 3, None, 2_000_000, tier_rule),
+        ProductRule("p3", 1, frozenset({"seed"}), None, 0.25, 700_000, LineRule(base_amount=0)),
+        ProductRule("p4", 4, frozenset(), None, None, 1, PILOT_RULE),
+    ]
+    columns = ScoreColumns.of(scores)
+    got = list(compute_line_columns(columns, products).lines(columns, products))
+    expected = [ln for s in scores for p in products if (ln := line_for(s, p)) is not None]
+    assert got == expected
+    assert {ln.product_id for ln in got} == {"p1", "p2", "p3"}
+    assert list(compute_line_columns(columns, []).lines(columns, [])) == []

@@ -102,7 +102,7 @@ async def test_matching_after_publish(world: PolicyWorld) -> None:
 
 
 async def test_recompute_is_idempotent(world: PolicyWorld) -> None:
-    snapshot = "SELECT uscc, rule_key, status, detail::text FROM policy.matches ORDER BY 1, 2"
+    snapshot = "SELECT uscc, rule_key, status, failing::text FROM policy.matches ORDER BY 1, 2"
     before = await _rows(world, snapshot)
     pushes = await _rows(world, "SELECT count(*) FROM policy.pushes")
     assert pushes[0][0] > 0

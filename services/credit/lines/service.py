@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit.common import raw_connection
-from services.credit.lines.rules import LineRule, ProductRule, ScoreFacts
+from services.credit.lines.rules import (
+    NO_STAGE,
+    OTHER_STAGE,
+    STAGE_ORDER,
+    LineColumns,
+    LineRule,
+    ProductRule,
+    ScoreColumns,
+    ScoreFacts,
+    compute_line_columns,
+)
 from services.credit.models import (
     CreditLine,
     CreditProduct,
@@ -20,6 +33,7 @@ from services.credit.models import (
     Evaluation,
     ProductVersion,
 )
+from shared import pgcopy
 from shared.metrics import JOB_DURATION
 
 
@@ -77,44 +91,99 @@ async def load_scores(session: AsyncSession, run_id: uuid.UUID) -> list[ScoreFac
     return [ScoreFacts(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
-def line_sql(rule: ProductRule) -> tuple[str, list[Any]]:
-    """`compute_lines` for one product as one INSERT .. SELECT (parameters $2..; $1 = run).
-
-    The database computes the lines where the scores are: a million enterprises never cross
-    the wire. It states the same rule as `rules.line_for`, and a test holds the two equal.
-    """
-    params: list[Any] = [
-        uuid.UUID(rule.product_id),
-        rule.version,
-        rule.max_amount,
-        rule.rule.base_amount,
-        sorted(rule.eligible_stages),
-        rule.min_tier,
-        rule.min_percentile,
+# Fixed-width rows: the code as char(18) with its length in bytes, then numbers. A code of
+# other than 18 ASCII bytes (never seen: scoring validates them) falls back to a plain fetch.
+_SCORE_ROW = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("uscc_len", ">i4"),
+        ("uscc", "S18"),
+        ("length_len", ">i4"),
+        ("length", ">i2"),
+        ("stage_len", ">i4"),
+        ("stage", ">i2"),
+        ("clear_len", ">i4"),
+        ("clear", ">i2"),
+        ("pct_len", ">i4"),
+        ("pct", ">f8"),
+        ("tier_len", ">i4"),
+        ("tier", ">f8"),
     ]
-    value = "s.percentile" if rule.rule.basis == "percentile" else "s.tier"
-    amount_cases, band_cases = [], []
-    for i, band in enumerate(rule.rule.bands):
-        params.extend([band.min, band.amount])
-        at, amount = len(params), len(params) + 1
-        amount_cases.append(f"WHEN {value} >= ${at}::float8 THEN ${amount}::bigint")
-        band_cases.append(f"WHEN {value} >= ${at}::float8 THEN {i}")
-    amount_expr = (
-        f"CASE {' '.join(amount_cases)} ELSE $5::bigint END" if amount_cases else "$5::bigint"
+)
+_SCORE_QUERY = """
+SELECT uscc::char(18), octet_length(uscc)::int2,
+       coalesce(array_position($2::text[], stage::text) - 1,
+                CASE WHEN stage IS NULL THEN $3::int ELSE $4::int END)::int2,
+       (scored AND coalesce(exclusion, '') = '')::int::int2,
+       coalesce(percentile, 'NaN'::float8), coalesce(tier::float8, 'NaN'::float8)
+FROM credit.enterprise_scores WHERE run_id = $1 ORDER BY uscc
+"""
+
+
+async def read_score_columns(session: AsyncSession, run_id: uuid.UUID) -> ScoreColumns:
+    """The run's scores as columns, in USCC order, through one binary COPY (a million rows
+    without a Python object per value); what `compute_line_columns` takes."""
+    conn = await raw_connection(session)
+    sink = io.BytesIO()
+    await conn.copy_from_query(
+        _SCORE_QUERY, run_id, list(STAGE_ORDER), NO_STAGE, OTHER_STAGE, output=sink, format="binary"
     )
-    band_expr = f"CASE {' '.join(band_cases)} ELSE -1 END" if band_cases else "-1"
-    sql = (
-        "INSERT INTO credit.credit_lines "
-        "(uscc, product_id, product_version, run_id, amount, band) "
-        f"SELECT s.uscc, $2::uuid, $3::int, s.run_id, LEAST($4::bigint, {amount_expr}), "
-        f"{band_expr} "
-        "FROM credit.enterprise_scores s "
-        "WHERE s.run_id = $1 AND s.scored AND s.exclusion IS NULL "
-        "AND s.stage = ANY($6::text[]) "
-        "AND ($7::int IS NULL OR coalesce(s.tier, 0) >= $7::int) "
-        "AND ($8::float8 IS NULL OR coalesce(s.percentile, 0) >= $8::float8)"
+    body = memoryview(sink.getvalue())[len(pgcopy.HEADER) : -len(pgcopy.TRAILER)]
+    if len(body) % _SCORE_ROW.itemsize:
+        return _score_columns(await load_scores(session, run_id))
+    rows = np.frombuffer(body, dtype=_SCORE_ROW)
+    if ((rows["uscc_len"] != 18) | (rows["length"] != 18) | (rows["nfields"] != 6)).any():
+        return _score_columns(await load_scores(session, run_id))
+    codes = rows["uscc"]
+    if len(codes) > 1 and not (codes[1:] >= codes[:-1]).all():
+        # The database's order is byte order for USCCs; anything else is put in byte order.
+        rows = rows[np.argsort(codes, kind="stable")]
+    return ScoreColumns(
+        usccs=rows["uscc"].copy(),  # ASCII bytes: written back as they are
+        stage=rows["stage"].astype(np.int16),
+        clear=rows["clear"] == 1,
+        percentile=rows["pct"].astype(np.float64),
+        tier=rows["tier"].astype(np.float64),
     )
-    return sql, params
+
+
+def _score_columns(scores: list[ScoreFacts]) -> ScoreColumns:
+    return ScoreColumns.of(sorted(scores, key=lambda s: s.uscc))
+
+
+_CHUNK = 250_000
+
+
+def _line_chunks(
+    scores: ScoreColumns,
+    rules: Sequence[ProductRule],
+    lines: LineColumns,
+    run_id: uuid.UUID,
+) -> Iterator[list[pgcopy.Field]]:
+    """Rows of `LINE_COLUMNS`, a chunk at a time."""
+    usccs: npt.NDArray[np.bytes_] = (
+        scores.usccs.astype(np.bytes_, copy=False)  # read from the database: bytes already
+        if scores.usccs.dtype.kind == "S"
+        else pgcopy.utf8(scores.usccs.astype(np.str_))
+    )
+    products = np.array([uuid.UUID(r.product_id).bytes for r in rules], dtype="S16")
+    versions = np.array([r.version for r in rules], dtype=">i4")
+    run = np.array([run_id.bytes], dtype="S16")
+    for start in range(0, len(lines.row), _CHUNK):
+        row = lines.row[start : start + _CHUNK]
+        product = lines.product[start : start + _CHUNK]
+        yield [
+            pgcopy.text_field(usccs[row]),
+            pgcopy.Field(products[product], np.full(len(row), 16, dtype=np.int32)),
+            pgcopy.Field(versions[product]),
+            pgcopy.Field(np.repeat(run, len(row)), np.full(len(row), 16, dtype=np.int32)),
+            pgcopy.Field(lines.amount[start : start + _CHUNK].astype(">i8")),
+            pgcopy.Field(lines.band[start : start + _CHUNK].astype(">i2")),
+        ]
+
+
+LINE_COLUMNS = ("uscc", "product_id", "product_version", "run_id", "amount", "band")
+_REBUILD_ABOVE = 100_000  # lines; below, the index is cheaper to keep than to rebuild
 
 
 async def recompute_lines(
@@ -122,29 +191,54 @@ async def recompute_lines(
 ) -> RecomputeReport:
     """Replace the lines of the given products (all when None) from the current evaluation.
 
-    Delete-then-insert in the caller's transaction: readers keep seeing the old lines until it
-    commits, and running it twice leaves the same rows, so a replayed event or a repeated
-    publish is harmless.
+    In the caller's transaction, and idempotent: running it twice leaves the same rows, so a
+    replayed event or a repeated publish is harmless. The lines are computed on columns
+    (`compute_line_columns`) and written with one binary COPY, in key order.
+
+    A full recomputation empties the table with TRUNCATE rather than DELETE: deleting three
+    million lines and inserting the same keys made every insert check its key against the
+    dead row (5.6 M buffer reads for a million lines, EXPLAIN ANALYZE) and doubled the table
+    each time. TRUNCATE locks the table until commit, so readers of lines wait for the
+    seconds the write takes at a million enterprises, rather than read the old lines; and
+    the rows are written frozen (COPY FREEZE, allowed after TRUNCATE in the same
+    transaction), which spares the first readers setting hint bits on every page.
     """
     started = time.perf_counter()
     evaluation = await current_evaluation(session)
-    stmt = delete(CreditLine)
-    if product_ids is not None:
-        stmt = stmt.where(CreditLine.product_id.in_(product_ids))
-    await session.execute(stmt)
+    conn = await raw_connection(session)
+    if product_ids is None:
+        await conn.execute("TRUNCATE credit.credit_lines")
+    else:
+        await session.execute(delete(CreditLine).where(CreditLine.product_id.in_(product_ids)))
     rules = await published_rules(session, product_ids)
     if evaluation is None or not rules:
         return RecomputeReport(evaluation.run_id if evaluation else None, len(rules), 0, 0, 0.0)
-    conn = await raw_connection(session)
-    written = 0
-    for rule in rules:
-        sql, params = line_sql(rule)
-        status = await conn.execute(sql, evaluation.run_id, *params)
-        written += int(status.rsplit(" ", 1)[1])
+    scores = await read_score_columns(session, evaluation.run_id)
+    lines = await asyncio.to_thread(compute_line_columns, scores, rules)
+    full = product_ids is None and len(lines.row) > _REBUILD_ABOVE
+    if full:
+        # Into an empty table, building the key's index once after the load costs less than
+        # maintaining it row by row (a third less at a million enterprises, measured).
+        await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        await conn.execute("ALTER TABLE credit.credit_lines DROP CONSTRAINT pk_credit_lines")
+    if len(lines.row):
+        await conn.copy_to_table(
+            "credit_lines",
+            schema_name="credit",
+            source=pgcopy.stream(_line_chunks(scores, rules, lines, evaluation.run_id)),
+            columns=LINE_COLUMNS,
+            format="binary",
+            freeze=product_ids is None,
+        )
+    if full:
+        await conn.execute(
+            "ALTER TABLE credit.credit_lines ADD CONSTRAINT pk_credit_lines "
+            "PRIMARY KEY (uscc, product_id)"
+        )
     seconds = time.perf_counter() - started
     JOB_DURATION.labels("credit", "recompute_lines").observe(seconds)
     return RecomputeReport(
-        evaluation.run_id, len(rules), evaluation.enterprise_count, written, seconds
+        evaluation.run_id, len(rules), evaluation.enterprise_count, len(lines.row), seconds
     )
 
 

@@ -90,10 +90,16 @@ class CompiledRule:
         )
 
     def evaluate_table(
-        self, table: FactTable, *, near_max: int = NEAR_MAX_DEFAULT, detail: bool = False
+        self,
+        table: FactTable,
+        *,
+        near_max: int = NEAR_MAX_DEFAULT,
+        detail: bool = False,
+        gaps: bool = True,
     ) -> TableOutcome:
-        """Status of every row; with `detail`, per-criterion results and gaps as well."""
-        d = Detail() if detail else None
+        """Status of every row; with `detail`, per-criterion results and (unless not `gaps`)
+        gaps as well."""
+        d = Detail(with_gaps=gaps) if detail else None
         # NaN marks missing data and x/0 is inf on purpose (as in the scalar path).
         with np.errstate(all="ignore"):
             p, f, cost = self._root.vector(table, d)

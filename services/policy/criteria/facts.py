@@ -197,6 +197,11 @@ class FactTable:
             self._missing_float = np.full(self.n, np.nan)
         return self._missing_float
 
+    @property
+    def columns(self) -> Mapping[str, FloatArray | IntArray]:
+        """The encoded columns present (a fact no row has has none), read-only."""
+        return MappingProxyType(self._columns)
+
     def slice(self, start: int, stop: int) -> FactTable:
         stop = min(stop, self.n)
         return FactTable(stop - start, {k: v[start:stop] for k, v in self._columns.items()})

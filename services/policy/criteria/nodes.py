@@ -47,14 +47,21 @@ _Vec: TypeAlias = tuple[BoolArray, BoolArray, npt.NDArray[np.float32]]
 
 @dataclass(slots=True)
 class Detail:
-    """Per-criterion columns collected during bulk evaluation when asked for."""
+    """Per-criterion columns collected during bulk evaluation when asked for (the gaps only
+    when `with_gaps`: storing which criteria fail does not need them)."""
 
     results: dict[str, npt.NDArray[np.int8]] = field(default_factory=dict)
     gaps: dict[str, FloatArray] = field(default_factory=dict)
+    with_gaps: bool = True
 
 
 def _cost_vec(p: BoolArray, f: BoolArray, fail_cost: float) -> npt.NDArray[np.float32]:
-    return np.where(p, np.float32(0.0), np.where(f, np.float32(fail_cost), np.float32(_INF)))
+    # A lookup by (passes, fails) as one small integer: the nested np.where it replaces was a
+    # fifth of bulk matching at a million rows (py-spy), this is a tenth of that.
+    table = np.array([_INF, fail_cost, 0.0, 0.0], dtype=np.float32)
+    index = np.ascontiguousarray(f).view(np.uint8) | (np.ascontiguousarray(p).view(np.uint8) << 1)
+    cost: npt.NDArray[np.float32] = table.take(index)
+    return cost
 
 
 def _record(detail: Detail | None, node_id: str, p: BoolArray, f: BoolArray) -> None:
@@ -194,7 +201,7 @@ class NumberLeaf(Leaf):
         p = known & ok
         f = known & ~ok
         _record(detail, self.id, p, f)
-        if detail is not None:
+        if detail is not None and detail.with_gaps:
             gap = gap_to_pass(self.c.op, v, t, self.integer)
             if gap is not None:
                 detail.gaps[self.id] = np.where(f, gap, np.nan)
@@ -448,7 +455,7 @@ class PointsNode(CompiledNode):
         f = zero_required | (possible < pass_at - tolerance(pass_at))
         p = ~f & (total >= pass_at - tolerance(pass_at)) & ~unsure_required
         _record(detail, self.id, p, f)
-        if detail is not None:
+        if detail is not None and detail.with_gaps:
             detail.gaps[self.id] = np.where(f, np.maximum(pass_at - total, 0.0), np.nan)
         return p, f, _cost_vec(p, f, 1.0)
 

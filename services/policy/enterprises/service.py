@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,10 +25,13 @@ from services.policy.enterprises.schemas import (
     PushOut,
     PushPage,
 )
-from services.policy.matching.service import active_rules, current_evaluation
-from services.policy.models import EnterpriseFacts, Match, Push
+from services.policy.matching.repository import enterprise_entry, stored_rules
+from services.policy.matching.service import active_rules, compiled, current_evaluation
+from services.policy.models import Push
 from shared.errors import NotFound
 from shared.pagination import PageParams
+
+log = structlog.get_logger("policy.enterprises")
 
 # Most useful first: what the firm can claim, then what it is close to.
 _ORDER: dict[str, int] = {"eligible": 0, "near": 1, "unknown": 2, "ineligible": 3}
@@ -73,13 +77,10 @@ def _criteria(outcome: RuleOutcome) -> list[CriterionOut]:
     return out
 
 
-async def _facts(session: AsyncSession, uscc: str) -> EnterpriseFacts:
-    row = await session.get(EnterpriseFacts, uscc)
-    if row is None:
-        if await current_evaluation(session) is None:
-            raise NoPublishedEvaluation("No published evaluation has been received from scoring")
-        raise UnknownEnterprise(f"{uscc} is not in the current published evaluation")
-    return row
+async def _missing(session: AsyncSession, uscc: str) -> Exception:
+    if await current_evaluation(session) is None:
+        return NoPublishedEvaluation("No published evaluation has been received from scoring")
+    return UnknownEnterprise(f"{uscc} is not in the current published evaluation")
 
 
 async def matches(
@@ -88,22 +89,38 @@ async def matches(
     kind: Literal["pool", "policy"] | None,
     status: list[Status] | None,
 ) -> MatchList:
-    facts = await _facts(session, code)
+    """The stored status under every active rule, each explained on demand.
+
+    The explanation is computed from the stored facts with the rule and `near_max` the
+    status was matched with, so it explains that status; the engine's bulk and
+    one-enterprise paths agree (its tests hold them to it), which a warning here watches.
+    """
+    entry = await enterprise_entry(session, code)
+    if entry is None:
+        raise await _missing(session, code)
     evaluation = await current_evaluation(session)
     assert evaluation is not None
-    stored = {
-        m.rule_key: m.status for m in await session.scalars(select(Match).where(Match.uscc == code))
-    }
+    rules = await active_rules(session)
+    changed = [
+        r.key
+        for r in rules
+        if r.key in entry.statuses and entry.statuses[r.key].fingerprint != r.fingerprint
+    ]
+    # A rule changed since it was matched (only until the recompute that follows commits):
+    # explained with the rule as matched.
+    as_matched = await stored_rules(session, changed) if changed else {}
     items: list[MatchOut] = []
-    for rule in await active_rules(session):
-        if rule.key not in stored or (kind is not None and rule.kind != kind):
+    for rule in rules:
+        stored = entry.statuses.get(rule.key)
+        if stored is None or (kind is not None and rule.kind != kind):
             continue
-        st = STATUSES[stored[rule.key]]
+        st = STATUSES[stored.status]
         if status and st not in status:
             continue
-        # The stored row is what was matched and pushed; the one-enterprise path gives the
-        # same status (a property the engine's tests check) plus actual values and thresholds.
-        outcome = rule.compiled.evaluate(facts.facts)
+        engine = compiled(as_matched[rule.key])[0] if rule.key in as_matched else rule.compiled
+        outcome = engine.evaluate(entry.facts, near_max=stored.near_max)
+        if outcome.status != st:
+            log.warning("explanation disagrees with the stored status", rule=rule.key)
         items.append(
             MatchOut(
                 kind=rule.kind,
@@ -120,9 +137,9 @@ async def matches(
     items.sort(key=lambda m: (_ORDER[m.status], m.kind != "pool"))
     return MatchList(
         uscc=code,
-        name=facts.name,
-        stage=facts.stage,
-        score=facts.score,
+        name=entry.name,
+        stage=entry.stage,
+        score=entry.score,
         run_id=str(evaluation.run_id),
         period=evaluation.period,
         items=items,

@@ -1,24 +1,31 @@
 """Matching every enterprise of the current evaluation against the pools and published policies.
 
 One path does it all, whatever triggered it (a newly published evaluation, a policy published
-or archived, changed seed rules): read the stored facts into a `FactTable`, evaluate each rule
-in bulk with per-criterion detail, replace that rule's rows of `matches` with one COPY, then
-turn what is new into pushes with one INSERT ... SELECT. It runs inside the caller's
-transaction under an advisory lock, so a concurrent publication and feed sync serialise and
-the table is never seen half-written.
+or archived, changed seed rules): read the population's fact columns, evaluate each rule in
+bulk (numpy), store per rule the status and the failing criteria of every enterprise as two
+vectors (`rule_matches`), then turn what is new into pushes with one INSERT ... SELECT. It runs
+inside the caller's transaction under an advisory lock, so a concurrent publication and feed
+sync serialise and no reader sees a half-written state.
+
+What is not stored, the criterion-by-criterion explanation, is computed on demand for one
+enterprise (`CompiledRule.evaluate`) from its stored facts and the rule as matched (kept with
+the vectors), so it is the explanation of the stored status.
+
+`match_population` is the pure part (facts in, statuses out, nothing read or written), for
+callers that want matches without storing them; `recompute` stores them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -26,24 +33,31 @@ import numpy.typing as npt
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.policy.common import raw_connection
 from services.policy.criteria import (
+    NEAR_MAX_DEFAULT,
     STATUSES,
     CompiledRule,
-    FactTable,
     Rule,
     Status,
-    TableOutcome,
     compile_rule,
 )
+from services.policy.matching import repository
+from services.policy.matching.population import (
+    Population,
+    align,
+    decode_columns,
+    decode_usccs,
+    encode_columns,
+    population_from_json_rows,
+)
 from services.policy.models import CultivationPool, Evaluation, Policy, PolicyVersion
+from shared import pgcopy
 from shared.metrics import JOB_DURATION
 
 RuleKind = Literal["pool", "policy"]
 _LOCK = zlib.crc32(b"policy:recompute")
 # Pushed once: a match that becomes eligible, or near when it was never pushed as eligible.
 ELIGIBLE, NEAR = STATUSES.index("eligible"), STATUSES.index("near")
-STAGE_NONE = "unstaged"  # no revenue: the scoring service does not place it in a stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +70,9 @@ class ActiveRule:
     leaves: tuple[str, ...]
     policy_id: uuid.UUID | None = None
     version: int | None = None
+    # The rule as stored, and the SHA-256 of its canonical JSON: what a match row records.
+    rule: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
 
 
 def rule_key(kind: RuleKind, code: str) -> str:
@@ -63,7 +80,7 @@ def rule_key(kind: RuleKind, code: str) -> str:
 
 
 def leaf_ids(rule: Rule) -> tuple[str, ...]:
-    """Ids of the criteria and points groups, depth first: what a match row details."""
+    """Ids of the criteria and points groups, depth first: what the failing bits refer to."""
     out: list[str] = []
     stack: list[Any] = [rule.root]
     while stack:
@@ -76,14 +93,38 @@ def leaf_ids(rule: Rule) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=256)
-def _compile(rule_json: str) -> tuple[CompiledRule, tuple[str, ...]]:
+def _compile(rule_json: str) -> tuple[CompiledRule, tuple[str, ...], str]:
     compiled = compile_rule(rule_json)
-    return compiled, leaf_ids(compiled.rule)
+    fingerprint = hashlib.sha256(rule_json.encode()).hexdigest()
+    return compiled, leaf_ids(compiled.rule), fingerprint
 
 
-def compiled(rule: dict[str, Any]) -> tuple[CompiledRule, tuple[str, ...]]:
+def _canonical(rule: Mapping[str, Any]) -> str:
+    return json.dumps(rule, sort_keys=True, ensure_ascii=False)
+
+
+def compiled(rule: Mapping[str, Any]) -> tuple[CompiledRule, tuple[str, ...]]:
     """Compile a stored rule once per content (CEL parsing is the expensive part)."""
-    return _compile(json.dumps(rule, sort_keys=True, ensure_ascii=False))
+    c, leaves, _ = _compile(_canonical(rule))
+    return c, leaves
+
+
+def fingerprint_of(rule: Mapping[str, Any]) -> str:
+    return _compile(_canonical(rule))[2]
+
+
+def _active(
+    kind: RuleKind,
+    code: str,
+    title: str,
+    rule: dict[str, Any],
+    policy_id: uuid.UUID | None = None,
+    version: int | None = None,
+) -> ActiveRule:
+    c, leaves, fingerprint = _compile(_canonical(rule))
+    return ActiveRule(
+        rule_key(kind, code), kind, code, title, c, leaves, policy_id, version, rule, fingerprint
+    )
 
 
 async def active_rules(session: AsyncSession) -> list[ActiveRule]:
@@ -95,10 +136,7 @@ async def active_rules(session: AsyncSession) -> list[ActiveRule]:
     out: list[ActiveRule] = []
     pools = await session.scalars(select(CultivationPool).order_by(CultivationPool.position))
     for pool in pools:
-        rule, leaves = compiled(pool.rule)
-        out.append(
-            ActiveRule(rule_key("pool", pool.code), "pool", pool.code, pool.name_zh, rule, leaves)
-        )
+        out.append(_active("pool", pool.code, pool.name_zh, pool.rule))
     rows = await session.execute(
         select(Policy, PolicyVersion)
         .join(PolicyVersion, PolicyVersion.policy_id == Policy.id)
@@ -110,17 +148,9 @@ async def active_rules(session: AsyncSession) -> list[ActiveRule]:
         .order_by(Policy.code)
     )
     for policy, version in rows.tuples():
-        rule, leaves = compiled(version.rule)
         out.append(
-            ActiveRule(
-                rule_key("policy", policy.code),
-                "policy",
-                policy.code,
-                version.title_zh,
-                rule,
-                leaves,
-                policy.id,
-                version.version,
+            _active(
+                "policy", policy.code, version.title_zh, version.rule, policy.id, version.version
             )
         )
     return out
@@ -132,67 +162,100 @@ async def current_evaluation(session: AsyncSession) -> Evaluation | None:
     ).first()
 
 
-@dataclass
-class Population:
-    """The current evaluation's enterprises as columns, in USCC order."""
+async def load_population(
+    session: AsyncSession, evaluation: Evaluation | None = None
+) -> Population:
+    """The current evaluation's enterprises as columns, in position order.
 
-    usccs: list[str]
-    stages: npt.NDArray[np.object_]
-    table: FactTable
-
-    @property
-    def n(self) -> int:
-        return len(self.usccs)
-
-
-async def load_population(session: AsyncSession) -> Population:
-    conn = await raw_connection(session)
-    # One JSON document for the whole population: a single json.loads in C beats decoding
-    # thousands of jsonb values one by one.
-    doc = await conn.fetchval(
-        "SELECT coalesce(json_agg(json_build_array(uscc, stage, facts) ORDER BY uscc), '[]')"
-        "::text FROM policy.enterprise_facts"
-    )
-    rows = json.loads(doc)
-    records = [r[2] for r in rows]
-    # The facts were typed when stored (sync.clean_facts), so they go straight into columns.
-    codes = {code for r in records for code in r}
-    columns = {code: [r.get(code) for r in records] for code in codes}
-    return Population(
-        usccs=[r[0] for r in rows],
-        stages=np.array([r[1] or STAGE_NONE for r in rows], dtype=object),
-        table=FactTable.from_columns(columns, len(records)),
-    )
-
-
-_RESULT_PREFIX = np.array(["[-1,", "[0,", "[1,"], dtype=object)
-
-
-def detail_json(outcome: TableOutcome, leaves: Sequence[str], n: int) -> list[str]:
-    """Each row's `[[result, gap], ...]` (in `leaves` order) as JSON text, column by column.
-
-    Object-array concatenation runs the string joins in C, and only gaps that exist are
-    formatted: 5,036 x 21 rows take a fraction of what one json.dumps per row would.
+    Read from the stored columns; rebuilt from the stored facts when there are none (a
+    population stored before the columns were), in which case `stored` is false.
     """
-    parts: npt.NDArray[np.object_] = np.full(n, "[", dtype=object)
-    for j, leaf in enumerate(leaves):
-        res = outcome.results[leaf].astype(np.intp) + 1
-        gaps_text: npt.NDArray[np.object_] = np.full(n, "null]", dtype=object)
-        gaps = outcome.gaps.get(leaf)
-        if gaps is not None:
-            idx = np.flatnonzero(np.isfinite(gaps))
-            if idx.size:
-                gaps_text[idx] = [f"{g!r}]" for g in gaps[idx].tolist()]
-        parts = parts + (_RESULT_PREFIX[res] if j == 0 else "," + _RESULT_PREFIX[res]) + gaps_text
-    out: list[str] = (parts + "]").tolist()
-    return out
+    evaluation = evaluation or await current_evaluation(session)
+    if evaluation is not None:
+        population = decode_columns(await repository.read_columns(session, evaluation.run_id))
+        if population is not None:
+            return population
+    return population_from_json_rows(await repository.read_fact_rows(session))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """One rule matched against a population: what `rule_matches` stores of it.
+
+    `status[i]` is enterprise i's index into `STATUSES`; `failing[i]` packs, least significant
+    bit first, which of `rule.leaves` it fails.
+    """
+
+    rule: ActiveRule
+    near_max: int
+    status: npt.NDArray[np.uint8]
+    failing: npt.NDArray[np.uint8]
+    stage_counts: dict[str, list[int]]
+    near_failing: dict[str, dict[str, int]]
+
+    def counts(self) -> dict[Status, int]:
+        bins = np.bincount(self.status, minlength=len(STATUSES))
+        return {s: int(bins[i]) for i, s in enumerate(STATUSES)}
+
+    def failing_ids(self, position: int) -> list[str]:
+        """The ids of the criteria enterprise `position` fails, in leaf order."""
+        bits = np.unpackbits(self.failing[position], bitorder="little")[: len(self.rule.leaves)]
+        return [leaf for leaf, bit in zip(self.rule.leaves, bits.tolist(), strict=True) if bit]
+
+
+def match_rule(rule: ActiveRule, population: Population, *, near_max: int) -> RuleResult:
+    """Statuses and failing criteria of every enterprise under one rule. Pure: nothing is read
+    or written, so a what-if runs the very computation a recompute stores."""
+    n = population.n
+    outcome = rule.compiled.evaluate_table(
+        population.table, near_max=near_max, detail=True, gaps=False
+    )
+    fails = np.zeros((n, len(rule.leaves)), dtype=np.bool_)
+    for k, leaf in enumerate(rule.leaves):
+        fails[:, k] = outcome.results[leaf] == 0
+    status = outcome.status.astype(np.uint8)
+    codes, names = population.stage_index()
+    bins = np.bincount(
+        codes * len(STATUSES) + status, minlength=len(names) * len(STATUSES)
+    ).reshape(len(names), len(STATUSES))
+    near = np.flatnonzero(status == NEAR)
+    near_codes, near_fails = codes[near], fails[near]
+    per_stage = np.stack(
+        [
+            np.bincount(near_codes, weights=near_fails[:, k], minlength=len(names))
+            for k in range(len(rule.leaves))
+        ],
+        axis=1,
+    ).astype(np.int64)
+    near_failing = {
+        name: {
+            leaf: int(c) for leaf, c in zip(rule.leaves, per_stage[s].tolist(), strict=True) if c
+        }
+        for s, name in enumerate(names)
+        if per_stage[s].any()
+    }
+    return RuleResult(
+        rule=rule,
+        near_max=near_max,
+        status=status,
+        failing=np.packbits(fails, axis=1, bitorder="little"),
+        stage_counts={name: bins[s].tolist() for s, name in enumerate(names) if bins[s].any()},
+        near_failing=near_failing,
+    )
+
+
+def match_population(
+    rules: Sequence[ActiveRule], population: Population, *, near_max: int = NEAR_MAX_DEFAULT
+) -> list[RuleResult]:
+    """Every rule against the population: the pure part of `recompute` (see `match_rule`)."""
+    return [match_rule(r, population, near_max=near_max) for r in rules]
 
 
 @dataclass
 class RecomputeReport:
     enterprises: int = 0
     rules: list[str] = field(default_factory=list)
-    rows: int = 0
+    rows: int = 0  # enterprise x rule matches computed
     pushes: int = 0
     counts: dict[str, dict[Status, int]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -200,6 +263,25 @@ class RecomputeReport:
 
 async def lock(session: AsyncSession) -> None:
     await session.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK})"))
+
+
+def _row(result: RuleResult, run_id: uuid.UUID, pushed: bool) -> repository.RuleRow:
+    rule = result.rule
+    return repository.RuleRow(
+        rule_key=rule.key,
+        run_id=run_id,
+        policy_id=rule.policy_id,
+        version=rule.version,
+        rule=rule.rule,
+        fingerprint=rule.fingerprint,
+        near_max=result.near_max,
+        leaves=rule.leaves,
+        enterprises=len(result.status),
+        statuses=result.status.tobytes(),
+        failing=result.failing.tobytes(),
+        counts={"by_stage": result.stage_counts, "near_failing": result.near_failing},
+        pushed=pushed,
+    )
 
 
 async def recompute(
@@ -216,79 +298,162 @@ async def recompute(
     """
     start = time.perf_counter()
     await lock(session)
-    conn = await raw_connection(session)
     rules = await active_rules(session)
-    if keys is None:
-        await conn.execute("TRUNCATE policy.matches")
-    else:
-        wanted = set(keys)
+    wanted = None if keys is None else sorted(set(keys))
+    if wanted is not None:
         rules = [r for r in rules if r.key in wanted]
-        await conn.execute(
-            "DELETE FROM policy.matches WHERE rule_key = ANY($1::text[])", sorted(wanted)
-        )
     report = RecomputeReport(rules=[r.key for r in rules])
     evaluation = await current_evaluation(session)
     if evaluation is None or not rules:
+        await repository.delete_rules(session, wanted, keep=[])
         report.seconds = time.perf_counter() - start
         return report
-    population = await load_population(session)
+    await repository.delete_rules(session, wanted, keep=report.rules)
+    population = await load_population(session, evaluation)
+    if not population.stored:
+        await repository.write_columns(session, evaluation.run_id, encode_columns(population))
     report.enterprises = population.n
-
-    def rows(rule: ActiveRule) -> tuple[dict[Status, int], list[tuple[Any, ...]]]:
-        outcome = rule.compiled.evaluate_table(population.table, near_max=near_max, detail=True)
-        details = detail_json(outcome, rule.leaves, population.n)
-        # repeat() is endless: the three columns decide the length.
-        records = list(
-            zip(repeat(rule.key), population.usccs, outcome.status.tolist(), details, strict=False)
-        )
-        return outcome.counts(), records
-
-    # The next rule's rows are built on a thread while PostgreSQL ingests the current ones.
-    pending = asyncio.create_task(asyncio.to_thread(rows, rules[0]))
-    for i, rule in enumerate(rules):
-        rule_counts, records = await pending
-        if i + 1 < len(rules):
-            pending = asyncio.create_task(asyncio.to_thread(rows, rules[i + 1]))
-        report.counts[rule.key] = rule_counts
-        await conn.copy_records_to_table(
-            "matches",
-            schema_name="policy",
-            columns=("rule_key", "uscc", "status", "detail"),
-            records=records,
-        )
-        report.rows += len(records)
+    # Seconds of numpy at a million enterprises: off the event loop.
+    results = await asyncio.to_thread(match_population, rules, population, near_max=near_max)
+    previous = (
+        await _previously_pushed(session, report.rules, population, evaluation.run_id)
+        if push
+        else {}
+    )
+    await repository.write_rules(session, [_row(r, evaluation.run_id, push) for r in results])
+    for result in results:
+        report.counts[result.rule.key] = result.counts()
+    report.rows = population.n * len(rules)
     if push:
-        report.pushes = await push_new_matches(session, rules, evaluation.run_id)
+        report.pushes = await push_new_matches(
+            session, results, population, previous, evaluation.run_id
+        )
+    if keys is None:
+        # Every row is now of this population: the codes kept to align earlier ones go.
+        await repository.prune_columns(session, evaluation.run_id)
     report.seconds = time.perf_counter() - start
     JOB_DURATION.labels("policy", "recompute").observe(report.seconds)
     return report
 
 
+async def stale_rules(session: AsyncSession) -> list[str]:
+    """Active rules whose stored matches are missing or were made on another population or
+    another rule (after the migration that introduced them, or a rule changed in code)."""
+    evaluation = await current_evaluation(session)
+    if evaluation is None:
+        return []
+    stored = {s.rule_key: s for s in await repository.rule_summaries(session, None)}
+    return [
+        r.key
+        for r in await active_rules(session)
+        if r.key not in stored or stored[r.key].fingerprint != r.fingerprint
+    ]
+
+
+async def _previously_pushed(
+    session: AsyncSession, keys: Sequence[str], population: Population, run_id: uuid.UUID
+) -> dict[str, npt.NDArray[np.uint8]]:
+    """Per rule, the statuses stored with their pushes, by position in `population`.
+
+    Statuses of an earlier population are re-indexed by USCC (its codes are kept until
+    then), so that after a new evaluation only what changed, and who is new, is checked
+    against the pushes made so far.
+    """
+    stored = await repository.pushed_statuses(session, keys)
+    codes: dict[uuid.UUID, npt.NDArray[np.str_] | None] = {}
+    out: dict[str, npt.NDArray[np.uint8]] = {}
+    for key, pushed in stored.items():
+        statuses = np.frombuffer(pushed.statuses, dtype=np.uint8)
+        if pushed.run_id == run_id and len(statuses) == population.n:
+            out[key] = statuses  # this very population (a run is stored once: sync)
+            continue
+        if pushed.run_id not in codes:
+            data = await repository.read_usccs(session, pushed.run_id)
+            codes[pushed.run_id] = None if data is None else decode_usccs(data)
+        before = codes[pushed.run_id]
+        if before is None or len(before) != len(statuses):
+            continue  # cannot be lined up: every match is checked against the pushes
+        out[key] = align(statuses, before, population.usccs)
+    return out
+
+
 async def push_new_matches(
-    session: AsyncSession, rules: Sequence[ActiveRule], run_id: uuid.UUID | None
+    session: AsyncSession,
+    results: Sequence[RuleResult],
+    population: Population,
+    previous: Mapping[str, npt.NDArray[np.uint8]],
+    run_id: uuid.UUID | None,
 ) -> int:
-    """New eligible matches, and near ones never pushed before, become push records."""
-    conn = await raw_connection(session)
-    result: str = await conn.execute(
-        """
-        INSERT INTO policy.pushes (uscc, rule_key, title, status, run_id)
-        SELECT m.uscc, m.rule_key, t.title, m.status, $3
-        FROM policy.matches m
-        JOIN unnest($1::text[], $2::text[]) AS t(rule_key, title) ON t.rule_key = m.rule_key
-        -- One aggregate over the earlier pushes (a hash join) rather than a probe per match.
-        LEFT JOIN (
-            SELECT uscc, rule_key, bool_or(status = 0) AS eligible, bool_or(status = 1) AS near
-            FROM policy.pushes WHERE rule_key = ANY($1::text[]) GROUP BY 1, 2
-        ) p ON p.uscc = m.uscc AND p.rule_key = m.rule_key
-        WHERE m.status IN (0, 1)
-          AND (p.uscc IS NULL OR (NOT p.eligible AND (m.status = 0 OR NOT p.near)))
-        ORDER BY m.uscc, m.rule_key
-        """,
-        [r.key for r in rules],
-        [r.title for r in rules],
-        run_id,
+    """New eligible matches, and near ones never pushed before, become push records.
+
+    Statuses stored with their pushes (`previous`, by position) need no second look: an
+    enterprise eligible then was pushed eligible, a near one was pushed. Only the others are
+    looked up among the pushes made so far. The new pushes are written with one binary COPY,
+    by enterprise then rule key (their ids follow that order, as the feed shows them).
+    """
+    ordered = sorted(results, key=lambda r: r.rule.key)
+    positions: list[npt.NDArray[np.intp]] = []
+    ranks: list[npt.NDArray[np.intp]] = []
+    for k, result in enumerate(ordered):
+        s = result.status
+        p = previous.get(result.rule.key)
+        if p is None:
+            new = s <= NEAR
+        else:
+            new = ((s == ELIGIBLE) & (p != ELIGIBLE)) | ((s == NEAR) & (p > NEAR))
+        idx = np.flatnonzero(new)
+        positions.append(idx)
+        ranks.append(np.full(idx.size, k, dtype=np.intp))
+    if not ordered or not sum(len(p) for p in positions):
+        return 0
+    pos, rank = np.concatenate(positions), np.concatenate(ranks)
+    order = np.lexsort((rank, pos))
+    pos, rank = pos[order], rank[order]
+    status = np.stack([r.status for r in ordered])[rank, pos]
+    keys = [r.rule.key for r in ordered]
+    seen = await repository.pushed_before(session, population.usccs[np.unique(pos)].tolist(), keys)
+    if seen:
+        where = {k: i for i, k in enumerate(keys)}
+        seen_key = np.searchsorted(population.usccs, [u for u, _, _ in seen]) * len(keys) + [
+            where[k] for _, k, _ in seen
+        ]
+        seen_eligible = seen_key[[e for _, _, e in seen]]
+        key = pos * len(keys) + rank
+        # Eligible: unless pushed eligible before. Near: unless pushed at all.
+        drop = np.where(status == ELIGIBLE, np.isin(key, seen_eligible), np.isin(key, seen_key))
+        pos, rank, status = pos[~drop], rank[~drop], status[~drop]
+    return await repository.copy_pushes(
+        session, pgcopy.stream(_push_chunks(population, ordered, pos, rank, status, run_id))
     )
-    return int(result.rsplit(" ", 1)[-1])
+
+
+_CHUNK = 250_000
+
+
+def _push_chunks(
+    population: Population,
+    ordered: Sequence[RuleResult],
+    pos: npt.NDArray[np.intp],
+    rank: npt.NDArray[np.intp],
+    status: npt.NDArray[np.uint8],
+    run_id: uuid.UUID | None,
+) -> Iterator[list[pgcopy.Field]]:
+    """The rows of `repository.PUSH_COLUMNS`, a chunk at a time."""
+    usccs = pgcopy.utf8(population.usccs)
+    keys = np.array([r.rule.key.encode() for r in ordered])
+    titles = np.array([r.rule.title.encode() for r in ordered])
+    run = np.array([run_id.bytes if run_id else b""], dtype="S16")
+    for start in range(0, len(pos), _CHUNK):
+        p, r = pos[start : start + _CHUNK], rank[start : start + _CHUNK]
+        yield [
+            pgcopy.text_field(usccs[p]),
+            pgcopy.text_field(keys[r]),
+            pgcopy.text_field(titles[r]),
+            pgcopy.Field(status[start : start + _CHUNK].astype(">i2")),
+            pgcopy.Field(
+                np.repeat(run, len(p)), np.full(len(p), 16 if run_id else -1, dtype=np.int32)
+            ),
+        ]
 
 
 @dataclass

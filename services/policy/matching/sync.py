@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import structlog
@@ -19,7 +20,14 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.common import raw_connection
-from services.policy.criteria import FACTS, FactError, coerce_facts
+from services.policy.matching.population import (
+    clean_facts,
+    encode_columns,
+    enterprise_facts,
+    enterprises_of,
+    population_of,
+)
+from services.policy.matching.repository import write_columns
 from services.policy.matching.service import current_evaluation, lock, recompute
 from services.policy.models import ConsumerCursor, Evaluation
 from services.policy.settings import PolicySettings
@@ -29,7 +37,7 @@ from shared.service_client import ServiceClient
 log = structlog.get_logger("policy.sync")
 
 CURSOR = "scoring.events"
-FACT_COLUMNS = ("uscc", "run_id", "name", "stage", "score", "tier", "facts")
+FACT_COLUMNS = ("uscc", "run_id", "position", "name", "stage", "score", "tier", "facts")
 
 
 @dataclass
@@ -44,40 +52,6 @@ def ScoringClient(app: FastAPI) -> ServiceClient:
     return ServiceClient(app, "scoring", settings.scoring_url)
 
 
-def clean_facts(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The known facts, typed, as JSON values; and the codes of values that were unusable.
-
-    One bad value upstream must not keep an enterprise (or the whole evaluation) from being
-    matched: it is dropped, which makes the criteria reading it unknown, never failed.
-    """
-    out: dict[str, Any] = {}
-    bad: list[str] = []
-    for code, value in raw.items():
-        if value is None or code not in FACTS:
-            continue
-        try:
-            typed = coerce_facts({code: value})
-        except FactError:
-            bad.append(code)
-            continue
-        v = typed.get(code)
-        if v is not None:
-            out[code] = sorted(v) if isinstance(v, frozenset) else v
-    return out, bad
-
-
-def enterprise_facts(item: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """An item of scoring's bulk scores as the facts criteria read (score, tier, stage too)."""
-    raw = dict(item.get("facts") or {})
-    raw.update(
-        score=item.get("total"),
-        tier=item.get("tier"),
-        percentile=item.get("percentile"),
-        stage=item.get("stage"),
-    )
-    return clean_facts(raw)
-
-
 async def store_evaluation(
     session: AsyncSession,
     run_id: uuid.UUID,
@@ -88,52 +62,47 @@ async def store_evaluation(
     *,
     items: Iterable[Mapping[str, Any]] = (),
 ) -> Evaluation:
-    """Replace the population with this run's enterprises (items in scoring's bulk shape)."""
+    """Replace the population with this run's enterprises (items in scoring's bulk shape):
+    their facts one row each, and the same facts as columns for bulk matching."""
     conn = await raw_connection(session)
     await conn.execute("DELETE FROM policy.evaluations")
     # DELETE, not TRUNCATE: TRUNCATE's exclusive lock here plus the one recompute() takes on
     # matches deadlocked with readers joining the two tables (GET /v1/pools answered 500).
     await conn.execute("DELETE FROM policy.enterprise_facts")
+    enterprises = enterprises_of(chain(items, *(pages or ())))
     evaluation = Evaluation(
         run_id=run_id,
         period=period,
         model_version=model_version,
         event_id=event_id,
-        enterprise_count=0,
+        enterprise_count=len(enterprises),
     )
     session.add(evaluation)
     await session.flush()
-    count = await _copy_facts(conn, run_id, items)
-    for page in pages or ():
-        count += await _copy_facts(conn, run_id, page)
-    evaluation.enterprise_count = count
-    await session.flush()
-    return evaluation
-
-
-async def _copy_facts(conn: Any, run_id: uuid.UUID, items: Iterable[Mapping[str, Any]]) -> int:
     records = []
-    for item in items:
-        facts, bad = enterprise_facts(item)
-        if bad:
-            log.warning("unusable facts dropped", uscc=item.get("uscc"), facts=bad)
-        tier = facts.get("tier")
+    for position, e in enumerate(enterprises):
+        tier = e.facts.get("tier")
         records.append(
             (
-                str(item["uscc"]),
+                e.uscc,
                 run_id,
-                str(item.get("name") or ""),
-                facts.get("stage"),
-                facts.get("score"),
+                position,
+                e.name,
+                e.facts.get("stage"),
+                e.facts.get("score"),
                 int(tier) if tier is not None else None,
-                json.dumps(facts, ensure_ascii=False),
+                json.dumps(e.facts, ensure_ascii=False),
             )
         )
     if records:
         await conn.copy_records_to_table(
             "enterprise_facts", schema_name="policy", columns=FACT_COLUMNS, records=records
         )
-    return len(records)
+    await write_columns(session, run_id, encode_columns(population_of(enterprises)))
+    # Matches stored for this run id were for the population it replaces: not a baseline
+    # for what is new (a run is stored once by the sync; this guards a store repeated).
+    await conn.execute("UPDATE policy.rule_matches SET pushed = false WHERE run_id = $1", run_id)
+    return evaluation
 
 
 async def _score_pages(scoring: ServiceClient, run_id: uuid.UUID) -> list[list[Mapping[str, Any]]]:
@@ -191,3 +160,15 @@ async def sync_evaluations(app: FastAPI) -> SyncReport:
     return await FEED.catch_up(
         app.state.sessionmaker, ScoringClient(app), settings.events_batch, SyncReport()
     )
+
+
+# Moved to `population` with the rest of the cleaning; still importable from here.
+__all__ = [
+    "FEED",
+    "SyncReport",
+    "apply_event",
+    "clean_facts",
+    "enterprise_facts",
+    "store_evaluation",
+    "sync_evaluations",
+]

@@ -1,14 +1,13 @@
 """Pools: their criteria and member counts, and the members or reserve list of one, read from
-the stored matches."""
+the stored matches (the counts as stored with them, the members' explanations on demand)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.criteria import CriterionOutcome, PointsOutcome, RuleOutcome
+from services.policy.matching.repository import enterprises_with_status, rule_summaries
 from services.policy.matching.service import ELIGIBLE, NEAR, LeafInfo, compiled, leaf_info
 from services.policy.models import CultivationPool
 from services.policy.pools.schemas import Gap, Member, MemberPage, PoolList, PoolOut, StageCount
@@ -24,23 +23,16 @@ class PoolNotFound(NotFound):
 async def _counts(
     session: AsyncSession, code: str | None = None
 ) -> dict[str, dict[str, StageCount]]:
-    rows = await session.execute(
-        text(
-            "SELECT m.rule_key, coalesce(f.stage, 'unstaged') AS stage, m.status, count(*) "
-            "FROM policy.matches m JOIN policy.enterprise_facts f ON f.uscc = m.uscc "
-            "WHERE m.status IN (0, 1) AND m.rule_key LIKE 'pool:%' "
-            "AND (CAST(:key AS text) IS NULL OR m.rule_key = :key) "
-            "GROUP BY 1, 2, 3"
-        ),
-        {"key": f"pool:{code}" if code else None},
-    )
+    """Members and reserve by stage, as counted when the pool was matched."""
+    keys = None if code is None else [f"pool:{code}"]
     out: dict[str, dict[str, StageCount]] = {}
-    for key, stage, status, n in rows.tuples():
-        counts = out.setdefault(key.removeprefix("pool:"), {}).setdefault(stage, StageCount())
-        if status == ELIGIBLE:
-            counts.members += n
-        else:
-            counts.reserve += n
+    for summary in await rule_summaries(session, keys):
+        if not summary.rule_key.startswith("pool:"):
+            continue
+        by_stage = out.setdefault(summary.rule_key.removeprefix("pool:"), {})
+        for stage, counts in summary.counts["by_stage"].items():
+            if counts[ELIGIBLE] or counts[NEAR]:
+                by_stage[stage] = StageCount(members=counts[ELIGIBLE], reserve=counts[NEAR])
     return out
 
 
@@ -82,30 +74,22 @@ async def get_pool(session: AsyncSession, code: str) -> PoolOut:
 async def members(
     session: AsyncSession, code: str, paging: PageParams, *, near: bool, stage: str | None
 ) -> MemberPage:
-    pool = await _pool(session, code)
+    await _pool(session, code)  # 404 for a pool that does not exist
     status = NEAR if near else ELIGIBLE
-    params: dict[str, Any] = {"key": f"pool:{code}", "status": status, "stage": stage}
-    where = (
-        "m.rule_key = :key AND m.status = :status "
-        "AND (CAST(:stage AS text) IS NULL OR coalesce(f.stage, 'unstaged') = :stage)"
-    )
-    base = "FROM policy.matches m JOIN policy.enterprise_facts f ON f.uscc = m.uscc WHERE " + where
+    key = f"pool:{code}"
+    matched = await rule_summaries(session, [key])
+    if not matched:
+        return _page([], 0, paging, {})
+    summary = matched[0]
     by_stage = {
-        str(s): int(n)
-        for s, n in (
-            await session.execute(
-                text(f"SELECT coalesce(f.stage, 'unstaged'), count(*) {base} GROUP BY 1"), params
-            )
-        ).tuples()
+        s: c[status]
+        for s, c in summary.counts["by_stage"].items()
+        if c[status] and (stage is None or s == stage)
     }
-    rows = await session.execute(
-        text(
-            f"SELECT f.uscc, f.name, f.stage, f.score, f.tier, f.facts {base} "
-            "ORDER BY f.score DESC NULLS LAST, f.uscc LIMIT :limit OFFSET :offset"
-        ),
-        {**params, "limit": paging.limit, "offset": paging.offset},
-    )
-    rule = compiled(pool.rule)[0]
+    rows = await enterprises_with_status(session, key, status, stage, paging.limit, paging.offset)
+    # Explained with the rule the statuses were matched with (the pool's, unless it has just
+    # changed and its recompute is being committed).
+    rule = compiled(summary.rule)[0]
     info = leaf_info(rule.rule)
     items = [
         Member(
@@ -115,28 +99,19 @@ async def members(
             score=r.score,
             tier=r.tier,
             status="near" if near else "eligible",
-            unmet=_blocking(rule.evaluate(r.facts), info) if near else [],
+            unmet=_blocking(rule.evaluate(r.facts, near_max=summary.near_max), info)
+            if near
+            else [],
         )
         for r in rows
     ]
     failing: dict[str, int] = {}
     if near:
-        # From the stored per-criterion detail: what holds the reserve list back, overall.
-        leaves = compiled(pool.rule)[1]
-        for pos, n in (
-            await session.execute(
-                text(
-                    "SELECT e.pos, count(*) FROM policy.matches m "
-                    "JOIN policy.enterprise_facts f ON f.uscc = m.uscc "
-                    "CROSS JOIN LATERAL jsonb_array_elements(m.detail) "
-                    "WITH ORDINALITY AS e(value, pos) "
-                    f"WHERE {where} AND e.value->>0 = '0' GROUP BY 1"
-                ),
-                params,
-            )
-        ).tuples():
-            if 0 < pos <= len(leaves):
-                failing[leaves[pos - 1]] = int(n)
+        # Counted from the stored failing criteria when the pool was matched.
+        for s, per_leaf in summary.counts["near_failing"].items():
+            if stage is None or s == stage:
+                for leaf, n in per_leaf.items():
+                    failing[leaf] = failing.get(leaf, 0) + int(n)
         failing = dict(sorted(failing.items(), key=lambda kv: (-kv[1], kv[0])))
     page = _page(items, sum(by_stage.values()), paging, dict(sorted(by_stage.items())))
     page.failing_criteria = failing

@@ -1,0 +1,251 @@
+"""The enterprises of an evaluation as columns: built from scoring's bulk items, stored beside
+their facts, read back for bulk matching.
+
+Pure code (no I/O): the feed sync and a what-if of a scoring run build the same `Population`
+from the same items; `matching.repository` stores and reads its columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from services.policy.criteria import FACTS, FactError, FactTable, coerce_facts
+
+log = structlog.get_logger("policy.population")
+
+STAGE_NONE = "unstaged"  # no revenue: the scoring service does not place it in a stage
+USCC_COLUMN = "uscc"  # not a fact: the codes, in position order
+
+
+def clean_facts(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The known facts, typed, as JSON values; and the codes of values that were unusable.
+
+    One bad value upstream must not keep an enterprise (or the whole evaluation) from being
+    matched: it is dropped, which makes the criteria reading it unknown, never failed.
+    """
+    try:
+        typed = coerce_facts(raw)
+    except FactError:
+        pass  # some value is unusable: find which, one by one
+    else:
+        return {k: sorted(v) if isinstance(v, frozenset) else v for k, v in typed.items()}, []
+    out: dict[str, Any] = {}
+    bad: list[str] = []
+    for code, value in raw.items():
+        if value is None or code not in FACTS:
+            continue
+        try:
+            typed = coerce_facts({code: value})
+        except FactError:
+            bad.append(code)
+            continue
+        v = typed.get(code)
+        if v is not None:
+            out[code] = sorted(v) if isinstance(v, frozenset) else v
+    return out, bad
+
+
+def enterprise_facts(item: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """An item of scoring's bulk scores as the facts criteria read (score, tier, stage too)."""
+    raw = dict(item.get("facts") or {})
+    raw.update(
+        score=item.get("total"),
+        tier=item.get("tier"),
+        percentile=item.get("percentile"),
+        stage=item.get("stage"),
+    )
+    return clean_facts(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Enterprise:
+    """One enterprise as stored: its cleaned facts are what every criterion reads."""
+
+    uscc: str
+    name: str
+    facts: dict[str, Any]
+
+
+def enterprises_of(items: Iterable[Mapping[str, Any]]) -> list[Enterprise]:
+    """Scoring's bulk items, cleaned, in USCC order (the population's position order)."""
+    out = []
+    for item in items:
+        facts, bad = enterprise_facts(item)
+        if bad:
+            log.warning("unusable facts dropped", uscc=item.get("uscc"), facts=bad)
+        out.append(Enterprise(str(item["uscc"]), str(item.get("name") or ""), facts))
+    out.sort(key=lambda e: e.uscc)
+    return out
+
+
+@dataclass
+class Population:
+    """Enterprises as columns, position i being the i-th USCC in byte order.
+
+    `stored` is false when the columns were rebuilt from the stored facts rather than read
+    (a population stored before the columns existed), so that a writer stores them.
+    """
+
+    usccs: npt.NDArray[np.str_]
+    stages: npt.NDArray[np.object_]
+    table: FactTable
+    stored: bool = True
+    _stage_index: tuple[npt.NDArray[np.intp], list[str]] | None = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.usccs)
+
+    def stage_index(self) -> tuple[npt.NDArray[np.intp], list[str]]:
+        """Each enterprise's stage as an index into the stage names (`STAGE_NONE` last)."""
+        if self._stage_index is None:
+            names = [*FACTS["stage"].values, STAGE_NONE]
+            col: npt.NDArray[np.float64] = self.table.column("stage")
+            codes = np.where(np.isnan(col), len(names) - 1, col).astype(np.intp)
+            self._stage_index = (codes, names)
+        return self._stage_index
+
+
+def population_of(enterprises: Sequence[Enterprise]) -> Population:
+    """The columns of cleaned enterprises (already in position order)."""
+    records = [e.facts for e in enterprises]
+    codes = {code for r in records for code in r}
+    columns = {code: [r.get(code) for r in records] for code in sorted(codes)}
+    return Population(
+        usccs=np.array([e.uscc for e in enterprises], dtype=str),
+        stages=np.array([r.get("stage") or STAGE_NONE for r in records], dtype=object),
+        table=FactTable.from_columns(columns, len(records)),
+    )
+
+
+def population_from_items(items: Iterable[Mapping[str, Any]]) -> Population:
+    """Scoring's bulk items (`/v1/evaluations/{id}/scores?include=facts`) as a population,
+    cleaned exactly as the feed sync stores them: what a what-if of a run matches."""
+    return population_of(enterprises_of(items))
+
+
+# --------------------------------------------------------------------------------------------
+# Columns as stored: (name, dtype, vocabulary, bytes)
+# --------------------------------------------------------------------------------------------
+
+Encoded = tuple[str, str, list[str] | None, bytes]
+_FLOAT, _INT, _TEXT = "<f8", "<i8", "text"
+
+
+def encode_columns(population: Population) -> list[Encoded]:
+    """Every column of the population, and its codes, as stored in `population_columns`."""
+    out: list[Encoded] = [(USCC_COLUMN, _TEXT, None, "\n".join(population.usccs.tolist()).encode())]
+    for code, col in sorted(population.table.columns.items()):
+        spec = FACTS[code]
+        vocabulary = list(spec.values) if spec.type in ("enum", "tags") else None
+        dtype = _INT if spec.type == "tags" else _FLOAT
+        out.append((code, dtype, vocabulary, np.ascontiguousarray(col, dtype=dtype).tobytes()))
+    return out
+
+
+def decode_usccs(data: bytes) -> npt.NDArray[np.str_]:
+    text = data.decode()
+    return np.array(text.split("\n") if text else [], dtype=str)
+
+
+UNSEEN = 255  # in aligned statuses: the enterprise was not in the earlier population
+
+
+def align(
+    statuses: npt.NDArray[np.uint8], before: npt.NDArray[np.str_], after: npt.NDArray[np.str_]
+) -> npt.NDArray[np.uint8]:
+    """Statuses of the population `before` re-indexed by the population `after` (both in
+    position order, that is sorted), `UNSEEN` for enterprises new to it."""
+    out = np.full(len(after), UNSEEN, dtype=np.uint8)
+    if not len(after) or not len(before):
+        return out
+    j = np.searchsorted(after, before)
+    found = j < len(after)
+    found[found] = after[j[found]] == before[found]
+    out[j[found]] = statuses[found]
+    return out
+
+
+def decode_columns(rows: Iterable[Encoded]) -> Population | None:
+    """The population stored by `encode_columns`, read against today's fact vocabulary; None
+    when the stored columns cannot be read as today's facts (a fact changed its type)."""
+    columns: dict[str, npt.NDArray[Any]] = {}
+    usccs: npt.NDArray[np.str_] | None = None
+    for name, dtype, vocabulary, data in rows:
+        if name == USCC_COLUMN:
+            usccs = decode_usccs(data)
+            continue
+        spec = FACTS.get(name)
+        if spec is None:
+            continue  # a fact this release no longer knows: no criterion can read it
+        if dtype != (_INT if spec.type == "tags" else _FLOAT):
+            return None
+        col = np.frombuffer(data, dtype=dtype).astype(np.int64 if dtype == _INT else np.float64)
+        if spec.type in ("enum", "tags") and tuple(vocabulary or ()) != spec.values:
+            col = _revocabulary(col, list(vocabulary or ()), spec.values, spec.type == "tags")
+        columns[name] = col
+    if usccs is None or any(len(c) != len(usccs) for c in columns.values()):
+        return None
+    table = FactTable.from_columns(columns, len(usccs))
+    stage = columns.get("stage")
+    names = np.array([*FACTS["stage"].values, STAGE_NONE], dtype=object)
+    if stage is None:
+        stages = np.full(len(usccs), STAGE_NONE, dtype=object)
+    else:
+        stages = names[np.where(np.isnan(stage), len(names) - 1, stage).astype(np.intp)]
+    return Population(usccs=usccs, stages=stages, table=table)
+
+
+def _revocabulary(
+    col: npt.NDArray[Any], old: list[str], new: Sequence[str], tags: bool
+) -> npt.NDArray[Any]:
+    """Codes written against `old` words re-expressed against `new`; a word gone is missing
+    (as a value the store would have dropped)."""
+    where = {w: i for i, w in enumerate(new)}
+    if tags:
+        out = np.where(col == -1, -1, 0).astype(np.int64)
+        for i, word in enumerate(old):
+            j = where.get(word)
+            if j is not None:
+                out |= np.where(col == -1, 0, ((col >> i) & 1) << j)
+        return out
+    lookup = np.array([float(where.get(w, np.nan)) for w in old] + [np.nan])
+    idx = np.where(np.isnan(col), len(old), col).astype(np.intp)
+    result: npt.NDArray[np.float64] = lookup[idx]
+    return result
+
+
+def population_from_json_rows(rows: Sequence[Sequence[Any]]) -> Population:
+    """The population from stored facts rows `[uscc, stage, facts]` in position order: the
+    path for a population stored before its columns were."""
+    enterprises = [Enterprise(str(r[0]), "", r[2] or {}) for r in rows]
+    population = population_of(enterprises)
+    population.stages = np.array([r[1] or STAGE_NONE for r in rows], dtype=object)
+    population.stored = False
+    return population
+
+
+__all__ = [
+    "STAGE_NONE",
+    "UNSEEN",
+    "USCC_COLUMN",
+    "Encoded",
+    "Enterprise",
+    "Population",
+    "align",
+    "clean_facts",
+    "decode_columns",
+    "decode_usccs",
+    "encode_columns",
+    "enterprise_facts",
+    "enterprises_of",
+    "population_from_items",
+    "population_from_json_rows",
+    "population_of",
+]

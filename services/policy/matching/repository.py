@@ -1,0 +1,314 @@
+"""Reading and writing what matching stores: the population's columns, each rule's vectors,
+the pushes they cause, and the slices of them that one enterprise or one pool page reads."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.policy.common import raw_connection
+from services.policy.matching.population import USCC_COLUMN, Encoded
+
+
+async def write_columns(session: AsyncSession, run_id: uuid.UUID, columns: list[Encoded]) -> None:
+    """Replace the stored columns with those of `run_id` (only the current run is kept, but
+    for the codes of a run whose matches are still stored: `recompute` aligns its pushed
+    statuses with the new population by them, then lets them go)."""
+    conn = await raw_connection(session)
+    await conn.execute("DELETE FROM policy.population_columns WHERE run_id = $1", run_id)
+    await prune_columns(session, run_id)
+    await conn.executemany(
+        "INSERT INTO policy.population_columns (run_id, name, dtype, vocabulary, data) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        [(run_id, *c) for c in columns],
+    )
+
+
+async def prune_columns(session: AsyncSession, current: uuid.UUID) -> None:
+    """Drop the columns of other runs, but the codes of runs that stored matches refer to."""
+    conn = await raw_connection(session)
+    await conn.execute(
+        "DELETE FROM policy.population_columns WHERE run_id <> $1 AND NOT (name = $2 AND "
+        "run_id IN (SELECT run_id FROM policy.rule_matches))",
+        current,
+        USCC_COLUMN,
+    )
+
+
+async def read_usccs(session: AsyncSession, run_id: uuid.UUID) -> bytes | None:
+    conn = await raw_connection(session)
+    data = await conn.fetchval(
+        "SELECT data FROM policy.population_columns WHERE run_id = $1 AND name = $2",
+        run_id,
+        USCC_COLUMN,
+    )
+    return None if data is None else bytes(data)
+
+
+async def read_columns(session: AsyncSession, run_id: uuid.UUID) -> list[Encoded]:
+    conn = await raw_connection(session)
+    rows = await conn.fetch(
+        "SELECT name, dtype, vocabulary, data FROM policy.population_columns WHERE run_id = $1",
+        run_id,
+    )
+    return [(r[0], r[1], list(r[2]) if r[2] is not None else None, bytes(r[3])) for r in rows]
+
+
+async def read_fact_rows(session: AsyncSession) -> list[list[Any]]:
+    """Every stored enterprise as `[uscc, stage, facts]`, in position order."""
+    conn = await raw_connection(session)
+    # One JSON document for the whole population: a single json.loads in C beats decoding
+    # thousands of jsonb values one by one.
+    doc = await conn.fetchval(
+        "SELECT coalesce(json_agg(json_build_array(uscc, stage, facts) ORDER BY position), "
+        "'[]')::text FROM policy.enterprise_facts"
+    )
+    rows: list[list[Any]] = json.loads(doc)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Rule vectors
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    """A rule's row of `rule_matches`, as written."""
+
+    rule_key: str
+    run_id: uuid.UUID
+    policy_id: uuid.UUID | None
+    version: int | None
+    rule: dict[str, Any]
+    fingerprint: str
+    near_max: int
+    leaves: Sequence[str]
+    enterprises: int
+    statuses: bytes
+    failing: bytes
+    counts: dict[str, Any]
+    pushed: bool
+
+
+_UPSERT = """
+INSERT INTO policy.rule_matches (rule_key, run_id, policy_id, version, rule, fingerprint,
+    near_max, leaves, enterprises, statuses, failing, counts, pushed, computed_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, now())
+ON CONFLICT (rule_key) DO UPDATE SET run_id = excluded.run_id, policy_id = excluded.policy_id,
+    version = excluded.version, rule = excluded.rule, fingerprint = excluded.fingerprint,
+    near_max = excluded.near_max, leaves = excluded.leaves, enterprises = excluded.enterprises,
+    statuses = excluded.statuses, failing = excluded.failing, counts = excluded.counts,
+    pushed = excluded.pushed, computed_at = excluded.computed_at
+"""
+
+
+async def write_rules(session: AsyncSession, rows: Iterable[RuleRow]) -> None:
+    conn = await raw_connection(session)
+    for r in rows:
+        await conn.execute(
+            _UPSERT,
+            r.rule_key,
+            r.run_id,
+            r.policy_id,
+            r.version,
+            json.dumps(r.rule, ensure_ascii=False),
+            r.fingerprint,
+            r.near_max,
+            list(r.leaves),
+            r.enterprises,
+            r.statuses,
+            r.failing,
+            json.dumps(r.counts, ensure_ascii=False),
+            r.pushed,
+        )
+
+
+async def delete_rules(
+    session: AsyncSession, keys: Sequence[str] | None, keep: Sequence[str]
+) -> None:
+    """Drop the rows of `keys` (every row when None) except those of `keep`."""
+    conn = await raw_connection(session)
+    await conn.execute(
+        "DELETE FROM policy.rule_matches WHERE ($1::text[] IS NULL OR rule_key = ANY($1)) "
+        "AND NOT rule_key = ANY($2::text[])",
+        None if keys is None else list(keys),
+        list(keep),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """A rule's statuses as stored with their pushes, and the population they were for."""
+
+    run_id: uuid.UUID
+    enterprises: int
+    statuses: bytes
+
+
+async def pushed_statuses(session: AsyncSession, keys: Sequence[str]) -> dict[str, Pushed]:
+    conn = await raw_connection(session)
+    rows = await conn.fetch(
+        "SELECT rule_key, run_id, enterprises, statuses FROM policy.rule_matches "
+        "WHERE rule_key = ANY($1::text[]) AND pushed",
+        list(keys),
+    )
+    return {r[0]: Pushed(r[1], r[2], bytes(r[3])) for r in rows}
+
+
+async def pushed_before(
+    session: AsyncSession, usccs: list[str], keys: Sequence[str]
+) -> list[tuple[str, str, bool]]:
+    """(uscc, rule key, pushed eligible?) of every enterprise and rule pushed so far."""
+    conn = await raw_connection(session)
+    rows = await conn.fetch(
+        "SELECT uscc, rule_key, bool_or(status = 0) FROM policy.pushes "
+        "WHERE uscc = ANY($1::text[]) AND rule_key = ANY($2::text[]) GROUP BY 1, 2",
+        usccs,
+        list(keys),
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+PUSH_COLUMNS = ("uscc", "rule_key", "title", "status", "run_id")
+
+
+async def copy_pushes(session: AsyncSession, rows: AsyncIterator[bytes]) -> int:
+    """Insert pushes from a binary COPY stream of `PUSH_COLUMNS` (ids follow its order)."""
+    conn = await raw_connection(session)
+    result: str = await conn.copy_to_table(
+        "pushes", schema_name="policy", source=rows, columns=PUSH_COLUMNS, format="binary"
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# What readers take of them
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStatus:
+    """One enterprise's entry in a rule's vectors, with what it was matched on."""
+
+    fingerprint: str
+    near_max: int
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnterpriseEntry:
+    name: str
+    stage: str | None
+    score: float | None
+    facts: dict[str, Any]
+    run_id: uuid.UUID
+    statuses: dict[str, StoredStatus]
+
+
+async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry | None:
+    """The enterprise's facts and its status under every stored rule, in one statement, so
+    facts and statuses come from the same population even while a new one is committed.
+
+    The status is a one-byte substring at the enterprise's position: the vectors are stored
+    uncompressed, so PostgreSQL reads only the chunk that holds it.
+    """
+    row = (
+        await session.execute(
+            text(
+                """
+                SELECT f.name, f.stage, f.score, f.facts, f.run_id, m.keys, m.fingerprints,
+                       m.near_max, m.statuses
+                FROM policy.enterprise_facts f
+                CROSS JOIN LATERAL (
+                    SELECT array_agg(r.rule_key) AS keys,
+                           array_agg(r.fingerprint) AS fingerprints,
+                           array_agg(r.near_max) AS near_max,
+                           array_agg(get_byte(substring(r.statuses FROM f.position + 1 FOR 1), 0))
+                               AS statuses
+                    FROM policy.rule_matches r WHERE r.run_id = f.run_id
+                ) m
+                WHERE f.uscc = :uscc
+                """
+            ),
+            {"uscc": uscc},
+        )
+    ).first()
+    if row is None:
+        return None
+    statuses = {
+        k: StoredStatus(fp, nm, st)
+        for k, fp, nm, st in zip(
+            row.keys or (),
+            row.fingerprints or (),
+            row.near_max or (),
+            row.statuses or (),
+            strict=True,
+        )
+    }
+    return EnterpriseEntry(row.name, row.stage, row.score, row.facts, row.run_id, statuses)
+
+
+async def stored_rules(session: AsyncSession, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The rules as matched, for keys whose rule has changed since (rarely read)."""
+    rows = await session.execute(
+        text("SELECT rule_key, rule FROM policy.rule_matches WHERE rule_key = ANY(:keys)"),
+        {"keys": list(keys)},
+    )
+    return {k: r for k, r in rows.tuples()}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSummary:
+    rule_key: str
+    fingerprint: str
+    rule: dict[str, Any]
+    near_max: int
+    leaves: list[str]
+    counts: dict[str, Any]
+
+
+async def rule_summaries(session: AsyncSession, keys: Sequence[str] | None) -> list[RuleSummary]:
+    """The stored rules of the current evaluation (of `keys`, or every one), without vectors."""
+    rows = await session.execute(
+        text(
+            "SELECT rule_key, fingerprint, rule, near_max, leaves, counts FROM policy.rule_matches "
+            "WHERE run_id IN (SELECT run_id FROM policy.evaluations) "
+            "AND (CAST(:keys AS text[]) IS NULL OR rule_key = ANY(:keys))"
+        ),
+        {"keys": None if keys is None else list(keys)},
+    )
+    return [RuleSummary(k, f, r, n, list(lv), c) for k, f, r, n, lv, c in rows.tuples()]
+
+
+async def enterprises_with_status(
+    session: AsyncSession, key: str, status: int, stage: str | None, limit: int, offset: int
+) -> list[Any]:
+    """A page of the enterprises with `status` under rule `key`, best score first.
+
+    The vector is read once, as an uncorrelated subquery (one InitPlan); `|| ''` makes it a
+    plain value there, so each row's `get_byte` does not fetch it again.
+    """
+    rows = await session.execute(
+        text(
+            """
+            SELECT f.uscc, f.name, f.stage, f.score, f.tier, f.facts
+            FROM policy.enterprise_facts f
+            WHERE f.run_id = (SELECT run_id FROM policy.rule_matches WHERE rule_key = :key)
+              AND get_byte(
+                    (SELECT statuses || ''::bytea FROM policy.rule_matches WHERE rule_key = :key),
+                    f.position) = :status
+              AND (CAST(:stage AS text) IS NULL OR coalesce(f.stage, 'unstaged') = :stage)
+            ORDER BY f.score DESC NULLS LAST, f.uscc
+            LIMIT :limit OFFSET :offset
+            """
+        ),
+        {"key": key, "status": status, "stage": stage, "limit": limit, "offset": offset},
+    )
+    return list(rows)
