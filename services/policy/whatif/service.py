@@ -1,14 +1,16 @@
 """The policy what-if of a scoring run: pool eligibility with its scores and facts, against
 the matches now.
 
-The run's scores and facts are read from scoring with the service client (any run), typed
-exactly as the feed sync types a published run (`matching.sync.enterprise_facts`), and every
-pool's compiled rule is evaluated on them in bulk, as `matching.service.recompute` does.
-Nothing is written: matches and pushes change only when the run is published.
+The run's scores and facts are read from scoring with the service client (any run), cleaned
+exactly as the feed sync cleans a published run (`matching.population.population_from_items`),
+and every pool's rule is matched by the very function a recompute stores the result of
+(`matching.service.match_population`). Nothing is written: matches and pushes change only
+when the run is published.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -18,15 +20,20 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.policy.criteria import STATUSES, FactTable, Status
-from services.policy.matching.service import (
-    STAGE_NONE,
-    ActiveRule,
+from services.policy.criteria import STATUSES, Status
+from services.policy.matching import repository
+from services.policy.matching.population import (
     Population,
+    decode_usccs,
+    enterprises_of,
+    population_of,
+)
+from services.policy.matching.service import (
+    ActiveRule,
     active_rules,
     current_evaluation,
+    match_population,
 )
-from services.policy.matching.sync import enterprise_facts
 from services.policy.settings import PolicySettings
 from services.policy.whatif.schemas import (
     EligibilityChange,
@@ -44,19 +51,13 @@ async def run_population(
 ) -> tuple[Population, dict[str, str]]:
     """The run's enterprises as the columns criteria read, and their names."""
     settings: PolicySettings = scoring.settings
-    records: list[dict[str, Any]] = []
-    usccs: list[str] = []
-    names: dict[str, str] = {}
+    items: list[dict[str, Any]] = []
     try:
-        async for items in scoring.pages(
+        async for page in scoring.pages(
             f"/v1/evaluations/{run_id}/scores",
             {"limit": settings.scores_page_size, "include": "facts"},
         ):
-            for item in items:
-                facts, _bad = enterprise_facts(item)
-                usccs.append(str(item["uscc"]))
-                names[usccs[-1]] = str(item.get("name") or "")
-                records.append(facts)
+            items.extend(page)
     except UpstreamError as exc:
         cause = exc.__cause__
         if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 404:
@@ -64,22 +65,27 @@ async def run_population(
         if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 409:
             raise Conflict(f"Scoring evaluation {run_id} has no scores (yet)") from exc
         raise
-    codes = {code for r in records for code in r}
-    columns = {code: [r.get(code) for r in records] for code in codes}
-    population = Population(
-        usccs=usccs,
-        stages=np.array([r.get("stage") or STAGE_NONE for r in records], dtype=object),
-        table=FactTable.from_columns(columns, len(records)),
-    )
-    return population, names
+    enterprises = enterprises_of(items)
+    return population_of(enterprises), {e.uscc: e.name for e in enterprises}
 
 
 async def current_statuses(session: AsyncSession, key: str) -> dict[str, Status]:
-    """One rule's stored statuses now, by USCC."""
-    rows = await session.execute(
-        text("SELECT uscc, status FROM policy.matches WHERE rule_key = :k"), {"k": key}
-    )
-    return {r[0]: STATUSES[r[1]] for r in rows}
+    """One rule's stored statuses now, by USCC (the vectors are in the matched population's
+    position order)."""
+    row = (
+        await session.execute(
+            text("SELECT run_id, statuses FROM policy.rule_matches WHERE rule_key = :k"),
+            {"k": key},
+        )
+    ).first()
+    if row is None:
+        return {}
+    data = await repository.read_usccs(session, row.run_id)
+    if data is None:
+        return {}
+    usccs = decode_usccs(data)
+    statuses = np.frombuffer(bytes(row.statuses), dtype=np.uint8)
+    return {str(u): STATUSES[int(s)] for u, s in zip(usccs, statuses, strict=True)}
 
 
 def _changes(
@@ -117,12 +123,16 @@ async def evaluation_what_if(
     session: AsyncSession, scoring: ServiceClient, body: EvaluationWhatIf, near_max: int
 ) -> EvaluationWhatIfOut:
     population, names = await run_population(scoring, body.run_id)
-    pools = [r for r in await active_rules(session) if r.kind == "pool"]
+    pools: list[ActiveRule] = [r for r in await active_rules(session) if r.kind == "pool"]
+    # Seconds of numpy for a large run: off the event loop, as the recompute does.
+    results = await asyncio.to_thread(match_population, pools, population, near_max=near_max)
     counts: list[PoolCounts] = []
     changes: list[EligibilityChange] = []
-    for pool in pools:
-        status = pool.compiled.evaluate_table(population.table, near_max=near_max).status
-        after = {u: STATUSES[int(s)] for u, s in zip(population.usccs, status, strict=True)}
+    for result in results:
+        pool = result.rule
+        after = {
+            str(u): STATUSES[int(s)] for u, s in zip(population.usccs, result.status, strict=True)
+        }
         before = await current_statuses(session, pool.key)
         pool_counts, pool_changes = _changes(pool, after, before, names)
         counts.append(pool_counts)
