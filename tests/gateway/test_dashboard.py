@@ -72,7 +72,11 @@ async def test_dashboard_with_every_service(gw: Gateway) -> None:
     from services.credit.evaluations.sync import sync_evaluations as sync_credit
     from services.policy.matching.sync import sync_evaluations as sync_policy
 
-    await gw.platform.start("credit", "policy")
+    # What every part says is checked here, not the deadline (tested above): a busy machine
+    # must not turn a slow first read into a timeout.
+    await gw.platform.stop("gateway")
+    gw.platform.settings_overrides["gateway"] = gateway_settings(gw.var_dir, dashboard_deadline=30)
+    await gw.platform.start("gateway", "credit", "policy")
     await publish_scores(gw)
     # The consumers read the publication from the feed (deterministically, not by polling).
     await sync_credit(gw.platform.fastapi["credit"])
