@@ -17,6 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from portal.deps import csrf_guard
 from portal.errors import install_error_pages
 from portal.gateway import GatewayClient
+from portal.oidc import StaffOidc
 from portal.reference import ReferenceCache
 from portal.security import SecurityHeadersMiddleware
 from portal.sessions import SessionStore, token_cipher
@@ -44,7 +45,7 @@ async def _sweep(store: SessionStore, every: float) -> None:
 def create_app(
     settings: PortalSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
-    from portal.routes import auth, enterprise, staff
+    from portal.routes import auth, bank, enterprise, staff
 
     settings = settings or PortalSettings()
     overrides = overrides or Overrides()
@@ -68,7 +69,18 @@ def create_app(
             timeout=settings.gateway_timeout,
             transport=overrides.http_transport,
         )
-        app.state.gateway = GatewayClient(http, app.state.sessions, settings.refresh_margin_seconds)
+        client_auth = None
+        if settings.gateway_client_id and settings.gateway_client_secret:
+            client_auth = (
+                settings.gateway_client_id,
+                settings.gateway_client_secret.get_secret_value(),
+            )
+        app.state.gateway = GatewayClient(
+            http, app.state.sessions, settings.refresh_margin_seconds, client_auth
+        )
+        app.state.oidc = StaffOidc(
+            settings, app.state.sessionmaker, cipher, transport=overrides.http_transport
+        )
         app.state.reference = ReferenceCache(settings.reference_cache_seconds)
         sweeper = None
         if settings.session_sweep_seconds > 0:
@@ -88,6 +100,7 @@ def create_app(
                 sweeper.cancel()
                 await asyncio.gather(sweeper, return_exceptions=True)
             await http.aclose()
+            await app.state.oidc.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -110,7 +123,12 @@ def create_app(
     app.include_router(health_router(spec))
     app.include_router(auth.router)
     app.include_router(enterprise.router)
-    app.include_router(staff.router)
+    app.include_router(bank.router)
+    # Staff placeholders last, and only for paths no real page has claimed.
+    claimed = {getattr(r, "path", None) for r in app.routes}
+    for route in staff.placeholder.routes:
+        if getattr(route, "path", None) not in claimed:
+            app.router.routes.append(route)
     # Text assets compress well (ECharts: 1.1 MB → about 370 kB); pages are not compressed, as
     # they carry the CSRF token beside reflected input (BREACH).
     app.mount("/static", GZipMiddleware(STATIC, minimum_size=1024), name="static")

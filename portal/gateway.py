@@ -55,11 +55,24 @@ def tokens_from(body: dict[str, Any]) -> GatewayTokens:
     )
 
 
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+
+
 class GatewayClient:
-    def __init__(self, http: httpx.AsyncClient, store: SessionStore, margin_seconds: int) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        store: SessionStore,
+        margin_seconds: int,
+        client_auth: tuple[str, str] | None = None,
+    ) -> None:
         self.http = http
         self.store = store
         self.margin = timedelta(seconds=margin_seconds)
+        # The portal's own gateway client (kind `portal`): staff sessions were issued to it,
+        # so their refresh authenticates as it (RFC 6749 section 6).
+        self.client_auth = client_auth
 
     async def _send(
         self,
@@ -69,13 +82,17 @@ class GatewayClient:
         *,
         params: Any = None,
         json: Any = None,
+        data: Any = None,
         headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> httpx.Response:
         sent = {"Accept": "application/json", **(headers or {})}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         try:
-            return await self.http.request(method, path, params=params, json=json, headers=sent)
+            return await self.http.request(
+                method, path, params=params, json=json, data=data, headers=sent, auth=auth
+            )
         except httpx.TimeoutException as exc:
             log.warning("gateway timeout", path=path, error=type(exc).__name__)
             raise GatewayProblem(504, {"title": "Gateway timeout"}) from exc
@@ -98,8 +115,13 @@ class GatewayClient:
             if current.refresh_token is None:
                 ended = "nothing to refresh with"
             else:
+                auth = self.client_auth if session.principal.is_staff else None
                 resp = await self._send(
-                    "POST", "/v1/auth/refresh", None, json={"refresh_token": current.refresh_token}
+                    "POST",
+                    "/v1/auth/refresh",
+                    None,
+                    json={"refresh_token": current.refresh_token},
+                    auth=auth,
                 )
                 if resp.status_code in (400, 401, 403, 422):
                     ended = f"refresh refused: {resp.status_code}"
@@ -147,6 +169,22 @@ class GatewayClient:
     async def exchange_ssotoken(self, ssotoken: str) -> dict[str, Any]:
         """What a mini-app backend does with the provider's ssotoken: a gateway session."""
         resp = await self._send("POST", "/v1/auth/esso/exchange", None, json={"ssotoken": ssotoken})
+        if resp.status_code >= 400:
+            raise GatewayProblem.of(resp)
+        body: dict[str, Any] = resp.json()
+        return body
+
+    async def exchange_id_token(self, id_token: str) -> dict[str, Any]:
+        """A staff member's ID token for a gateway staff session (RFC 8693), as the portal's
+        gateway client."""
+        if self.client_auth is None:
+            raise unavailable("The portal has no gateway client for staff sign-in")
+        form = {
+            "grant_type": TOKEN_EXCHANGE,
+            "subject_token": id_token,
+            "subject_token_type": ID_TOKEN_TYPE,
+        }
+        resp = await self._send("POST", "/v1/auth/token", None, data=form, auth=self.client_auth)
         if resp.status_code >= 400:
             raise GatewayProblem.of(resp)
         body: dict[str, Any] = resp.json()
