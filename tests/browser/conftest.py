@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from scripts.assembled import PORT_OFFSET, Assembled, start_assembled
 
@@ -146,7 +147,13 @@ class Web:
         page.get_by_role("link", name=re.compile("工作人员")).click()
         page.locator(".provider-list a").first.click()
         page.locator("li", has_text=name).get_by_role("button", name=re.compile("登录")).click()
-        page.wait_for_url(re.compile(re.escape(self.portal) + r"/(gov|bank)/$"))
+        home = re.compile(re.escape(self.portal) + r"/(gov|bank)/$")
+        try:
+            # Three servers in a row (provider, portal, gateway): a loaded machine is slow.
+            page.wait_for_url(home, timeout=60_000)
+        except PlaywrightTimeoutError as exc:
+            text = page.inner_text("body")[:400] if page.url.startswith(self.portal) else ""
+            raise AssertionError(f"staff sign-in as {name} stopped at {page.url}: {text}") from exc
 
     def api(self, token: str) -> httpx.Client:
         return httpx.Client(
