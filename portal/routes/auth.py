@@ -158,7 +158,7 @@ async def logout(
 
 
 @router.get("/auth/staff", response_class=HTMLResponse)
-async def staff_login(request: Request, settings: Settings) -> HTMLResponse:
+async def staff_login(request: Request, settings: Settings, session: MaybeSession) -> HTMLResponse:
     """The organisations' sign-in providers, one button each."""
     return render(request, "staff/login.html", {"providers": settings.staff_providers})
 

@@ -199,3 +199,10 @@ async def test_id_token_checks(staff_portal: StaffPortal) -> None:  # noqa: F811
     assert await refused(f"{head}.{body}.")  # the signature stripped
     none = base64.urlsafe_b64encode(json.dumps({"alg": "none"}).encode()).rstrip(b"=").decode()
     assert await refused(f"{none}.{body}.")
+
+
+async def test_the_staff_page_offers_to_continue(staff_portal: StaffPortal) -> None:  # noqa: F811
+    async with staff_portal.browser() as browser:
+        await staff_portal.staff_login(browser, GOV_OPERATOR.subject)
+        page = await browser.get("/auth/staff")
+        assert f"您已以 {GOV_OPERATOR.name} 的身份登录" in page.text and 'href="/gov/"' in page.text
