@@ -222,7 +222,7 @@ class Launcher:
                 [
                     {
                         "name": STAFF_PROVIDER,
-                        "label": "工作人员统一身份认证 (development)",
+                        "label": "工作人员统一身份认证（开发环境）",
                         "issuer": self.url("idp"),
                         "client_id": PORTAL_OIDC_CLIENT,
                         "client_secret": self.portal_oidc_secret(),
