@@ -15,6 +15,7 @@ def routers() -> list[APIRouter]:
     from services.scoring.provenance.router import router as provenance
     from services.scoring.scores.router import router as scores
     from services.scoring.specs.router import router as specs
+    from services.scoring.statistics.router import router as statistics
 
     return [
         indicators,
@@ -23,6 +24,7 @@ def routers() -> list[APIRouter]:
         evaluations,
         comparisons,
         scores,
+        statistics,
         provenance,
         objections,
         audit,
