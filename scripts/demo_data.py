@@ -348,7 +348,6 @@ def build_backbook(gateway_url: str, idp_url: str, creds: dict[str, Any], var: P
 
 def _path(book: dict[str, Any], i: int, amount: int) -> list[dict[str, object]]:
 
-
     one = BackBook(
         period=int(book["period"]),
         probability=np.zeros(1),
