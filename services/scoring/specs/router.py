@@ -37,5 +37,6 @@ async def create_model(
 @router.post(
     "/{version}/publish", response_model=ModelOut, responses=problem_responses(401, 403, 404)
 )
-async def publish_model(version: str, session: DbSession, _: GovernmentCaller) -> ModelOut:
-    return ModelOut.of(await service.publish_spec(session, version))
+async def publish_model(version: str, session: DbSession, principal: GovernmentCaller) -> ModelOut:
+    """Records who published and links the version's latest challenger report."""
+    return ModelOut.of(await service.publish_spec(session, version, actor(principal)))
