@@ -30,6 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from stdnum.cn import uscc as uscc_std
@@ -203,7 +204,7 @@ def load_scores(scoring: str, token: str, size: int) -> str:
         return f"/v1/enterprises/{target}"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
@@ -216,9 +217,156 @@ def main() -> None:
         default="aiohttp",
         help="the gateway's upstream transport (httpx: its own pool, for comparison)",
     )
-    args = parser.parse_args()
-    wrk = ensure_wrk()
+    return parser.parse_args()
 
+
+@dataclass
+class Pair:
+    """A scoring service and a gateway in front of it, as processes."""
+
+    scoring: str
+    gateway: str
+    procs: list[subprocess.Popen[bytes]]
+    issuer: TokenIssuer
+    creds: dict[str, Any]
+
+
+def start_pair(db: str, work: Path, transport: str, procs: list[subprocess.Popen[bytes]]) -> Pair:
+    from gateway.app import MIGRATIONS as GATEWAY_MIGRATIONS
+    from services.scoring.app import MIGRATIONS as SCORING_MIGRATIONS
+
+    upgrade(SCORING_MIGRATIONS, db, "scoring")
+    upgrade(GATEWAY_MIGRATIONS, db, "gateway")
+    key_file = work / "keys" / "issuer.json"
+    issuer = TokenIssuer(load_or_create_key_set(key_file), ISSUER)
+    creds = asyncio.run(seed_demo_clients(db, work))
+
+    sp, gp = free_port(), free_port()
+    scoring, gateway = f"http://{HOST}:{sp}", f"http://{HOST}:{gp}"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    scoring_env = {
+        **env,
+        "SCORING_DATABASE_URL": db,
+        "SCORING_JWKS_FILE": str(key_file),
+        "SCORING_LOG_LEVEL": "WARNING",
+    }
+    gateway_env = {
+        **env,
+        "GATEWAY_DATABASE_URL": db,
+        "GATEWAY_KEY_FILE": str(key_file),
+        # The client-secret key the demo clients were stored under (seed_demo_clients).
+        "GATEWAY_VAR_DIR": str(work),
+        "GATEWAY_SCORING_URL": scoring,
+        "GATEWAY_LOG_LEVEL": "WARNING",
+        # The benchmark measures the path, not the throttle.
+        "GATEWAY_RATE_LIMIT_CLIENT": "1000000/second",
+        "GATEWAY_UPSTREAM_TRANSPORT": transport,
+    }
+    procs.append(start("services.scoring.app:create_app", sp, scoring_env, work / "scoring.log"))
+    procs.append(start("gateway.app:create_app", gp, gateway_env, work / "gateway.log"))
+    wait_ready(scoring, procs[0])
+    wait_ready(gateway, procs[1])
+    return Pair(scoring, gateway, procs, issuer, creds)
+
+
+@dataclass
+class Targets:
+    direct_url: str
+    direct_token: str
+    via_url: str
+    gateway_token: str
+
+
+def targets(pair: Pair, size: int) -> tuple[str, Targets]:
+    """The endpoint measured, directly and through the gateway, with a token for each."""
+    gov = Principal(sub="bench-government", kind=PrincipalKind.GOVERNMENT)
+    direct_token = pair.issuer.mint(gov, "scoring", ttl=3600)
+    path = load_scores(pair.scoring, direct_token, size)
+    government = pair.creds["government"]
+    r = httpx.post(
+        f"{pair.gateway}/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(government["client_id"], government["client_secret"]),
+    )
+    r.raise_for_status()
+    gateway_token = r.json()["access_token"]
+    via_url = pair.gateway + "/v1/scoring" + path.removeprefix("/v1")
+    check = httpx.get(via_url, headers={"Authorization": f"Bearer {gateway_token}"})
+    assert check.status_code == 200
+    return path, Targets(pair.scoring + path, direct_token, via_url, gateway_token)
+
+
+@dataclass
+class Measured:
+    results: dict[str, dict[str, WrkResult]]
+    gateway_cpu_us: list[float]
+    failures: int
+
+
+def measure(wrk: str, t: Targets, gateway_pid: int, args: argparse.Namespace) -> Measured:
+    for url, tok in ((t.direct_url, t.direct_token), (t.via_url, t.gateway_token)):
+        run_wrk(wrk, url, tok, args.connections, 3)  # warm-up: pools, caches, JIT-less paths
+    results: dict[str, dict[str, WrkResult]] = {}
+    # CPU the gateway process spends per proxied request: unlike throughput, this does not
+    # depend on what else the machine is doing.
+    gateway_cpu_us: list[float] = []
+    failures = 0
+    # Direct and gateway runs alternate, `--rounds` times each, and each side keeps its best
+    # round: on a shared machine, load from elsewhere then drifts into both sides alike.
+    for label, conns in (("load", args.connections), ("moderate", args.moderate)):
+        rounds: dict[str, list[WrkResult]] = {"direct": [], "gateway": []}
+        for _ in range(args.rounds):
+            rounds["direct"].append(run_wrk(wrk, t.direct_url, t.direct_token, conns, args.seconds))
+            before = cpu_seconds(gateway_pid)
+            via = run_wrk(wrk, t.via_url, t.gateway_token, conns, args.seconds)
+            gateway_cpu_us.append((cpu_seconds(gateway_pid) - before) / via.requests * 1e6)
+            rounds["gateway"].append(via)
+        results[label] = {side: best(rs) for side, rs in rounds.items()}
+        failures += sum(r.failures for rs in rounds.values() for r in rs)
+    return Measured(results, gateway_cpu_us, failures)
+
+
+def report(m: Measured, args: argparse.Namespace, load_before: float) -> None:
+    load, moderate = m.results["load"], m.results["moderate"]
+    ratio = load["gateway"].rps / load["direct"].rps
+    added = moderate["gateway"].p50_ms - moderate["direct"].p50_ms
+    print()
+    print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'failed':>8}")
+    for label, conns in (("load", args.connections), ("moderate", args.moderate)):
+        for side in ("direct", "gateway"):
+            r_ = m.results[label][side]
+            print(
+                f"{side + f' c={conns}':22}{r_.rps:10.0f}{r_.p50_ms:10.2f}{r_.p99_ms:10.2f}"
+                f"{r_.requests:10d}{r_.failures:8d}"
+            )
+    print()
+    print(
+        f"throughput through the gateway at c={args.connections}: {ratio:.0%} of direct "
+        "(target >= 70%)"
+    )
+    print(f"median added at c={args.moderate}: {added:.2f} ms (target <= 2 ms)")
+    print(f"failed requests: {m.failures} (target 0)")
+    print(f"gateway CPU per proxied request: {min(m.gateway_cpu_us):.0f} us")
+    load_after = os.getloadavg()[0]
+    print(f"load average before/after: {load_before:.1f} / {load_after:.1f}")
+    if max(load_before, load_after) > (os.cpu_count() or 1) + 1:
+        print("warning: the machine was busy with other work; these figures understate both")
+    figures = {
+        "ratio": round(ratio, 3),
+        "added_p50_ms": round(added, 2),
+        "failures": m.failures,
+        "loadavg": [round(load_before, 2), round(load_after, 2)],
+        "gateway_cpu_us_per_request": round(min(m.gateway_cpu_us)),
+    }
+    for label, sides in m.results.items():
+        for side, r_ in sides.items():
+            figures[f"{label}_{side}"] = vars(r_)
+    print(json.dumps(figures))
+
+
+def main() -> None:
+    args = parse_args()
+    wrk = ensure_wrk()
     configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     server = resolve_database_url(configured, Path("var"))
@@ -227,125 +375,14 @@ def main() -> None:
     db = other_database(server, name)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        from gateway.app import MIGRATIONS as GATEWAY_MIGRATIONS
-        from services.scoring.app import MIGRATIONS as SCORING_MIGRATIONS
-
-        upgrade(SCORING_MIGRATIONS, db, "scoring")
-        upgrade(GATEWAY_MIGRATIONS, db, "gateway")
-        key_file = work / "keys" / "issuer.json"
-        issuer = TokenIssuer(load_or_create_key_set(key_file), ISSUER)
-        creds = asyncio.run(seed_demo_clients(db, work))
-
-        sp, gp = free_port(), free_port()
-        scoring, gateway = f"http://{HOST}:{sp}", f"http://{HOST}:{gp}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        scoring_env = {
-            **env,
-            "SCORING_DATABASE_URL": db,
-            "SCORING_JWKS_FILE": str(key_file),
-            "SCORING_LOG_LEVEL": "WARNING",
-        }
-        gateway_env = {
-            **env,
-            "GATEWAY_DATABASE_URL": db,
-            "GATEWAY_KEY_FILE": str(key_file),
-            # The client-secret key the demo clients were stored under (seed_demo_clients).
-            "GATEWAY_VAR_DIR": str(work),
-            "GATEWAY_SCORING_URL": scoring,
-            "GATEWAY_LOG_LEVEL": "WARNING",
-            # The benchmark measures the path, not the throttle.
-            "GATEWAY_RATE_LIMIT_CLIENT": "1000000/second",
-            "GATEWAY_UPSTREAM_TRANSPORT": args.transport,
-        }
-        procs.append(
-            start("services.scoring.app:create_app", sp, scoring_env, work / "scoring.log")
-        )
-        procs.append(start("gateway.app:create_app", gp, gateway_env, work / "gateway.log"))
-        wait_ready(scoring, procs[0])
-        wait_ready(gateway, procs[1])
-
-        gov = Principal(sub="bench-government", kind=PrincipalKind.GOVERNMENT)
-        direct_token = issuer.mint(gov, "scoring", ttl=3600)
-        path = load_scores(scoring, direct_token, args.size)
-        r = httpx.post(
-            f"{gateway}/v1/auth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(creds["government"]["client_id"], creds["government"]["client_secret"]),
-        )
-        r.raise_for_status()
-        gateway_token = r.json()["access_token"]
-        direct_url = scoring + path
-        via_url = gateway + "/v1/scoring" + path.removeprefix("/v1")
-        assert (
-            httpx.get(via_url, headers={"Authorization": f"Bearer {gateway_token}"}).status_code
-            == 200
-        )
-
+        pair = start_pair(db, work, args.transport, procs)
+        path, t = targets(pair, args.size)
         print(
             f"endpoint: GET {path}  ({args.size} scored enterprises, {os.cpu_count()} cores, "
             f"gateway upstream transport: {args.transport})"
         )
         load_before = os.getloadavg()[0]
-        for url, tok in ((direct_url, direct_token), (via_url, gateway_token)):
-            run_wrk(wrk, url, tok, args.connections, 3)  # warm-up: pools, caches, JIT-less paths
-        results: dict[str, dict[str, WrkResult]] = {}
-        # CPU the gateway process spends per proxied request: unlike throughput, this does not
-        # depend on what else the machine is doing.
-        gateway_cpu_us: list[float] = []
-        all_failures = 0
-        # Direct and gateway runs alternate, `--rounds` times each, and each side keeps its best
-        # round: on a shared machine, load from elsewhere then drifts into both sides alike.
-        for label, conns in (("load", args.connections), ("moderate", args.moderate)):
-            rounds: dict[str, list[WrkResult]] = {"direct": [], "gateway": []}
-            for _ in range(args.rounds):
-                rounds["direct"].append(run_wrk(wrk, direct_url, direct_token, conns, args.seconds))
-                before = cpu_seconds(procs[1].pid)
-                via = run_wrk(wrk, via_url, gateway_token, conns, args.seconds)
-                gateway_cpu_us.append((cpu_seconds(procs[1].pid) - before) / via.requests * 1e6)
-                rounds["gateway"].append(via)
-            results[label] = {side: best(rs) for side, rs in rounds.items()}
-            all_failures += sum(r.failures for rs in rounds.values() for r in rs)
-        load, moderate = results["load"], results["moderate"]
-        ratio = load["gateway"].rps / load["direct"].rps
-        added = moderate["gateway"].p50_ms - moderate["direct"].p50_ms
-        failures = all_failures
-        print()
-        print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'failed':>8}")
-        for label, conns in (("load", args.connections), ("moderate", args.moderate)):
-            for side in ("direct", "gateway"):
-                r_ = results[label][side]
-                print(
-                    f"{side + f' c={conns}':22}{r_.rps:10.0f}{r_.p50_ms:10.2f}{r_.p99_ms:10.2f}"
-                    f"{r_.requests:10d}{r_.failures:8d}"
-                )
-        print()
-        print(
-            f"throughput through the gateway at c={args.connections}: {ratio:.0%} of direct "
-            "(target >= 70%)"
-        )
-        print(f"median added at c={args.moderate}: {added:.2f} ms (target <= 2 ms)")
-        print(f"failed requests: {failures} (target 0)")
-        print(f"gateway CPU per proxied request: {min(gateway_cpu_us):.0f} us")
-        load_after = os.getloadavg()[0]
-        print(f"load average before/after: {load_before:.1f} / {load_after:.1f}")
-        if max(load_before, load_after) > (os.cpu_count() or 1) + 1:
-            print("warning: the machine was busy with other work; these figures understate both")
-        print(
-            json.dumps(
-                {
-                    "ratio": round(ratio, 3),
-                    "added_p50_ms": round(added, 2),
-                    "failures": failures,
-                    "loadavg": [round(load_before, 2), round(load_after, 2)],
-                    "gateway_cpu_us_per_request": round(min(gateway_cpu_us)),
-                    **{
-                        f"{label}_{side}": vars(r_)
-                        for label, x in results.items()
-                        for side, r_ in x.items()
-                    },
-                }
-            )
-        )
+        report(measure(wrk, t, procs[1].pid, args), args, load_before)
     finally:
         for p in procs:
             p.terminate()

@@ -249,7 +249,7 @@ class Launcher:
         comp = component(name)
         cmd = [sys.executable, "-m", "uvicorn", "--factory", comp.factory, "--host", HOST]
         cmd += ["--port", str(self.port(name)), "--log-level", "warning", "--no-access-log"]
-        if name == "gateway":
+        if comp.public:  # the gateway and the portal believe X-Forwarded-For only if told
             if self.forwarded_allow_ips is None:
                 cmd += ["--no-proxy-headers"]
             else:
