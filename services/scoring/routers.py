@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from services.scoring.audit.router import router as audit
+    from services.scoring.challengers.router import router as challengers
     from services.scoring.comparisons.router import router as comparisons
     from services.scoring.evaluations.router import router as evaluations
     from services.scoring.imports.router import router as imports
@@ -16,6 +17,7 @@ def routers() -> list[APIRouter]:
     from services.scoring.scores.router import router as scores
     from services.scoring.specs.router import router as specs
     from services.scoring.statistics.router import router as statistics
+    from services.scoring.validations.router import router as validations
 
     return [
         indicators,
@@ -28,4 +30,6 @@ def routers() -> list[APIRouter]:
         provenance,
         objections,
         audit,
+        validations,
+        challengers,
     ]
