@@ -166,6 +166,8 @@ async def test_challenger_shadow_report_and_publish_link(governed: Governed) -> 
     assert set(body["validation"]["change"]) == {"auc", "ks", "gini", "psi"}
     assert body["downstream"]["credit"]["status"] == "ok"
     assert "gained" in body["downstream"]["credit"]["counts"]
+    # Credit still serves 2024 (not synced since): the what-if is against the champion.
+    assert body["downstream"]["credit"]["baseline_is_champion"] is True
     async with p.client("scoring", "bank", bank_id=BANKS[1]) as bank:
         r = await bank.get(f"/v1/challenger-reports/{rep['id']}")
         assert r.status_code == 200
