@@ -26,9 +26,9 @@ from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.components import UPSTREAMS as UPSTREAMS
 from shared.settings import ComponentSettings, looks_like_placeholder
 
-UPSTREAMS = ("scoring", "credit", "policy")
 DEVELOPMENT_PROJECT_ID = "innovation-points-dev"
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
@@ -116,7 +116,8 @@ class GatewaySettings(ComponentSettings):
     # Where browsers and the identity provider reach us: the ESSO callback is built from it.
     public_url: str = "http://127.0.0.1:8000"
 
-    # Upstream base URLs (the service's root; `/v1/scoring/X` goes to `{scoring_url}/v1/X`).
+    # Upstream base URLs (the service's root; `/v1/scoring/X` goes to `{scoring_url}/v1/X`),
+    # one `<name>_url` per upstream of the component registry (shared/components.py).
     scoring_url: str = "http://scoring"
     credit_url: str = "http://credit"
     policy_url: str = "http://policy"

@@ -70,12 +70,20 @@ class GatewayClient:
         params: Any = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        files: Any = None,
+        data: Any = None,
     ) -> httpx.Response:
         sent = {"Accept": "application/json", **(headers or {})}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
+        for _, part in (files or {}).items():
+            # A file streamed once already (a retry after a refresh) starts again.
+            if hasattr(part[1], "seek"):
+                part[1].seek(0)
         try:
-            return await self.http.request(method, path, params=params, json=json, headers=sent)
+            return await self.http.request(
+                method, path, params=params, json=json, headers=sent, files=files, data=data
+            )
         except httpx.TimeoutException as exc:
             log.warning("gateway timeout", path=path, error=type(exc).__name__)
             raise GatewayProblem(504, {"title": "Gateway timeout"}) from exc
@@ -125,15 +133,25 @@ class GatewayClient:
         params: Any = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        files: dict[str, tuple[str, Any, str]] | None = None,
+        data: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """The gateway's answer (< 400), or GatewayProblem / SessionEnded."""
+        """The gateway's answer (< 400), or GatewayProblem / SessionEnded. `files`: a
+        multipart upload, each file object streamed (read in chunks, never held whole)."""
         token = session.tokens.access_token
         if session.tokens.access_expires_at - self.margin <= datetime.now(UTC):
             token = await self._renew(session, token)
-        resp = await self._send(method, path, token, params=params, json=json, headers=headers)
+        kw: dict[str, Any] = {
+            "params": params,
+            "json": json,
+            "headers": headers,
+            "files": files,
+            "data": data,
+        }
+        resp = await self._send(method, path, token, **kw)
         if resp.status_code == 401:
             token = await self._renew(session, token)
-            resp = await self._send(method, path, token, params=params, json=json, headers=headers)
+            resp = await self._send(method, path, token, **kw)
             if resp.status_code == 401:
                 await self.store.delete(session.id_hash)
                 raise SessionEnded("the gateway no longer accepts this session")

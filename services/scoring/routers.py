@@ -16,6 +16,7 @@ def routers() -> list[APIRouter]:
     from services.scoring.provenance.router import router as provenance
     from services.scoring.scores.router import router as scores
     from services.scoring.specs.router import router as specs
+    from services.scoring.statistics.router import router as statistics
     from services.scoring.validations.router import router as validations
 
     return [
@@ -25,6 +26,7 @@ def routers() -> list[APIRouter]:
         evaluations,
         comparisons,
         scores,
+        statistics,
         provenance,
         objections,
         audit,

@@ -176,3 +176,31 @@ async def test_models_are_data_and_immutable_once_published(published: Platform)
         assert r.status_code == 201 and r.json()["model_version"] == "1.1"
     async with published.client("scoring", "enterprise", uscc=scored_uscc(published)[0]) as e:
         assert (await e.post("/v1/models", json={"version": "x"})).status_code == 403
+
+
+async def test_model_drafts_are_for_the_government(published: Platform) -> None:
+    """Issue 10: a draft model is the government's work in progress; others see it as absent."""
+    async with published.client("scoring", "government") as gov:
+        body: dict[str, Any] = {"version": "1.1", "description": "in progress", "min_cohort": 40}
+        assert (await gov.post("/v1/models", json=body)).status_code == 201
+        listed = (await gov.get("/v1/models")).json()
+        assert [m["version"] for m in listed["items"]] == ["1.0", "1.1"] and listed["total"] == 2
+        assert (await gov.get("/v1/models/1.1")).json()["status"] == "draft"
+    uscc = scored_uscc(published)[0]
+    for kind, extra in (
+        ("enterprise", {"uscc": uscc}),
+        ("bank", {"bank_id": "bank-1"}),
+        ("service", {}),
+    ):
+        async with published.client("scoring", kind, **extra) as other:
+            listed = (await other.get("/v1/models")).json()
+            assert [m["version"] for m in listed["items"]] == ["1.0"], kind
+            assert listed["total"] == 1, kind
+            r = await other.get("/v1/models/1.1")
+            assert r.status_code == 404, (kind, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert (await other.get("/v1/models/1.0")).status_code == 200, kind
+    async with published.client("scoring", "government") as gov:
+        assert (await gov.post("/v1/models/1.1/publish")).status_code == 200
+    async with published.client("scoring", "enterprise", uscc=uscc) as e:
+        assert (await e.get("/v1/models/1.1")).status_code == 200

@@ -109,11 +109,22 @@ async def rankings(
     paging: Paging,
     stage: StageQuery,
     period: Period = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Search: name contains it, or the USCC starts with it",
+        ),
+    ] = None,
 ) -> Page[RankingItem]:
     if principal.kind not in (PrincipalKind.GOVERNMENT, PrincipalKind.SERVICE):
         raise Forbidden("Rankings of other enterprises are for the government")
     run = await published_run(session, period)
-    items, total = await service.rankings(session, run, stage, paging.limit, paging.offset)
+    query = q.strip() if q else None
+    items, total = await service.rankings(
+        session, run, stage, paging.limit, paging.offset, query or None
+    )
     return Page.of(items, total, paging)
 
 

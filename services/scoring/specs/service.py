@@ -50,11 +50,15 @@ async def seed_default_spec(session: AsyncSession) -> None:
 
 
 async def list_specs(
-    session: AsyncSession, limit: int, offset: int
+    session: AsyncSession, limit: int, offset: int, *, published_only: bool = False
 ) -> tuple[Sequence[ScoringModel], int]:
-    total = (await session.execute(select(func.count()).select_from(ScoringModel))).scalar_one()
+    visible = [ScoringModel.status == "published"] if published_only else []
+    total = (
+        await session.execute(select(func.count()).select_from(ScoringModel).where(*visible))
+    ).scalar_one()
     rows = await session.scalars(
         select(ScoringModel)
+        .where(*visible)
         .order_by(ScoringModel.created_at, ScoringModel.version)
         .limit(limit)
         .offset(offset)
