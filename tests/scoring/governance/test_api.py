@@ -104,6 +104,15 @@ async def test_validation_contract_and_statistics(governed: Governed) -> None:
     assert sum(t["bad"] for t in v["tiers"]) == int(y.sum())
     assert v["rank_ordering"] is not None
     assert {f["grouping"] for f in v["fairness"]} == {"stage", "industry", "district", "age_band"}
+    names = {m["metric"] for m in v["fairness"][0]["metrics"]}
+    assert names == {
+        "mean_score",
+        "top_two_tiers",
+        "line_at_or_above_base",
+        "approval_rate",
+        "default_rate",
+    }
+    assert v["outcomes"]["approved"] == len(governed.bad)
 
 
 async def test_stability_next_period_and_who_may_read(governed: Governed) -> None:
