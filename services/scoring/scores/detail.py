@@ -128,7 +128,7 @@ async def _keep(conn: asyncpg.Connection) -> None:
 
 async def open_reader(app: FastAPI) -> None:
     app.state.score_reader = await ScoreReader.open(
-        app.state.database_url, max(2, app.state.settings.db_pool_size)
+        app.state.database_url, max(2, app.state.settings.db_pool_size // 2)
     )
 
 
