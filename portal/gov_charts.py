@@ -118,11 +118,21 @@ def funnel(steps: list[dict[str, Any]]) -> dict[str, Any]:
                 "sort": "none",
                 "min": 0,
                 "max": top,
-                "minSize": "8%",
-                "left": "10%",
-                "width": "80%",
-                "gap": 2,
-                "label": {"show": True, "position": "inside", "formatter": "{b}\n{c}"},
+                # The steps differ by orders of magnitude (hundreds scored, a few disbursed):
+                # a floor on the width keeps the small ones visible and their labels legible.
+                "minSize": "34%",
+                "left": "8%",
+                "width": "84%",
+                "gap": 3,
+                "label": {
+                    "show": True,
+                    "position": "inside",
+                    "formatter": "{b}：{c}",
+                    "color": "#fff",
+                    "fontSize": 13,
+                    "textBorderColor": "#000",
+                    "textBorderWidth": 2,
+                },
                 "data": [{"name": s["name"], "value": s["count"]} for s in steps],
             }
         ],
