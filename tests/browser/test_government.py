@@ -75,6 +75,14 @@ def staff_page(web: Web, account: tuple[str, str, str]) -> tuple[Any, Page, Any]
     return ctx, page, console
 
 
+def desktop_screenshot(page: Page, name: str) -> None:
+    """Staff pages at a desktop width, the whole page."""
+    if SCREENSHOTS:
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
+
+
 def funnel(page: Page) -> dict[str, int]:
     return {
         key: int(page.get_by_test_id(f"funnel-{key}").inner_text())
@@ -125,9 +133,7 @@ def test_operator_sees_the_funnel_follow_an_approved_and_disbursed_application(w
     assert after["approved"] == before["approved"] + 1
     assert after["disbursed"] == before["disbursed"] + 1
     assert canvas_ink(page, "funnel") > 500
-    if SCREENSHOTS:
-        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT_DIR / "gov-overview.png"), full_page=True)
+    desktop_screenshot(page, "gov-overview")
     assert console.errors == []
     ctx.close()
 
@@ -151,6 +157,7 @@ def test_a_malformed_file_shows_its_error_table(web: Web, tmp_path: Path) -> Non
     assert "operating_revenue" in text and "uscc" in text
     assert len(table.locator("tbody tr").all()) >= 3
     assert "abc" in text and "-5" in text  # the offending values, echoed as text
+    desktop_screenshot(page, "gov-import-errors")
     assert console.errors == []
     ctx.close()
 
