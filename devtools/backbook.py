@@ -27,7 +27,7 @@ from scipy.special import expit
 from contracts.catalogue import INDICATOR_CODES
 from devtools.demo import DemoData
 
-BASE_BAD_RATE = 0.08
+BASE_BAD_RATE = 0.10
 NOISE = 0.8
 WEIGHTS = {
     "revenue_growth": -0.7,

@@ -16,7 +16,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from portal.deps import csrf_guard
 from portal.errors import install_error_pages
-from portal.gateway import GatewayClient
+from portal.gateway import BrowserAddressMiddleware, GatewayClient
 from portal.reference import ReferenceCache
 from portal.security import SecurityHeadersMiddleware
 from portal.sessions import SessionStore, token_cipher
@@ -68,7 +68,9 @@ def create_app(
             timeout=settings.gateway_timeout,
             transport=overrides.http_transport,
         )
-        app.state.gateway = GatewayClient(http, app.state.sessions, settings.refresh_margin_seconds)
+        app.state.gateway = GatewayClient(
+            http, app.state.sessions, settings.refresh_margin_seconds, settings.gateway_client()
+        )
         app.state.reference = ReferenceCache(settings.reference_cache_seconds)
         sweeper = None
         if settings.session_sweep_seconds > 0:
@@ -119,5 +121,6 @@ def create_app(
     app.mount("/static", GZipMiddleware(STATIC, minimum_size=1024), name="static")
     app.add_middleware(MetricsMiddleware, component="portal", root=app)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(BrowserAddressMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

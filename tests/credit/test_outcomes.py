@@ -176,3 +176,7 @@ async def test_aggregates_and_the_services_performance(world: CreditWorld) -> No
     assert flags == {a["uscc"]: False, b["uscc"]: True}
     assert perf["synthetic"] is True and len(perf["snapshot"]) == 64
     assert empty["items"] == [] and empty["snapshot"] != perf["snapshot"]
+    # Both loans were approved on the period's scores; credit's lines are of this period.
+    assert set(perf["approved"]) == {a["uscc"], b["uscc"]} and perf["rejected"] == []
+    assert perf["lines_run_id"] == world.run_id and a["uscc"] in perf["with_line"]
+    assert empty["lines_run_id"] is None and empty["with_line"] == []

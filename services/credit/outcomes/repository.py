@@ -127,3 +127,30 @@ async def performance(
         .mappings()
         .all()
     )
+
+
+async def decisions(session: AsyncSession, period: int) -> tuple[list[str], list[str]]:
+    """(approved, rejected): enterprises whose decided applications on `period`'s scores
+    include an approval, and those whose decided applications were all rejected."""
+    rows = await session.execute(
+        text(
+            "SELECT uscc, bool_or(status IN ('approved', 'disbursed', 'closed')) AS ok "
+            "FROM credit.applications WHERE period = :p "
+            "AND status IN ('approved', 'rejected', 'disbursed', 'closed') "
+            "GROUP BY uscc ORDER BY uscc"
+        ),
+        {"p": period},
+    )
+    approved: list[str] = []
+    rejected: list[str] = []
+    for uscc, ok in rows:
+        (approved if ok else rejected).append(uscc)
+    return approved, rejected
+
+
+async def with_line(session: AsyncSession, run_id: uuid.UUID) -> list[str]:
+    rows = await session.execute(
+        text("SELECT DISTINCT uscc FROM credit.credit_lines WHERE run_id = :r ORDER BY uscc"),
+        {"r": run_id},
+    )
+    return [r[0] for r in rows]

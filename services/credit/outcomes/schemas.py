@@ -112,3 +112,18 @@ class PerformanceOut(BaseModel):
     last_outcome_id: int | None
     synthetic: bool = Field(description="Some of these outcomes are synthetic (demo)")
     items: list[Performance]
+    approved: list[str] = Field(
+        description="Enterprises with an application on the period's scores that was approved "
+        "(approved, disbursed or closed)"
+    )
+    rejected: list[str] = Field(
+        description="Enterprises with a decided application on the period's scores, none approved"
+    )
+    lines_run_id: uuid.UUID | None = Field(
+        description="The run credit's lines come from, when it is of this period (else null: "
+        "the lines served now say nothing about an earlier period's scores)"
+    )
+    with_line: list[str] = Field(
+        description="Enterprises with a pre-approved line (at or above a product's base amount) "
+        "from `lines_run_id`"
+    )

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit.common import BusinessRuleViolation, bank_of
+from services.credit.lines.service import current_evaluation
 from services.credit.models import LoanApplication, LoanOutcome
 from services.credit.outcomes import repository
 from services.credit.outcomes.schemas import (
@@ -274,8 +275,15 @@ async def performance(session: AsyncSession, principal: Principal, period: int) 
             p.bad = p.bad or bool(r["bad"])
             p.synthetic = p.synthetic or bool(r["synthetic"])
     items = list(firms.values())
+    approved, rejected = await repository.decisions(session, period)
+    current = await current_evaluation(session)
+    lines_run = current.run_id if current is not None and current.period == period else None
+    lines = await repository.with_line(session, lines_run) if lines_run else []
     snapshot = hashlib.sha256(
-        json.dumps([i.model_dump() for i in items], sort_keys=True).encode()
+        json.dumps(
+            [[i.model_dump() for i in items], approved, rejected, str(lines_run), lines],
+            sort_keys=True,
+        ).encode()
     ).hexdigest()
     return PerformanceOut(
         period=period,
@@ -285,4 +293,8 @@ async def performance(session: AsyncSession, principal: Principal, period: int) 
         last_outcome_id=max((r["last_id"] for r in rows), default=None),
         synthetic=any(i.synthetic for i in items),
         items=items,
+        approved=approved,
+        rejected=rejected,
+        lines_run_id=lines_run,
+        with_line=lines,
     )

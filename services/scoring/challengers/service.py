@@ -100,21 +100,21 @@ def _distribution(
     }
 
 
-def _downstream_summary(part: Any, kind: str) -> dict[str, Any]:
+def _downstream_summary(part: Any, kind: str, champion: EvaluationRun) -> dict[str, Any]:
+    """The what-if's counts. The what-ifs compare with what the service serves now: when that
+    is not the champion (a challenge on an earlier period), the counts mix the change of
+    period with the change of model, and `baseline_is_champion` says so."""
     if part.status != "ok" or not isinstance(part.data, dict):
         return {"status": part.status, "http_status": part.http_status, "problem": part.problem}
-    if kind == "credit":
-        return {
-            "status": "ok",
-            "current_run_id": part.data.get("current_run_id"),
-            "counts": part.data.get("counts"),
-        }
-    return {
+    now = part.data.get("current_run_id")
+    common = {
         "status": "ok",
-        "current_run_id": part.data.get("current_run_id"),
-        "enterprises": part.data.get("enterprises"),
-        "pools": part.data.get("pools"),
+        "current_run_id": now,
+        "baseline_is_champion": now == str(champion.id),
     }
+    if kind == "credit":
+        return {**common, "counts": part.data.get("counts")}
+    return {**common, "enterprises": part.data.get("enterprises"), "pools": part.data.get("pools")}
 
 
 async def _validation_change(
@@ -174,7 +174,9 @@ async def build_report(
     if with_downstream:
         body = {"run_id": str(shadow.id), "limit": 1, "offset": 0}
         for name in ("credit", "policy"):
-            parts[name] = _downstream_summary(await downstream.what_if(app, name, body), name)
+            parts[name] = _downstream_summary(
+                await downstream.what_if(app, name, body), name, champion
+            )
     champ_cols = await run_columns(session, champion)
     shadow_cols = await run_columns(session, shadow)
     before, after = await comparisons.paired_tiers(session, champion.id, shadow.id)

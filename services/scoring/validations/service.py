@@ -98,14 +98,30 @@ def groupings(cols: RunColumns, period: int) -> dict[str, Grouping]:
 
 
 def fairness_metrics(
-    cols: RunColumns, bad: npt.NDArray[np.float64], n_tiers: int
+    cols: RunColumns,
+    bad: npt.NDArray[np.float64],
+    n_tiers: int,
+    outcomes: Outcomes | None = None,
 ) -> list[FairnessMetric]:
+    """Mean score, share in the top two tiers, default rate; with credit's data also the
+    approval rate (firms with a decided application) and the share with a line (when credit's
+    lines come from this very run)."""
     top = np.where(cols.tier > 0, (cols.tier >= n_tiers - 1).astype(np.float64), np.nan)
-    return [
+    metrics = [
         FairnessMetric("mean_score", cols.score, "higher_is_better", difference_threshold=10.0),
         FairnessMetric("top_two_tiers", top, "higher_is_better"),
-        FairnessMetric("default_rate", bad, "lower_is_better", difference_threshold=0.05),
     ]
+    if outcomes is not None:
+        lines = outcomes.has_line(cols.uscc, cols.tier > 0)
+        if lines is not None and outcomes.lines_run_id == str(cols.run.id):
+            metrics.append(FairnessMetric("line_at_or_above_base", lines, "higher_is_better"))
+        metrics.append(
+            FairnessMetric("approval_rate", outcomes.approval(cols.uscc), "higher_is_better")
+        )
+    metrics.append(
+        FairnessMetric("default_rate", bad, "lower_is_better", difference_threshold=0.05)
+    )
+    return metrics
 
 
 def period_scores(cols: RunColumns) -> PeriodScores:
@@ -141,7 +157,7 @@ def compute(
         reference=period_scores(ref) if ref is not None else None,
         expected_bad_rate=expected or None,
         groupings=groupings(cur, cur.run.period),
-        fairness_metrics=fairness_metrics(cur, bad, cfg.n_tiers),
+        fairness_metrics=fairness_metrics(cur, bad, cfg.n_tiers, outcomes),
         config=cfg,
     )
     return report.to_dict()

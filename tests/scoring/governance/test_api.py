@@ -104,6 +104,15 @@ async def test_validation_contract_and_statistics(governed: Governed) -> None:
     assert sum(t["bad"] for t in v["tiers"]) == int(y.sum())
     assert v["rank_ordering"] is not None
     assert {f["grouping"] for f in v["fairness"]} == {"stage", "industry", "district", "age_band"}
+    names = {m["metric"] for m in v["fairness"][0]["metrics"]}
+    assert names == {
+        "mean_score",
+        "top_two_tiers",
+        "line_at_or_above_base",
+        "approval_rate",
+        "default_rate",
+    }
+    assert v["outcomes"]["approved"] == len(governed.bad)
 
 
 async def test_stability_next_period_and_who_may_read(governed: Governed) -> None:
@@ -166,6 +175,8 @@ async def test_challenger_shadow_report_and_publish_link(governed: Governed) -> 
     assert set(body["validation"]["change"]) == {"auc", "ks", "gini", "psi"}
     assert body["downstream"]["credit"]["status"] == "ok"
     assert "gained" in body["downstream"]["credit"]["counts"]
+    # Credit still serves 2024 (not synced since): the what-if is against the champion.
+    assert body["downstream"]["credit"]["baseline_is_champion"] is True
     async with p.client("scoring", "bank", bank_id=BANKS[1]) as bank:
         r = await bank.get(f"/v1/challenger-reports/{rep['id']}")
         assert r.status_code == 200
