@@ -44,7 +44,7 @@ async def _sweep(store: SessionStore, every: float) -> None:
 def create_app(
     settings: PortalSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
-    from portal.routes import auth, enterprise, government, notice, staff
+    from portal.routes import auth, enterprise, governance, government, notice, staff
 
     settings = settings or PortalSettings()
     overrides = overrides or Overrides()
@@ -113,6 +113,7 @@ def create_app(
     app.include_router(notice.router)
     # Before `staff`: its placeholder `/gov/` gives way to the programme overview.
     app.include_router(government.router)
+    app.include_router(governance.router)
     app.include_router(staff.router)
     # Text assets compress well (ECharts: 1.1 MB → about 370 kB); pages are not compressed, as
     # they carry the CSRF token beside reflected input (BREACH).
