@@ -43,7 +43,7 @@ async def _sweep(store: SessionStore, every: float) -> None:
 
 
 def include_routes(app: FastAPI, health: APIRouter) -> None:
-    from portal.routes import auth, bank, enterprise, government, notice, staff
+    from portal.routes import auth, bank, enterprise, governance, government, notice, staff
 
     app.include_router(health)
     app.include_router(auth.router)
@@ -51,6 +51,7 @@ def include_routes(app: FastAPI, health: APIRouter) -> None:
     app.include_router(notice.router)
     app.include_router(government.router)
     app.include_router(bank.router)
+    app.include_router(governance.router)
     # Staff placeholders last, and only for paths no real page has claimed.
     claimed = {getattr(r, "path", None) for r in app.routes}
     for route in staff.placeholder.routes:
