@@ -84,6 +84,10 @@ def tokens_from(body: dict[str, Any]) -> GatewayTokens:
     )
 
 
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+
+
 class GatewayClient:
     def __init__(
         self,
@@ -114,9 +118,9 @@ class GatewayClient:
         *,
         params: Any = None,
         json: Any = None,
+        data: Any = None,
         headers: dict[str, str] | None = None,
         files: Any = None,
-        data: Any = None,
         login: bool = False,
     ) -> httpx.Response:
         """`login`: a call to a login endpoint (session exchange, refresh), made as the
@@ -227,6 +231,22 @@ class GatewayClient:
         resp = await self._send(
             "POST", "/v1/auth/esso/exchange", None, json={"ssotoken": ssotoken}, login=True
         )
+        if resp.status_code >= 400:
+            raise GatewayProblem.of(resp)
+        body: dict[str, Any] = resp.json()
+        return body
+
+    async def exchange_id_token(self, id_token: str) -> dict[str, Any]:
+        """A staff member's ID token for a gateway staff session (RFC 8693), as the portal's
+        gateway client."""
+        if self.client_auth is None:
+            raise unavailable("The portal has no gateway client for staff sign-in")
+        form = {
+            "grant_type": TOKEN_EXCHANGE,
+            "subject_token": id_token,
+            "subject_token_type": ID_TOKEN_TYPE,
+        }
+        resp = await self._send("POST", "/v1/auth/token", None, data=form, login=True)
         if resp.status_code >= 400:
             raise GatewayProblem.of(resp)
         body: dict[str, Any] = resp.json()

@@ -40,6 +40,7 @@ from services.scoring.specs.spec import ModelSpec
 from shared.db import plain_url
 
 _N = len(INDICATORS)
+_DESCRIBED = tuple((i.code, i.dimension.value) for i in INDICATORS)
 _IMPROVEMENTS = 3
 
 # The period's published run (the latest when no period is asked), the enterprise and its
@@ -64,6 +65,8 @@ SOURCES_SQL = (
     "file_sha256, created_by, created_at FROM scoring.sources WHERE id = ANY($1::int[])"
 )
 _CACHE_LIMIT = 50_000
+# A cohort's 24 indicator maxima and 4 dimension maxima.
+Maxima = tuple[list[float], list[float]]
 
 
 class ScoreReader:
@@ -74,6 +77,7 @@ class ScoreReader:
         self._stats: dict[uuid.UUID, dict[str, Any]] = {}
         # Source id -> its JSON as the government sees it, and as everyone else does.
         self._sources: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._max: dict[tuple[str, int], Maxima] = {}
 
     @classmethod
     async def open(cls, database_url: str, size: int) -> ScoreReader:
@@ -103,7 +107,23 @@ class ScoreReader:
                     self._stats.clear()
                 self._stats[row["run_id"]] = stats
             sources = await self._source_docs(conn, row, with_person)
-        return score_document(row, spec, stats, sources)
+        return score_document(row, self._maxima(spec, row), stats, sources)
+
+    def _maxima(self, spec: ModelSpec, row: asyncpg.Record) -> Maxima:
+        """The cohort's indicator and dimension maxima (a spec never changes once read)."""
+        cohort = row["cohort"] if row["scored"] else -1
+        key = (spec.version, cohort)
+        found = self._max.get(key)
+        if found is None:
+            if cohort < 0:
+                found = ([0.0] * _N, [0.0] * len(DIMENSIONS))
+            else:
+                found = (
+                    [float(m) for m in spec.max_points(cohort)],
+                    [float(m) for m in spec.dimension_max(cohort)],
+                )
+            self._max[key] = found
+        return found
 
     async def _source_docs(
         self, conn: asyncpg.Connection, row: asyncpg.Record, with_person: bool
@@ -182,7 +202,7 @@ def _target(
 
 
 def _explained(
-    row: asyncpg.Record, spec: ModelSpec, stats: dict[str, Any], indicators: list[dict[str, Any]]
+    row: asyncpg.Record, stats: dict[str, Any], indicators: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Reasons and improvements (`engine.reasons` / `engine.improvements`) in stored order."""
     order = row["explain"][2 * _N : 2 * _N + REASONS_STORED]
@@ -223,7 +243,7 @@ def _explained(
 
 def score_document(
     row: asyncpg.Record,
-    spec: ModelSpec,
+    maxima_of_cohort: Maxima,
     stats: dict[str, Any],
     sources: dict[int, dict[str, Any]],
 ) -> dict[str, Any]:
@@ -233,23 +253,24 @@ def score_document(
     scored = bool(row["scored"])
     cohort = row["cohort"] if scored else -1
     cohort_stats = stats.get(_stage(cohort) or "", {}) if scored else {}
-    maxima = [float(m) for m in spec.max_points(cohort)] if scored else [0.0] * _N
+    maxima, dim_max = maxima_of_cohort
     value_sources = row["value_sources"] or [0] * _N
     indicators: list[dict[str, Any]] = []
-    for j, ind in enumerate(INDICATORS):
-        p = row["points"][j]
+    points_row, values_row = row["points"], row["values"]
+    for j, (code, dimension) in enumerate(_DESCRIBED):
+        p = points_row[j]
         points = float(p) if p == p else 0.0
         m = maxima[j]
         status = STATUSES[explain[j]]
-        value = _num(row["values"][j])
+        value = _num(values_row[j])
         target = None
         if cohort_stats:
             t = explain[_N + j]
             target = _target(j, t - 256 if t > 127 else t, points, m, cohort_stats)
         indicators.append(
             {
-                "code": ind.code,
-                "dimension": ind.dimension.value,
+                "code": code,
+                "dimension": dimension,
                 "value": value,
                 "status": status,
                 "percentile": (points / m if m > 0 else (1.0 if points > 0 else 0.0))
@@ -262,10 +283,7 @@ def score_document(
                 "source": sources.get(value_sources[j] or 0),
             }
         )
-    reasons, improvements = (
-        _explained(row, spec, cohort_stats, indicators) if cohort_stats else ([], [])
-    )
-    dim_max = spec.dimension_max(cohort) if scored else [0.0] * len(DIMENSIONS)
+    reasons, improvements = _explained(row, cohort_stats, indicators) if cohort_stats else ([], [])
     return {
         "uscc": row["uscc"],
         "name": row["name"],
@@ -282,7 +300,7 @@ def score_document(
             {
                 "code": d.value,
                 "score": _num(row["dimension_scores"][k]) if scored else None,
-                "max": float(dim_max[k]),
+                "max": dim_max[k],
                 "percentile": _num(row["dimension_percentiles"][k]) if scored else None,
             }
             for k, d in enumerate(DIMENSIONS)

@@ -6,7 +6,7 @@ and the run, computed once in the evaluation's vectorised batch (see
 none; their explanations are computed when read, as before.
 
 Revision ID: 5b7e2c9a1d40
-Revises: ee88c86cbd99
+Revises: b7d41e96c0a3
 Create Date: 2026-12-01 09:10:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5b7e2c9a1d40"
-down_revision: str | None = "ee88c86cbd99"
+down_revision: str | None = "b7d41e96c0a3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
