@@ -3,34 +3,25 @@ programme overview's funnel follows an application approved and disbursed, a mal
 shows its error table, the pages raise no console error and have no serious accessibility
 violation, and a viewer is offered no change.
 
-Staff sessions: the staff account signs in at the development OpenID Connect provider and the
-gateway exchanges its ID token (tests/staff_login.py, over real sockets); the session is then
-stored by the portal's own SessionStore and its cookie handed to the browser.
+Staff sign in as a person does: the portal's 工作人员 link, the development OpenID Connect
+provider's staff page and its 登录 button (`Web.staff_sign_in`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page
 
-from portal.gateway import tokens_from
-from portal.sessions import Principal, SessionStore, token_cipher
-from portal.settings import PortalSettings
-from shared.db import create_engine, create_sessionmaker
 from tests.browser.conftest import SCREENSHOT_DIR, SCREENSHOTS, Web, canvas_ink
-from tests.staff_login import StaffLogin
 
-DESKTOP = {"width": 1366, "height": 900}
-OPERATOR = ("gov-0001", "陈思远", "operator")
-VIEWER = ("gov-0002", "林晓雯", "viewer")
+OPERATOR = "陈思远"
+VIEWER = "林晓雯"
 GOV_PAGES = (
     "/gov/",
     "/gov/rankings",
@@ -43,36 +34,11 @@ GOV_PAGES = (
 )
 
 
-async def _staff_session(web: Web, subject: str, name: str, role: str) -> str:
-    rp = web.platform.staff_relying_party()
-    async with StaffLogin(
-        issuer=rp["issuer"],
-        gateway=web.gateway,
-        client_id=rp["client_id"],
-        client_secret=rp["client_secret"],
-        redirect_uri=rp["redirect_uri"],
-        gateway_client=(rp["gateway_client_id"], rp["gateway_client_secret"]),
-    ) as login:
-        body = await login.sign_in(subject)
-    settings = PortalSettings(
-        session_key_file=Path(web.platform.launcher.var) / "keys" / "portal-session.key"
-    )
-    engine = create_engine(web.platform.database_url)
-    try:
-        store = SessionStore(create_sessionmaker(engine), token_cipher(settings), settings)
-        principal = Principal(kind="government", display_name=name, role=role, actor=name)
-        session_id, _ = await store.create(principal, tokens_from(body))
-    finally:
-        await engine.dispose()
-    return session_id
-
-
-def staff_page(web: Web, account: tuple[str, str, str]) -> tuple[Any, Page, Any]:
-    ctx, page, console = web.page(viewport=DESKTOP)
-    # Playwright's sync API runs an event loop in this thread: the async part gets its own.
-    with ThreadPoolExecutor(1) as pool:
-        session_id = pool.submit(asyncio.run, _staff_session(web, *account)).result()
-    ctx.add_cookies([{"name": "portal_session", "value": session_id, "url": web.portal}])
+def staff_page(web: Web, name: str) -> tuple[Any, Page, Any]:
+    """A desktop profile signed in as the demo staff account, through the portal's 工作人员
+    link and the development provider's 登录 button."""
+    ctx, page, console = web.staff_page()
+    web.staff_sign_in(page, name)
     return ctx, page, console
 
 
