@@ -19,13 +19,27 @@ def stage_label(code: str) -> str:
     return labels.STAGES.get(code, "未分阶段" if code == "unstaged" else code)
 
 
+STAGE_ORDER = ("seed", "seedling", "growth", "expansion", "mature", "unstaged")
+
+
+def by_stage_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stages as the programme reads them, seed to mature (the API sorts by code)."""
+    rank = {s: i for i, s in enumerate(STAGE_ORDER)}
+    return sorted(rows, key=lambda r: rank.get(r["stage"], len(rank)))
+
+
 def _bars(categories: list[str], series: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {
         "color": PALETTE,
         "tooltip": {"trigger": "axis"},
         "legend": {"bottom": 0, "textStyle": _text()},
         "grid": {"left": 48, "right": 16, "top": 24, "bottom": 56},
-        "xAxis": {"type": "category", "data": categories, "axisLabel": _text()},
+        # Every category named: ECharts would otherwise drop labels it finds crowded.
+        "xAxis": {
+            "type": "category",
+            "data": categories,
+            "axisLabel": {**_text(), "interval": 0},
+        },
         "yAxis": {"type": "value", "axisLabel": _text()},
         "series": series,
         **extra,
@@ -33,7 +47,7 @@ def _bars(categories: list[str], series: list[dict[str, Any]], **extra: Any) -> 
 
 
 def stages(overview: dict[str, Any]) -> dict[str, Any]:
-    rows = overview["by_stage"]
+    rows = by_stage_order(overview["by_stage"])
     names = [stage_label(s["stage"]) for s in rows]
     return _bars(
         names,
@@ -62,7 +76,7 @@ def distribution(overview: dict[str, Any]) -> dict[str, Any]:
 def tiers(overview: dict[str, Any]) -> dict[str, Any]:
     order = ["5", "4", "3", "2", "1"]
     return _bars(
-        [labels.TIERS.get(int(t), t) for t in order],
+        [f"第{'一二三四五'[int(t) - 1]}档" for t in order],
         [
             {
                 "name": "占比(%)",
@@ -118,11 +132,21 @@ def funnel(steps: list[dict[str, Any]]) -> dict[str, Any]:
                 "sort": "none",
                 "min": 0,
                 "max": top,
-                "minSize": "8%",
-                "left": "10%",
-                "width": "80%",
-                "gap": 2,
-                "label": {"show": True, "position": "inside", "formatter": "{b}\n{c}"},
+                # The steps differ by orders of magnitude (hundreds scored, a few disbursed):
+                # a floor on the width keeps the small ones visible and their labels legible.
+                "minSize": "34%",
+                "left": "8%",
+                "width": "84%",
+                "gap": 3,
+                "label": {
+                    "show": True,
+                    "position": "inside",
+                    "formatter": "{b}：{c}",
+                    "color": "#fff",
+                    "fontSize": 13,
+                    "textBorderColor": "#000",
+                    "textBorderWidth": 2,
+                },
                 "data": [{"name": s["name"], "value": s["count"]} for s in steps],
             }
         ],
@@ -130,7 +154,7 @@ def funnel(steps: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def coverage(stats: dict[str, Any]) -> dict[str, Any]:
-    rows = [s for s in stats["by_stage"] if s["coverage"]["scored_enterprises"]]
+    rows = [s for s in by_stage_order(stats["by_stage"]) if s["coverage"]["scored_enterprises"]]
     return _bars(
         [stage_label(s["stage"]) for s in rows],
         [

@@ -32,6 +32,7 @@ from scripts.demo_data import (
 )
 from scripts.launcher import HOST, PORTAL_STAFF_CALLBACK, STAFF_PROVIDER, Launcher
 from scripts.migrate import migrate_all
+from shared.components import component
 from shared.pg import embedded_running, resolve_database_url, stop_embedded
 
 VAR = Path("var").resolve()
@@ -85,6 +86,18 @@ def main() -> None:
         stop_database()
         raise
 
+    print_running(launcher, started)
+    print("Ctrl-C stops everything.")
+    while True:
+        dead = launcher.exited()
+        if dead:
+            print(f"{', '.join(dead)} stopped unexpectedly; see {VAR / 'logs'}")
+            stop()
+        time.sleep(1)
+
+
+def print_running(launcher: Launcher, started: list[str]) -> None:
+    """Where everything is: URLs, metrics ports, logs, the demo credentials and accounts."""
     print("\nInnovation points platform is running:")
     for name in started:
         if name == "portal":
@@ -92,7 +105,7 @@ def main() -> None:
         else:
             print(f"  {name:15} {launcher.url(name)}   (OpenAPI: {launcher.url(name)}/docs)")
     print(f"  {'bank webhooks':15} {launcher.url('bank-simulator')}   (simulated bank systems)")
-    scraped = [n for n in started if n != "idp"]
+    scraped = [n for n in started if component(n).metrics_port is not None]
     ports = ", ".join(f"{n} {launcher.metrics_port(n)}" for n in scraped)
     print(f"  metrics (Prometheus, internal ports on {HOST}): {ports}")
     print(f"  logs: {VAR / 'logs'}   demo credentials: {VAR / 'demo-credentials.json'}")
@@ -101,13 +114,6 @@ def main() -> None:
         print(json.dumps(shown, indent=2, ensure_ascii=False))
     if "idp" in started:
         print_staff_accounts(launcher, "portal" in started)
-    print("Ctrl-C stops everything.")
-    while True:
-        dead = launcher.exited()
-        if dead:
-            print(f"{', '.join(dead)} stopped unexpectedly; see {VAR / 'logs'}")
-            stop()
-        time.sleep(1)
 
 
 def print_staff_accounts(launcher: Launcher, portal: bool) -> None:

@@ -137,6 +137,7 @@ async def overview(
     if isinstance(figures, GatewayProblem):
         view["problems"].append(_problem(figures))
     else:
+        figures["by_stage"] = gov_charts.by_stage_order(figures["by_stage"])
         view["overview"] = figures
         view["stage_chart"] = gov_charts.stages(figures)
         view["distribution_chart"] = gov_charts.distribution(figures)
@@ -144,6 +145,7 @@ async def overview(
     if isinstance(stats, GatewayProblem):
         view["problems"].append(_problem(stats))
     else:
+        stats["by_stage"] = gov_charts.by_stage_order(stats["by_stage"])
         steps = gov_charts.funnel_steps(stats)
         view.update(
             stats=stats,

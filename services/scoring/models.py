@@ -280,6 +280,9 @@ class Score(Base):
     # The source of each value and of the revenue when the run read them (0: none recorded).
     value_sources: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
     revenue_source: Mapped[int | None] = mapped_column(Integer)
+    # Statuses, target bands and reasons order, computed in the evaluation's batch
+    # (`engine.explain_codes`); NULL for runs evaluated before it was stored.
+    explain: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Event(Base):

@@ -292,8 +292,15 @@ async def test_operator_drafts_tries_and_publishes_a_policy(portal: Portal) -> N
         r = await browser.post("/gov/policies", data=draft)
         assert r.status_code == 303, r.text
         policy_path = r.headers["location"].split("?")[0]
-        tried = await browser.post(f"{policy_path}/what-if", data={"csrf_token": csrf})
-        assert tried.status_code == 200 and 'data-chart="whatif"' in tried.text
+        # The policy service learns of the published evaluation from scoring's feed, in the
+        # background: until then a what-if is refused (409), and the page says so.
+        for _ in range(80):
+            tried = await browser.post(f"{policy_path}/what-if", data={"csrf_token": csrf})
+            if 'data-chart="whatif"' in tried.text:
+                break
+            await asyncio.sleep(0.25)
+        error = re.search(r'<p class="error" role="alert">([^<]*)</p>', tried.text)
+        assert tried.status_code == 200 and 'data-chart="whatif"' in tried.text, error
         r = await _confirmed(browser, f"{policy_path}/publish", {}, csrf)
         assert r.status_code == 303
         page = (await browser.get(policy_path)).text

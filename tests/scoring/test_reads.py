@@ -204,3 +204,26 @@ async def test_model_drafts_are_for_the_government(published: Platform) -> None:
         assert (await gov.post("/v1/models/1.1/publish")).status_code == 200
     async with published.client("scoring", "enterprise", uscc=uscc) as e:
         assert (await e.get("/v1/models/1.1")).status_code == 200
+
+
+async def test_the_stored_explanations_read_as_computed_ones(published: Platform) -> None:
+    """Issue 11: the published score is read from what the evaluation stored (statuses,
+    targets, reasons); a preview of the same run still computes them from the row. Both
+    documents are the same for every enterprise, scored or not, and for every reader."""
+    data = demo(N, SEED)
+    async with published.client("scoring", "government") as gov:
+        run_id = (await gov.get(f"/v1/enterprises/{data.uscc[0]}/score")).json()["run_id"]
+        for uscc in map(str, data.uscc):
+            fast = await gov.get(f"/v1/enterprises/{uscc}/score")
+            slow = await gov.get(f"/v1/enterprises/{uscc}/score", params={"run_id": run_id})
+            assert fast.status_code == slow.status_code, (uscc, fast.text, slow.text)
+            assert fast.json() == slow.json(), uscc
+            assert fast.headers["content-type"] == "application/json"
+        older = await gov.get(f"/v1/enterprises/{data.uscc[0]}/score", params={"period": 2024})
+        assert older.status_code == 200 and older.json()["period"] == 2024
+        assert (await gov.get("/v1/enterprises/91330108000000000X/score")).status_code in (404, 422)
+    uscc = scored_uscc(published)[0]
+    async with published.client("scoring", "enterprise", uscc=uscc) as me:
+        fast = (await me.get(f"/v1/enterprises/{uscc}/score")).json()
+        slow = (await me.get(f"/v1/enterprises/{uscc}/score", params={"run_id": run_id})).json()
+    assert fast == slow and fast["reasons"] and fast["improvements"]

@@ -21,6 +21,10 @@ class SpecCache:
     def __init__(self) -> None:
         self._specs: dict[str, ModelSpec] = {}
 
+    def cached(self, version: str) -> ModelSpec | None:
+        """A published spec already read, without a session (the score read's hot path)."""
+        return self._specs.get(version)
+
     async def get(self, session: AsyncSession, version: str) -> ModelSpec:
         spec = self._specs.get(version)
         if spec is None:
