@@ -132,6 +132,11 @@ class GatewaySettings(ComponentSettings):
     # Extra attempts for idempotent methods after a connection-level failure.
     upstream_retries: int = 1
     max_body_bytes: int = 64 * 1024 * 1024
+    # A multipart upload to POST /v1/scoring/imports only: a million enterprises as CSV are
+    # ~290 MB (~70 MB as .csv.gz); the scoring service bounds the file again, inflated too.
+    max_import_body_bytes: int = 420 * 1024 * 1024
+    # Seconds the scoring service has to read and load such an upload.
+    import_timeout: float = 180.0
     breaker_threshold: int = 5
     breaker_ttl: float = 15.0
 

@@ -11,12 +11,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from portal.deps import csrf_guard
 from portal.errors import install_error_pages
 from portal.gateway import BrowserAddressMiddleware, GatewayClient
+from portal.oidc import StaffOidc
 from portal.reference import ReferenceCache
 from portal.security import SecurityHeadersMiddleware
 from portal.sessions import SessionStore, token_cipher
@@ -41,11 +42,26 @@ async def _sweep(store: SessionStore, every: float) -> None:
             await store.sweep()
 
 
+def include_routes(app: FastAPI, health: APIRouter) -> None:
+    from portal.routes import auth, bank, enterprise, governance, government, notice, staff
+
+    app.include_router(health)
+    app.include_router(auth.router)
+    app.include_router(enterprise.router)
+    app.include_router(notice.router)
+    app.include_router(government.router)
+    app.include_router(bank.router)
+    app.include_router(governance.router)
+    # Staff placeholders last, and only for paths no real page has claimed.
+    claimed = {getattr(r, "path", None) for r in app.routes}
+    for route in staff.placeholder.routes:
+        if getattr(route, "path", None) not in claimed:
+            app.router.routes.append(route)
+
+
 def create_app(
     settings: PortalSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
-    from portal.routes import auth, enterprise, staff
-
     settings = settings or PortalSettings()
     overrides = overrides or Overrides()
     cipher = token_cipher(settings)  # a bad key fails at start, not at the first login
@@ -71,6 +87,9 @@ def create_app(
         app.state.gateway = GatewayClient(
             http, app.state.sessions, settings.refresh_margin_seconds, settings.gateway_client()
         )
+        app.state.oidc = StaffOidc(
+            settings, app.state.sessionmaker, cipher, transport=overrides.http_transport
+        )
         app.state.reference = ReferenceCache(settings.reference_cache_seconds)
         sweeper = None
         if settings.session_sweep_seconds > 0:
@@ -90,6 +109,7 @@ def create_app(
                 sweeper.cancel()
                 await asyncio.gather(sweeper, return_exceptions=True)
             await http.aclose()
+            await app.state.oidc.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -109,10 +129,7 @@ def create_app(
         migrations_dir=MIGRATIONS,
         routers=[],
     )
-    app.include_router(health_router(spec))
-    app.include_router(auth.router)
-    app.include_router(enterprise.router)
-    app.include_router(staff.router)
+    include_routes(app, health_router(spec))
     # Text assets compress well (ECharts: 1.1 MB → about 370 kB); pages are not compressed, as
     # they carry the CSRF token beside reflected input (BREACH).
     app.mount("/static", GZipMiddleware(STATIC, minimum_size=1024), name="static")

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from portal.gateway import GatewayClient
+from portal.oidc import StaffOidc
 from portal.security import (
     UNSAFE_METHODS,
     CsrfRefused,
@@ -54,7 +55,13 @@ def get_gateway(request: Request) -> GatewayClient:
     return gateway
 
 
+def get_oidc(request: Request) -> StaffOidc:
+    oidc: StaffOidc = request.app.state.oidc
+    return oidc
+
+
 Settings = Annotated[PortalSettings, Depends(get_settings)]
+Oidc = Annotated[StaffOidc, Depends(get_oidc)]
 Store = Annotated[SessionStore, Depends(get_store)]
 Gateway = Annotated[GatewayClient, Depends(get_gateway)]
 

@@ -84,6 +84,10 @@ def tokens_from(body: dict[str, Any]) -> GatewayTokens:
     )
 
 
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+
+
 class GatewayClient:
     def __init__(
         self,
@@ -114,7 +118,9 @@ class GatewayClient:
         *,
         params: Any = None,
         json: Any = None,
+        data: Any = None,
         headers: dict[str, str] | None = None,
+        files: Any = None,
         login: bool = False,
     ) -> httpx.Response:
         """`login`: a call to a login endpoint (session exchange, refresh), made as the
@@ -122,6 +128,10 @@ class GatewayClient:
         sent = {"Accept": "application/json", **(headers or {})}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
+        for _, part in (files or {}).items():
+            # A file streamed once already (a retry after a refresh) starts again.
+            if hasattr(part[1], "seek"):
+                part[1].seek(0)
         auth = self._as_forwarder(sent) if login else None
         try:
             return await self.http.request(
@@ -130,6 +140,8 @@ class GatewayClient:
                 params=params,
                 json=json,
                 headers=sent,
+                files=files,
+                data=data,
                 auth=auth or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException as exc:
@@ -185,15 +197,25 @@ class GatewayClient:
         params: Any = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        files: dict[str, tuple[str, Any, str]] | None = None,
+        data: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """The gateway's answer (< 400), or GatewayProblem / SessionEnded."""
+        """The gateway's answer (< 400), or GatewayProblem / SessionEnded. `files`: a
+        multipart upload, each file object streamed (read in chunks, never held whole)."""
         token = session.tokens.access_token
         if session.tokens.access_expires_at - self.margin <= datetime.now(UTC):
             token = await self._renew(session, token)
-        resp = await self._send(method, path, token, params=params, json=json, headers=headers)
+        kw: dict[str, Any] = {
+            "params": params,
+            "json": json,
+            "headers": headers,
+            "files": files,
+            "data": data,
+        }
+        resp = await self._send(method, path, token, **kw)
         if resp.status_code == 401:
             token = await self._renew(session, token)
-            resp = await self._send(method, path, token, params=params, json=json, headers=headers)
+            resp = await self._send(method, path, token, **kw)
             if resp.status_code == 401:
                 await self.store.delete(session.id_hash)
                 raise SessionEnded("the gateway no longer accepts this session")
@@ -209,6 +231,22 @@ class GatewayClient:
         resp = await self._send(
             "POST", "/v1/auth/esso/exchange", None, json={"ssotoken": ssotoken}, login=True
         )
+        if resp.status_code >= 400:
+            raise GatewayProblem.of(resp)
+        body: dict[str, Any] = resp.json()
+        return body
+
+    async def exchange_id_token(self, id_token: str) -> dict[str, Any]:
+        """A staff member's ID token for a gateway staff session (RFC 8693), as the portal's
+        gateway client."""
+        if self.client_auth is None:
+            raise unavailable("The portal has no gateway client for staff sign-in")
+        form = {
+            "grant_type": TOKEN_EXCHANGE,
+            "subject_token": id_token,
+            "subject_token_type": ID_TOKEN_TYPE,
+        }
+        resp = await self._send("POST", "/v1/auth/token", None, data=form, login=True)
         if resp.status_code >= 400:
             raise GatewayProblem.of(resp)
         body: dict[str, Any] = resp.json()

@@ -44,3 +44,21 @@ class PortalSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # The absolute end; the idle end is last_seen_at + the idle lifetime.
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StaffLoginAttempt(Base):
+    """A staff sign-in under way at an OpenID Connect provider: what the callback must find
+    again. Keyed by the digest of a random id the browser holds in a short-lived cookie, so a
+    callback only completes in the browser that started it (no login CSRF); the PKCE verifier
+    is encrypted like the session tokens. Deleted when used, or swept once expired."""
+
+    __tablename__ = "staff_logins"
+    __table_args__ = (Index("ix_staff_logins_expires_at", "expires_at"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -37,6 +37,10 @@ def state_cookie(settings: PortalSettings) -> str:
     return cookie_name(settings, "portal_esso_state")
 
 
+def staff_login_cookie(settings: PortalSettings) -> str:
+    return cookie_name(settings, "portal_staff_login")
+
+
 class CsrfRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -11,10 +11,46 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ComponentSettings
+
+# Asymmetric signatures only: `none` and HMAC (a key the client shares) never sign an ID token
+# the portal accepts.
+ASYMMETRIC = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class StaffProvider(BaseModel):
+    """An OpenID Connect provider staff sign in at (浙政钉, a bank's own): the portal is its
+    relying party, registered with `client_id` and the callback `<public_url>/auth/staff/callback`.
+    The gateway must list the same issuer in GATEWAY_STAFF_PROVIDERS."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    label: str = Field(min_length=1, max_length=100)
+    issuer: str = Field(min_length=1, max_length=500)
+    client_id: str = Field(min_length=1, max_length=200)
+    client_secret: SecretStr | None = None
+    scope: str = "openid profile"
+    algorithms: tuple[str, ...] = ("ES256", "RS256")
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or not set(value) <= ASYMMETRIC:
+            raise ValueError(f"algorithms must be asymmetric ones of {sorted(ASYMMETRIC)}")
+        return value
+
+    @field_validator("scope")
+    @classmethod
+    def _openid(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("scope must contain openid")
+        return value
 
 
 def origin_of(url: str) -> str:
@@ -30,9 +66,10 @@ class PortalSettings(ComponentSettings):
     # The gateway's public API: the only way the portal reaches the platform.
     gateway_url: str = "http://127.0.0.1:8000"
     gateway_timeout: float = 10.0
-    # The portal's client at the gateway (kind `portal`): it signs staff in (token exchange)
-    # and makes the portal a trusted forwarder at the login endpoints, whose per-address
-    # limit then counts each browser rather than the portal (docs/gateway.md).
+    # The portal's client at the gateway (kind `portal`): it signs staff in (token exchange,
+    # refresh with HTTP Basic) and makes the portal a trusted forwarder at the login
+    # endpoints, whose per-address limit then counts each browser rather than the portal
+    # (docs/gateway.md).
     gateway_client_id: str | None = None
     gateway_client_secret: SecretStr | None = None
     # The enterprise-code (ESSO) login page; the development provider by default.
@@ -54,6 +91,30 @@ class PortalSettings(ComponentSettings):
     refresh_margin_seconds: int = 30
     # Read-only reference data (indicator names, banks, cohort statistics) kept this long.
     reference_cache_seconds: float = 300.0
+
+    # Staff sign-in (JSON list of StaffProvider); empty: the staff page says none is set up.
+    staff_providers: list[StaffProvider] = Field(default_factory=list)
+    # How long a started staff sign-in may take at the provider, seconds.
+    staff_login_seconds: int = 600
+    # A provider's discovery document and keys are kept this long, seconds.
+    oidc_cache_seconds: float = 300.0
+
+    @model_validator(mode="after")
+    def _check_staff(self) -> Self:
+        names = [p.name for p in self.staff_providers]
+        if len(set(names)) != len(names):
+            raise ValueError("staff_providers have duplicate names")
+        has_client = bool(self.gateway_client_id and self.gateway_client_secret)
+        if self.staff_providers and not has_client and self.environment != "development":
+            raise ValueError(
+                "staff_providers need gateway_client_id and gateway_client_secret (the portal's "
+                "gateway client exchanges the ID tokens)"
+            )
+        if self.environment == "production":
+            for p in self.staff_providers:
+                if not p.issuer.startswith("https://"):
+                    raise ValueError(f"staff provider {p.name}: issuer must be https in production")
+        return self
 
     @model_validator(mode="after")
     def _check_portal(self) -> Self:
@@ -81,6 +142,13 @@ class PortalSettings(ComponentSettings):
     @property
     def public_origin(self) -> str:
         return origin_of(self.public_url)
+
+    @property
+    def staff_callback_url(self) -> str:
+        return self.public_url.rstrip("/") + "/auth/staff/callback"
+
+    def staff_provider(self, name: str) -> StaffProvider | None:
+        return next((p for p in self.staff_providers if p.name == name), None)
 
     @property
     def esso_origin(self) -> str:

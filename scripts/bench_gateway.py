@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 from stdnum.cn import uscc as uscc_std
@@ -97,10 +97,14 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def run_wrk(wrk: str, url: str, token: str, connections: int, seconds: int) -> WrkResult:
+def run_wrk(
+    wrk: str, url: str, token: str, connections: int, seconds: int, script: Path | None = None
+) -> WrkResult:
+    """One wrk run; `script` is a Lua file choosing each request (e.g. rotating paths)."""
     out = subprocess.run(
         [
             wrk,
+            *(["-s", str(script)] if script is not None else []),
             "-t2",
             f"-c{connections}",
             f"-d{seconds}s",
@@ -204,12 +208,89 @@ def load_scores(scoring: str, token: str, size: int) -> str:
         return f"/v1/enterprises/{target}"
 
 
+def measure_levels(
+    args: argparse.Namespace,
+    wrk: str,
+    gateway_pid: int,
+    direct: tuple[str, str],
+    via: tuple[str, str],
+) -> dict[str, object]:
+    """Direct and gateway runs alternate, `--rounds` times at each level: on a shared machine
+    load from elsewhere then drifts into both sides alike, and each round gives a ratio."""
+    summary: dict[str, object] = {}
+    spy_done = False
+    for label, conns in (("load", args.connections), ("moderate", args.moderate)):
+        rows: dict[str, list[WrkResult]] = {"direct": [], "gateway": []}
+        cpu: list[float] = []
+        for _ in range(args.rounds):
+            rows["direct"].append(run_wrk(wrk, direct[0], direct[1], conns, args.seconds))
+            spy = None
+            if args.profile and label == "moderate" and not spy_done:
+                spy, spy_done = py_spy(gateway_pid, args.profile, args.seconds), True
+            before = cpu_seconds(gateway_pid)
+            result = run_wrk(wrk, via[0], via[1], conns, args.seconds)
+            cpu.append((cpu_seconds(gateway_pid) - before) / max(result.requests, 1) * 1e6)
+            if spy is not None:
+                spy.wait()
+            rows["gateway"].append(result)
+        ratios = [g.rps / d.rps for d, g in zip(rows["direct"], rows["gateway"], strict=True)]
+        added = [g.p50_ms - d.p50_ms for d, g in zip(rows["direct"], rows["gateway"], strict=True)]
+        print(
+            f"\nc={conns}: {args.rounds} rounds of {args.seconds} s, direct and gateway alternating"
+        )
+        print(f"{'':10}{'':8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
+        for side, rs in rows.items():
+            for name, pick in (("median", statistics.median), ("worst", None)):
+                rps = pick([r.rps for r in rs]) if pick else min(r.rps for r in rs)
+                p50 = pick([r.p50_ms for r in rs]) if pick else max(r.p50_ms for r in rs)
+                p99 = pick([r.p99_ms for r in rs]) if pick else max(r.p99_ms for r in rs)
+                failed = sum(r.failures for r in rs)
+                print(f"{side:10}{name:>8}{rps:10.0f}{p50:10.2f}{p99:10.2f}{failed:8d}")
+        print(
+            f"throughput through the gateway: median {statistics.median(ratios):.0%}, worst "
+            f"{min(ratios):.0%} of direct (target >= 85 %)"
+        )
+        print(
+            f"median added: median {statistics.median(added):+.2f} ms, worst {max(added):+.2f} ms "
+            "(target <= 1 ms at c=4)"
+        )
+        print(
+            f"gateway CPU per proxied request: median {statistics.median(cpu):.0f} us, worst "
+            f"{max(cpu):.0f} us (target <= 400 us)"
+        )
+        summary[label] = {
+            "connections": conns,
+            "ratio_median": round(statistics.median(ratios), 3),
+            "ratio_worst": round(min(ratios), 3),
+            "added_p50_ms_median": round(statistics.median(added), 2),
+            "added_p50_ms_worst": round(max(added), 2),
+            "gateway_cpu_us_median": round(statistics.median(cpu)),
+            "gateway_cpu_us_worst": round(max(cpu)),
+            "direct_rps_median": round(statistics.median(r.rps for r in rows["direct"])),
+            "gateway_rps_median": round(statistics.median(r.rps for r in rows["gateway"])),
+            "failures": sum(r.failures for rs in rows.values() for r in rs),
+        }
+    return summary
+
+
+def py_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("py-spy not found: `pip install py-spy` into the venv to profile")
+        return None
+    cmd = [spy, "record", "-p", str(pid), "-d", str(seconds), "-o", str(out), "-r", "200"]
+    if out.suffix != ".svg":
+        cmd += ["-f", "raw"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--moderate", type=int, default=4, help="connections at moderate load")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per side")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per side")
+    parser.add_argument("--profile", type=Path, help="py-spy output (.svg, else raw) of a run")
     parser.add_argument("--size", type=int, default=300, help="enterprises in the cohort")
     parser.add_argument(
         "--transport",
@@ -220,153 +301,33 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-@dataclass
-class Pair:
-    """A scoring service and a gateway in front of it, as processes."""
-
-    scoring: str
-    gateway: str
-    procs: list[subprocess.Popen[bytes]]
-    issuer: TokenIssuer
-    creds: dict[str, Any]
-
-
-def start_pair(db: str, work: Path, transport: str, procs: list[subprocess.Popen[bytes]]) -> Pair:
-    from gateway.app import MIGRATIONS as GATEWAY_MIGRATIONS
-    from services.scoring.app import MIGRATIONS as SCORING_MIGRATIONS
-
-    upgrade(SCORING_MIGRATIONS, db, "scoring")
-    upgrade(GATEWAY_MIGRATIONS, db, "gateway")
-    key_file = work / "keys" / "issuer.json"
-    issuer = TokenIssuer(load_or_create_key_set(key_file), ISSUER)
-    creds = asyncio.run(seed_demo_clients(db, work))
-
-    sp, gp = free_port(), free_port()
-    scoring, gateway = f"http://{HOST}:{sp}", f"http://{HOST}:{gp}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    scoring_env = {
-        **env,
-        "SCORING_DATABASE_URL": db,
-        "SCORING_JWKS_FILE": str(key_file),
-        "SCORING_LOG_LEVEL": "WARNING",
-    }
-    gateway_env = {
-        **env,
-        "GATEWAY_DATABASE_URL": db,
-        "GATEWAY_KEY_FILE": str(key_file),
-        # The client-secret key the demo clients were stored under (seed_demo_clients).
-        "GATEWAY_VAR_DIR": str(work),
-        "GATEWAY_SCORING_URL": scoring,
-        "GATEWAY_LOG_LEVEL": "WARNING",
-        # The benchmark measures the path, not the throttle.
-        "GATEWAY_RATE_LIMIT_CLIENT": "1000000/second",
-        "GATEWAY_UPSTREAM_TRANSPORT": transport,
-    }
-    procs.append(start("services.scoring.app:create_app", sp, scoring_env, work / "scoring.log"))
-    procs.append(start("gateway.app:create_app", gp, gateway_env, work / "gateway.log"))
-    wait_ready(scoring, procs[0])
-    wait_ready(gateway, procs[1])
-    return Pair(scoring, gateway, procs, issuer, creds)
-
-
-@dataclass
-class Targets:
-    direct_url: str
-    direct_token: str
-    via_url: str
-    gateway_token: str
-
-
-def targets(pair: Pair, size: int) -> tuple[str, Targets]:
-    """The endpoint measured, directly and through the gateway, with a token for each."""
-    gov = Principal(sub="bench-government", kind=PrincipalKind.GOVERNMENT)
-    direct_token = pair.issuer.mint(gov, "scoring", ttl=3600)
-    path = load_scores(pair.scoring, direct_token, size)
-    government = pair.creds["government"]
-    r = httpx.post(
-        f"{pair.gateway}/v1/auth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(government["client_id"], government["client_secret"]),
-    )
-    r.raise_for_status()
-    gateway_token = r.json()["access_token"]
-    via_url = pair.gateway + "/v1/scoring" + path.removeprefix("/v1")
-    check = httpx.get(via_url, headers={"Authorization": f"Bearer {gateway_token}"})
-    assert check.status_code == 200
-    return path, Targets(pair.scoring + path, direct_token, via_url, gateway_token)
-
-
-@dataclass
-class Measured:
-    results: dict[str, dict[str, WrkResult]]
-    gateway_cpu_us: list[float]
-    failures: int
-
-
-def measure(wrk: str, t: Targets, gateway_pid: int, args: argparse.Namespace) -> Measured:
-    for url, tok in ((t.direct_url, t.direct_token), (t.via_url, t.gateway_token)):
+def measure_and_report(
+    args: argparse.Namespace,
+    wrk: str,
+    gateway_pid: int,
+    direct: tuple[str, str],
+    via: tuple[str, str],
+) -> None:
+    load_before = os.getloadavg()
+    for url, tok in (direct, via):
         run_wrk(wrk, url, tok, args.connections, 3)  # warm-up: pools, caches, JIT-less paths
-    results: dict[str, dict[str, WrkResult]] = {}
-    # CPU the gateway process spends per proxied request: unlike throughput, this does not
-    # depend on what else the machine is doing.
-    gateway_cpu_us: list[float] = []
-    failures = 0
-    # Direct and gateway runs alternate, `--rounds` times each, and each side keeps its best
-    # round: on a shared machine, load from elsewhere then drifts into both sides alike.
-    for label, conns in (("load", args.connections), ("moderate", args.moderate)):
-        rounds: dict[str, list[WrkResult]] = {"direct": [], "gateway": []}
-        for _ in range(args.rounds):
-            rounds["direct"].append(run_wrk(wrk, t.direct_url, t.direct_token, conns, args.seconds))
-            before = cpu_seconds(gateway_pid)
-            via = run_wrk(wrk, t.via_url, t.gateway_token, conns, args.seconds)
-            gateway_cpu_us.append((cpu_seconds(gateway_pid) - before) / via.requests * 1e6)
-            rounds["gateway"].append(via)
-        results[label] = {side: best(rs) for side, rs in rounds.items()}
-        failures += sum(r.failures for rs in rounds.values() for r in rs)
-    return Measured(results, gateway_cpu_us, failures)
-
-
-def report(m: Measured, args: argparse.Namespace, load_before: float) -> None:
-    load, moderate = m.results["load"], m.results["moderate"]
-    ratio = load["gateway"].rps / load["direct"].rps
-    added = moderate["gateway"].p50_ms - moderate["direct"].p50_ms
-    print()
-    print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'failed':>8}")
-    for label, conns in (("load", args.connections), ("moderate", args.moderate)):
-        for side in ("direct", "gateway"):
-            r_ = m.results[label][side]
-            print(
-                f"{side + f' c={conns}':22}{r_.rps:10.0f}{r_.p50_ms:10.2f}{r_.p99_ms:10.2f}"
-                f"{r_.requests:10d}{r_.failures:8d}"
-            )
-    print()
+    summary = measure_levels(args, wrk, gateway_pid, direct, via)
+    load_after = os.getloadavg()
     print(
-        f"throughput through the gateway at c={args.connections}: {ratio:.0%} of direct "
-        "(target >= 70%)"
+        "load average before: {:.2f} {:.2f} {:.2f}  after: {:.2f} {:.2f} {:.2f}".format(
+            *load_before, *load_after
+        )
     )
-    print(f"median added at c={args.moderate}: {added:.2f} ms (target <= 2 ms)")
-    print(f"failed requests: {m.failures} (target 0)")
-    print(f"gateway CPU per proxied request: {min(m.gateway_cpu_us):.0f} us")
-    load_after = os.getloadavg()[0]
-    print(f"load average before/after: {load_before:.1f} / {load_after:.1f}")
-    if max(load_before, load_after) > (os.cpu_count() or 1) + 1:
-        print("warning: the machine was busy with other work; these figures understate both")
-    figures = {
-        "ratio": round(ratio, 3),
-        "added_p50_ms": round(added, 2),
-        "failures": m.failures,
-        "loadavg": [round(load_before, 2), round(load_after, 2)],
-        "gateway_cpu_us_per_request": round(min(m.gateway_cpu_us)),
-    }
-    for label, sides in m.results.items():
-        for side, r_ in sides.items():
-            figures[f"{label}_{side}"] = vars(r_)
-    print(json.dumps(figures))
+    if max(load_before[0], load_after[0]) > (os.cpu_count() or 1) + 1:
+        print("warning: the machine was busy with other work; compare ratios within the run")
+    summary["loadavg"] = [round(load_before[0], 2), round(load_after[0], 2)]
+    print(json.dumps(summary))
 
 
 def main() -> None:
     args = parse_args()
     wrk = ensure_wrk()
+
     configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     server = resolve_database_url(configured, Path("var"))
@@ -375,14 +336,67 @@ def main() -> None:
     db = other_database(server, name)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        pair = start_pair(db, work, args.transport, procs)
-        path, t = targets(pair, args.size)
+        from gateway.app import MIGRATIONS as GATEWAY_MIGRATIONS
+        from services.scoring.app import MIGRATIONS as SCORING_MIGRATIONS
+
+        upgrade(SCORING_MIGRATIONS, db, "scoring")
+        upgrade(GATEWAY_MIGRATIONS, db, "gateway")
+        key_file = work / "keys" / "issuer.json"
+        issuer = TokenIssuer(load_or_create_key_set(key_file), ISSUER)
+        creds = asyncio.run(seed_demo_clients(db, work))
+
+        sp, gp = free_port(), free_port()
+        scoring, gateway = f"http://{HOST}:{sp}", f"http://{HOST}:{gp}"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        scoring_env = {
+            **env,
+            "SCORING_DATABASE_URL": db,
+            "SCORING_JWKS_FILE": str(key_file),
+            "SCORING_LOG_LEVEL": "WARNING",
+        }
+        gateway_env = {
+            **env,
+            "GATEWAY_DATABASE_URL": db,
+            "GATEWAY_KEY_FILE": str(key_file),
+            # The client-secret key the demo clients were stored under (seed_demo_clients).
+            "GATEWAY_VAR_DIR": str(work),
+            "GATEWAY_SCORING_URL": scoring,
+            "GATEWAY_LOG_LEVEL": "WARNING",
+            # The benchmark measures the path, not the throttle.
+            "GATEWAY_RATE_LIMIT_CLIENT": "1000000/second",
+            "GATEWAY_UPSTREAM_TRANSPORT": args.transport,
+        }
+        procs.append(
+            start("services.scoring.app:create_app", sp, scoring_env, work / "scoring.log")
+        )
+        procs.append(start("gateway.app:create_app", gp, gateway_env, work / "gateway.log"))
+        wait_ready(scoring, procs[0])
+        wait_ready(gateway, procs[1])
+
+        gov = Principal(sub="bench-government", kind=PrincipalKind.GOVERNMENT)
+        direct_token = issuer.mint(gov, "scoring", ttl=3600)
+        path = load_scores(scoring, direct_token, args.size)
+        r = httpx.post(
+            f"{gateway}/v1/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(creds["government"]["client_id"], creds["government"]["client_secret"]),
+        )
+        r.raise_for_status()
+        gateway_token = r.json()["access_token"]
+        direct_url = scoring + path
+        via_url = gateway + "/v1/scoring" + path.removeprefix("/v1")
+        assert (
+            httpx.get(via_url, headers={"Authorization": f"Bearer {gateway_token}"}).status_code
+            == 200
+        )
+
         print(
             f"endpoint: GET {path}  ({args.size} scored enterprises, {os.cpu_count()} cores, "
             f"gateway upstream transport: {args.transport})"
         )
-        load_before = os.getloadavg()[0]
-        report(measure(wrk, t, procs[1].pid, args), args, load_before)
+        measure_and_report(
+            args, wrk, procs[1].pid, (direct_url, direct_token), (via_url, gateway_token)
+        )
     finally:
         for p in procs:
             p.terminate()

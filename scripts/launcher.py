@@ -50,6 +50,9 @@ class Launcher:
     # None: no proxy in front, the peer's own address counts.
     forwarded_allow_ips: str | None = None
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # uvicorn worker processes per component (1 when absent): `make bench-load --production`
+    # runs the production counts (docs/deploy.md), each worker standing in for a replica.
+    workers: dict[str, int] = field(default_factory=dict)
     creds: dict[str, Any] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -128,7 +131,8 @@ class Launcher:
             "JWKS_URL": f"{gateway}/.well-known/jwks.json",
             "VAR_DIR": str(self.var),
         }
-        if comp.schema is not None:  # the components built by shared.app
+        # One metrics port per process: workers sharing a socket would race for it.
+        if comp.schema is not None and self.workers.get(comp.name, 1) == 1:
             values["METRICS_PORT"] = str(self.metrics_port(comp.name))
             values["METRICS_HOST"] = HOST
         if comp.name in services:
@@ -249,6 +253,8 @@ class Launcher:
         comp = component(name)
         cmd = [sys.executable, "-m", "uvicorn", "--factory", comp.factory, "--host", HOST]
         cmd += ["--port", str(self.port(name)), "--log-level", "warning", "--no-access-log"]
+        if self.workers.get(name, 1) > 1:
+            cmd += ["--workers", str(self.workers[name])]
         if comp.public:  # the gateway and the portal believe X-Forwarded-For only if told
             if self.forwarded_allow_ips is None:
                 cmd += ["--no-proxy-headers"]

@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from scripts.demo_data import (
+    BACKBOOK_PERIOD,
+    build_backbook,
     load_demo_through_gateway,
     prepare_demo_files,
+    run_demo_challenger,
     simulate_demo_activity,
 )
 from scripts.launcher import HOST, PORTAL_STAFF_CALLBACK, STAFF_PROVIDER, Launcher
@@ -69,8 +72,15 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     try:
         started = launcher.start_all()
-        load_demo_through_gateway(launcher.url("gateway"), launcher.creds, VAR)
-        simulate_demo_activity(launcher.url("gateway"), launcher.url("idp"), launcher.creds, VAR)
+        gateway, idp = launcher.url("gateway"), launcher.url("idp")
+
+        def after_publish(period: int) -> None:
+            if period == BACKBOOK_PERIOD:  # SYNTHETIC loans on the 2024 scores (issue 13)
+                build_backbook(gateway, idp, launcher.creds, VAR)
+
+        load_demo_through_gateway(gateway, launcher.creds, VAR, after_publish)
+        simulate_demo_activity(gateway, idp, launcher.creds, VAR)
+        run_demo_challenger(gateway, launcher.creds)
     except BaseException:
         launcher.stop_all()
         stop_database()

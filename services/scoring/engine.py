@@ -874,6 +874,93 @@ def improvements(row: ScoredRow, stats: Mapping[str, Any], limit: int = 3) -> li
     return out
 
 
+# -- explanations computed in the batch ----------------------------------------------------------
+
+# `explain_codes` lays out, per row, EXPLAIN_WIDTH signed bytes: the 24 value statuses (indices
+# into STATUSES), then per indicator its target (the index of the boundary entry `target_for`
+# picks, or one of the negative codes below), then the indicators of `reasons` in order (-1
+# pads). A read turns them into the same reasons, improvements and targets without searching.
+EXPLAIN_WIDTH = 2 * _N + 4
+REASONS_STORED = 4
+TARGET_NO_WEIGHT, TARGET_AT_MAXIMUM, TARGET_NONE, TARGET_UNSCORED = -1, -2, -3, -4
+_EPS = 1e-12
+
+
+def _band_table(stats: Mapping[str, Any], code: str) -> tuple[FloatArray, FloatArray] | None:
+    """A cohort's boundary table of one indicator as two ascending arrays, or None when it
+    cannot be searched as such (a legacy table, or one not ascending in both)."""
+    entries = stats["indicators"][code]["boundaries"]
+    if any("op" not in e or e.get("percentile") is None for e in entries):
+        return None
+    bounds = np.asarray([e["boundary"] for e in entries], dtype=np.float64)
+    pcts = np.asarray([e["percentile"] for e in entries], dtype=np.float64)
+    if np.any(np.diff(bounds) < 0) or np.any(np.diff(pcts) < 0):
+        return None
+    return bounds, pcts
+
+
+def _target_codes(
+    points: FloatArray, maxima: FloatArray, cohort: npt.NDArray[np.int8], result: EngineResult
+) -> npt.NDArray[np.int8]:
+    """Per [row, indicator], the entry `target_for` returns, without a loop over rows.
+
+    `target_for` takes the first entry whose boundary and percentile both lie above the
+    row's share (points / max): with both columns ascending that is a binary search each.
+    """
+    out = np.full(points.shape, TARGET_NONE, dtype=np.int8)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        current = points / maxima + _EPS
+    for c in np.unique(cohort):
+        rows = np.flatnonzero(cohort == c)
+        stats = result.cohort_stats[STAGES[int(c)].value]
+        for j, code in enumerate(INDICATOR_CODES):
+            table = _band_table(stats, code)
+            if table is None:
+                raise ValueError(f"boundary table of {code} cannot be searched")
+            x = current[rows, j]
+            k = np.maximum(
+                np.searchsorted(table[0], x, side="right"),
+                np.searchsorted(table[1], x, side="right"),
+            )
+            out[rows, j] = np.where(k < table[0].size, k, TARGET_NONE)
+    out[maxima - points <= _EPS] = TARGET_AT_MAXIMUM
+    out[maxima <= 0.0] = TARGET_NO_WEIGHT
+    return out
+
+
+def _reason_order(points: FloatArray, maxima: FloatArray) -> npt.NDArray[np.int8]:
+    """The indicators `reasons` lists, worst first (a stable sort: catalogue order breaks
+    ties, as Python's sort does), -1 where fewer lost anything."""
+    lost = maxima - points
+    lose = lost > _EPS
+    order = np.argsort(np.where(lose, -lost, np.inf), axis=1, kind="stable")[:, :REASONS_STORED]
+    keep = np.take_along_axis(lose, order, axis=1)
+    return np.where(keep, order, -1).astype(np.int8)
+
+
+def explain_codes(result: EngineResult, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int8]:
+    """The stored explanation of each of `rows` ([len(rows), EXPLAIN_WIDTH]; see above).
+
+    Unscored rows have statuses only (no targets, no reasons), as a read shows them.
+    """
+    out = np.empty((rows.size, EXPLAIN_WIDTH), dtype=np.int8)
+    out[:, :_N] = result.status[rows]
+    out[:, _N:] = TARGET_UNSCORED
+    out[:, 2 * _N :] = -1
+    scored = result.scored[rows]
+    if not scored.any():
+        return out
+    sel = rows[scored]
+    cohort = result.cohort[sel]
+    points = np.nan_to_num(result.points[sel], nan=0.0)
+    maxima = result.max_points[cohort]
+    codes = np.empty((sel.size, _N + REASONS_STORED), dtype=np.int8)
+    codes[:, :_N] = _target_codes(points, maxima, cohort, result)
+    codes[:, _N:] = _reason_order(points, maxima)
+    out[scored, _N:] = codes
+    return out
+
+
 # -- reproducibility ----------------------------------------------------------------------------
 
 

@@ -38,6 +38,15 @@ CHROMIUM_ARGS = [
 OFFSET = int(os.environ.get("IP_BROWSER_PORT_OFFSET", str(PORT_OFFSET + 1000)))
 SIZE = 300
 PHONE = {"width": 375, "height": 812}
+DESKTOP = {"width": 1280, "height": 900}
+# The development provider's demo staff accounts (devtools/idp/staff.py), by name.
+STAFF_ACCOUNTS = {
+    "陈思远": ("government", None, "operator"),
+    "林晓雯": ("government", None, "viewer"),
+    "王建国": ("bank", "icbc-binjiang", "operator"),
+    "赵敏": ("bank", "hzub-binjiang", "operator"),
+    "周立诚": ("bank", "hzbank-binjiang", "operator"),
+}
 SCREENSHOTS = os.environ.get("PORTAL_SCREENSHOTS") == "1"
 SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
 
@@ -122,6 +131,23 @@ class Web:
         page.get_by_role("button", name="Face check passes").click()
         page.wait_for_url(self.portal + "/e/")
 
+    def staff_page(self, **options: Any) -> tuple[BrowserContext, Page, Console]:
+        """A fresh desktop profile for staff pages (they are made for a desktop)."""
+        return self.page(**{"viewport": DESKTOP, **options})
+
+    def staff_sign_in(self, page: Page, name: str) -> None:
+        """Sign `page` in as the named demo staff account (陈思远 government operator, 林晓雯
+        government viewer, 王建国 / 赵敏 / 周立诚 the officers of ICBC, Hangzhou United Bank and
+        Bank of Hangzhou; `STAFF_ACCOUNTS`) as a person does it: the portal's 工作人员 link,
+        the provider's button, then the development provider's staff page and its 登录 button;
+        returns on the portal's staff home (/gov/ or /bank/). Any earlier session of the
+        profile is replaced."""
+        page.goto(self.portal + "/")
+        page.get_by_role("link", name=re.compile("工作人员")).click()
+        page.locator(".provider-list a").first.click()
+        page.locator("li", has_text=name).get_by_role("button", name=re.compile("登录")).click()
+        page.wait_for_url(re.compile(re.escape(self.portal) + r"/(gov|bank)/$"))
+
     def api(self, token: str) -> httpx.Client:
         return httpx.Client(
             base_url=self.gateway, headers={"Authorization": f"Bearer {token}"}, timeout=30
@@ -145,17 +171,17 @@ def canvas_ink(page: Page, chart: str) -> int:
     return count
 
 
-def screenshot(page: Page, name: str) -> None:
-    """The whole page at phone width, with the viewport as tall as the page so the fixed tab
-    bar sits at the bottom, where a person sees it."""
+def screenshot(page: Page, name: str, size: dict[str, int] = PHONE) -> None:
+    """The whole page at phone width (`size`: DESKTOP for staff pages), with the viewport as
+    tall as the page so the fixed tab bar sits at the bottom, where a person sees it."""
     if not SCREENSHOTS:
         return
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": PHONE["width"], "height": max(PHONE["height"], height)})
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
     page.wait_for_timeout(300)  # charts follow the resize
     page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"))
-    page.set_viewport_size(PHONE)
+    page.set_viewport_size(size)
 
 
 @pytest.fixture(scope="package")
@@ -173,3 +199,22 @@ def web() -> Iterator[Web]:
                 browser.close()
     finally:
         platform.close()
+
+
+def serious_axe_violations(web: Web, page: Page) -> list[str]:
+    """axe-core (vendored, served by the portal so the CSP lets it in) on the page as it is
+    now: the serious and critical WCAG 2.1 A/AA violations, as `rule: [targets]`."""
+    page.wait_for_load_state("networkidle")
+    page.add_script_tag(url=web.portal + "/static/vendor/axe.min.js")
+    result = page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {
+                runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}
+            });
+            return r.violations
+                .filter(v => v.impact === "serious" || v.impact === "critical")
+                .map(v => v.id + ": " +
+                     v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "));
+        }"""
+    )
+    return list(result)

@@ -189,6 +189,9 @@ async def _publish_then_edit(gov: httpx.AsyncClient, pid: str, what_if: Any) -> 
     assert r.status_code == 200, r.text
     published = r.json()
     assert published["status"] == "published" and published["published_version"] == 1
+    # Who published is recorded (the principal's actor, here the client's subject).
+    assert published["published_by"] == "test-government"
+    assert published["archived_by"] is None
     assert published["matches"] == what_if["counts"]  # what-if foretold the publication
     assert (await gov.post(f"/v1/policies/{pid}/publish")).status_code == 409
 
@@ -250,6 +253,7 @@ async def _publish_version_2_then_archive(world: PolicyWorld, pid: str, v2: Any)
 
         r = await gov.post(f"/v1/policies/{pid}/archive")
         assert r.status_code == 200 and r.json()["status"] == "archived"
+        assert r.json()["archived_by"] == "test-government"
         assert (await gov.post(f"/v1/policies/{pid}/archive")).status_code == 409
         assert (await gov.put(f"/v1/policies/{pid}", json=v2)).status_code == 409
         assert (await gov.post(f"/v1/policies/{pid}/publish")).status_code == 409

@@ -119,7 +119,7 @@ async def test_guards(portal: Portal) -> None:
         landing = await anonymous.get("/")
         assert "企业码" in landing.text and "工作人员" in landing.text
         staff = await anonymous.get("/auth/staff")
-        assert staff.status_code == 200 and "第二期" in staff.text
+        assert staff.status_code == 200 and "工作人员登录" in staff.text
     async with portal.browser() as browser:
         await portal.login(browser)
         for path in ("/gov/", "/bank/"):

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from contracts.catalogue import INDICATOR_CODES
-from services.scoring.engine import EngineResult
+from services.scoring.engine import EXPLAIN_WIDTH, EngineResult, explain_codes
 from services.scoring.provenance.repository import SOURCE_INDEX
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -130,6 +130,7 @@ SCORE_COLUMNS = (
     "revenue",
     "value_sources",
     "revenue_source",
+    "explain",
 )
 
 
@@ -165,6 +166,7 @@ def _score_dtype() -> np.dtype[np.void]:
     fields += [("rev_len", ">i4"), ("rev", ">f8")]
     fields += _array_field("srcs", _N, ">i4")
     fields += [("rsrc_len", ">i4"), ("rsrc", ">i4")]
+    fields += [("explain_len", ">i4"), ("explain", f"V{EXPLAIN_WIDTH}")]
     return np.dtype(fields)
 
 
@@ -275,6 +277,8 @@ def _score_chunk(
     sources = _sources(inputs)[scored]
     _fill_array(buf, "srcs", np.ascontiguousarray(sources[:, :_N]))
     buf["rsrc"] = sources[:, _N]
+    buf["explain_len"] = EXPLAIN_WIDTH
+    buf["explain"] = explain_codes(result, scored).view(f"V{EXPLAIN_WIDTH}")[:, 0]
     return buf.tobytes()
 
 
@@ -288,6 +292,7 @@ async def _write_unscored(
     unscored = np.flatnonzero(~result.scored)
     sources = _sources(inputs)
     if unscored.size:
+        explained = explain_codes(result, unscored)
         nan4 = [float("nan")] * 4
         records = [
             (
@@ -309,8 +314,9 @@ async def _write_unscored(
                 float(inputs.revenue[i]),
                 [int(v) for v in sources[i, :_N]],
                 int(sources[i, _N]),
+                explained[k].tobytes(),
             )
-            for i in unscored
+            for k, i in enumerate(unscored)
         ]
         await conn.copy_records_to_table(
             part, schema_name="scoring", records=records, columns=list(SCORE_COLUMNS)

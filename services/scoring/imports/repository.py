@@ -9,16 +9,20 @@ source of higher precedence (a correction) is kept.
 
 from __future__ import annotations
 
+import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, NamedTuple
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import PROFILE
 from services.scoring.provenance.repository import fact_upsert_sql
 from shared.db import raw_connection
 
+_CSV_ROWS = 100_000
 ENTERPRISE_COLUMNS = ("founded_on", "industry", "district", "legal_rep")
 _PG_TYPES: dict[str, str] = {
     "uscc": "varchar(18)",
@@ -65,15 +69,54 @@ async def upsert_rows(
     """
     conn = await raw_connection(session)
     cols = list(columns)
-    assert {"uscc", "name", "period"} <= set(cols)
-    defs = ", ".join(f'"{c}" {pg_type(c)}' for c in cols)
-    await conn.execute(f"CREATE TEMP TABLE import_stage ({defs}) ON COMMIT DROP")
+    await _create_stage(conn, cols)
     chunks: Iterable[Sequence[Sequence[Any]]] = records if chunked else [records]  # type: ignore[list-item]
     staged = 0
     for chunk in chunks:
         await conn.copy_records_to_table("import_stage", records=chunk, columns=cols)
         staged += len(chunk)
+    return await _merge(conn, cols, staged, source_id, protected, import_id)
 
+
+async def upsert_table(
+    session: AsyncSession,
+    table: pa.Table,
+    import_id: uuid.UUID | None,
+    *,
+    source_id: int | None = None,
+    protected: Sequence[int] = (),
+) -> UpsertCounts:
+    """`upsert_rows` of typed columns, staged as CSV that pyarrow writes and PostgreSQL's
+    COPY reads: no Python object per value (tag lists come as array literals)."""
+    conn = await raw_connection(session)
+    cols = list(table.column_names)
+    await _create_stage(conn, cols)
+    await conn.copy_to_table("import_stage", source=_csv(table), columns=cols, format="csv")
+    return await _merge(conn, cols, table.num_rows, source_id, protected, import_id)
+
+
+async def _csv(table: pa.Table) -> AsyncIterator[bytes]:
+    options = pa_csv.WriteOptions(include_header=False)
+    for start in range(0, table.num_rows, _CSV_ROWS):
+        buf = io.BytesIO()
+        pa_csv.write_csv(table.slice(start, _CSV_ROWS), buf, write_options=options)
+        yield buf.getvalue()
+
+
+async def _create_stage(conn: Any, cols: Sequence[str]) -> None:
+    assert {"uscc", "name", "period"} <= set(cols)
+    defs = ", ".join(f'"{c}" {pg_type(c)}' for c in cols)
+    await conn.execute(f"CREATE TEMP TABLE import_stage ({defs}) ON COMMIT DROP")
+
+
+async def _merge(
+    conn: Any,
+    cols: Sequence[str],
+    staged: int,
+    source_id: int | None,
+    protected: Sequence[int],
+    import_id: uuid.UUID | None,
+) -> UpsertCounts:
     ent_cols = ["uscc", "name", *[c for c in ENTERPRISE_COLUMNS if c in cols]]
     ent_list = ", ".join(f'"{c}"' for c in ent_cols)
     ent_set = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in ent_cols[1:])
