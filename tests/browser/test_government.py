@@ -3,33 +3,25 @@ programme overview's funnel follows an application approved and disbursed, a mal
 shows its error table, the pages raise no console error and have no serious accessibility
 violation, and a viewer is offered no change.
 
-Staff sessions: the staff account signs in at the development OpenID Connect provider and the
-gateway exchanges its ID token (tests/staff_login.py, over real sockets); the session is then
-stored by the portal's own SessionStore and its cookie handed to the browser.
+Staff sign in as a person does: the portal's 工作人员 link, the development OpenID Connect
+provider's staff page and its 登录 button (`Web.staff_sign_in`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page
 
-from portal.gateway import tokens_from
-from portal.sessions import Principal, SessionStore, token_cipher
-from portal.settings import PortalSettings
-from shared.db import create_engine, create_sessionmaker
 from tests.browser.conftest import SCREENSHOT_DIR, SCREENSHOTS, Web, canvas_ink
-from tests.staff_login import StaffLogin
 
-DESKTOP = {"width": 1366, "height": 900}
-OPERATOR = ("gov-0001", "陈思远", "operator")
-VIEWER = ("gov-0002", "林晓雯", "viewer")
+OPERATOR = "陈思远"
+VIEWER = "林晓雯"
 GOV_PAGES = (
     "/gov/",
     "/gov/rankings",
@@ -42,36 +34,11 @@ GOV_PAGES = (
 )
 
 
-async def _staff_session(web: Web, subject: str, name: str, role: str) -> str:
-    rp = web.platform.staff_relying_party()
-    async with StaffLogin(
-        issuer=rp["issuer"],
-        gateway=web.gateway,
-        client_id=rp["client_id"],
-        client_secret=rp["client_secret"],
-        redirect_uri=rp["redirect_uri"],
-        gateway_client=(rp["gateway_client_id"], rp["gateway_client_secret"]),
-    ) as login:
-        body = await login.sign_in(subject)
-    settings = PortalSettings(
-        session_key_file=Path(web.platform.launcher.var) / "keys" / "portal-session.key"
-    )
-    engine = create_engine(web.platform.database_url)
-    try:
-        store = SessionStore(create_sessionmaker(engine), token_cipher(settings), settings)
-        principal = Principal(kind="government", display_name=name, role=role, actor=name)
-        session_id, _ = await store.create(principal, tokens_from(body))
-    finally:
-        await engine.dispose()
-    return session_id
-
-
-def staff_page(web: Web, account: tuple[str, str, str]) -> tuple[Any, Page, Any]:
-    ctx, page, console = web.page(viewport=DESKTOP)
-    # Playwright's sync API runs an event loop in this thread: the async part gets its own.
-    with ThreadPoolExecutor(1) as pool:
-        session_id = pool.submit(asyncio.run, _staff_session(web, *account)).result()
-    ctx.add_cookies([{"name": "portal_session", "value": session_id, "url": web.portal}])
+def staff_page(web: Web, name: str) -> tuple[Any, Page, Any]:
+    """A desktop profile signed in as the demo staff account, through the portal's 工作人员
+    link and the development provider's 登录 button."""
+    ctx, page, console = web.staff_page()
+    web.staff_sign_in(page, name)
     return ctx, page, console
 
 
@@ -222,4 +189,59 @@ def test_csv_export_is_neutralised_in_the_browser_download(web: Web) -> None:
     for line in lines[1:]:
         name = next(csv.reader([line]))[2]
         assert not re.match(r"[=+\-@\t\r]", name), name
+    ctx.close()
+
+
+AXE = """async () => {
+    const r = await axe.run(document, {
+        runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}
+    });
+    return r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+        .map(v => v.id + ": " + v.nodes.map(n => n.target.join(" ")).slice(0, 3).join(", "));
+}"""
+
+
+def test_enterprise_reads_the_notice_and_objects_at_375px(web: Web, tmp_path: Path) -> None:
+    """A run of the period in notice: the legal person sees the proposed score on a phone,
+    objects to one value with a file, and follows its status; the government sees it."""
+    with web.api(web.platform.government_token()) as gov:
+        r = gov.post("/v1/scoring/evaluations", json={"period": 2025, "wait": True})
+        assert r.status_code == 201, r.text
+        run_id = r.json()["id"]
+        ends = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+        r = gov.post(f"/v1/scoring/evaluations/{run_id}/notice", json={"ends_at": ends})
+        assert r.status_code == 200, r.text
+    evidence = tmp_path / "证明.png"
+    evidence.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    ctx, page, console = web.page()
+    web.sign_in(page, web.enterprise())
+    page.get_by_test_id("notice-link").click()
+    page.wait_for_url(web.portal + "/e/notice")
+    assert page.get_by_test_id("proposed-total").inner_text()
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"/e/notice scrolls sideways at 375 px by {overflow}px"
+    page.add_script_tag(url=web.portal + "/static/vendor/axe.min.js")
+    assert page.evaluate(AXE) == []
+    page.get_by_test_id("object-rd_expense").click()
+    page.get_by_label("正确的数值").fill("999")
+    page.get_by_label("理由").fill("以审计报告为准")
+    page.get_by_label("证明材料（PDF、PNG 或 JPEG，不超过 10 MB，可不传）").set_input_files(
+        str(evidence)
+    )
+    page.get_by_label("我确认所填内容与材料真实").check()
+    page.get_by_test_id("submit-objection").click()
+    page.wait_for_url(re.compile(r".*/e/notice/objections/[0-9a-f-]{36}\?notice=.*"))
+    assert "处理中" in page.get_by_test_id("objection-status").inner_text()
+    assert page.get_by_text("证明.png").count() == 1
+    page.add_script_tag(url=web.portal + "/static/vendor/axe.min.js")
+    assert page.evaluate(AXE) == []
+    assert console.errors == []
+    ctx.close()
+    ctx, page, console = staff_page(web, OPERATOR)
+    page.goto(web.portal + "/gov/objections")
+    assert page.get_by_test_id("objections").get_by_text("以审计报告为准").count() == 0
+    assert page.get_by_test_id("objections").locator("tbody tr").count() >= 1
+    assert console.errors == []
     ctx.close()

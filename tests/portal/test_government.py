@@ -80,7 +80,7 @@ async def test_every_page_renders_for_a_viewer_without_a_way_to_change(portal: P
         for path in READ_PAGES:
             r = await browser.get(path)
             assert r.status_code == 200, (path, r.text[:500])
-            assert "林晓雯" in r.text and "查看员" in r.text
+            assert "林晓雯" in r.text and "只读" in r.text
             assert "<script>" not in r.text  # no inline script (CSP)
             assert 'method="post" action="/gov/' not in r.text, path  # no change offered
         overview = (await browser.get("/gov/")).text
