@@ -336,7 +336,7 @@ def ingress_sources(policies: list[Resource], component: str) -> list[tuple[Any,
 
 
 @pytest.mark.parametrize("overlay", ["base", "production"])
-def test_only_the_gateway_is_reachable_from_outside(
+def test_only_the_gateway_and_the_portal_are_reachable_from_outside(
     overlay: str, base: list[Resource], production: list[Resource]
 ) -> None:
     resources = base if overlay == "base" else production
