@@ -10,20 +10,22 @@ source of higher precedence (a correction) is kept.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import PROFILE
-from services.scoring.imports import pgbinary
 from services.scoring.models import FACT_VALUE_COLUMNS
 from services.scoring.provenance.repository import fact_upsert_sql
 from shared.db import raw_connection
 
+_CSV_ROWS = 100_000
 ENTERPRISE_COLUMNS = ("founded_on", "industry", "district", "legal_rep")
 _PG_TYPES: dict[str, str] = {
     "uscc": "varchar(18)",
@@ -88,13 +90,14 @@ async def upsert_table(
     protected: Sequence[int] = (),
     timings: dict[str, float] | None = None,
 ) -> UpsertCounts:
-    """`upsert_rows` of typed columns, staged by binary COPY written with numpy: no Python
-    object per value (tag lists come encoded). `timings` gets each step's seconds."""
+    """`upsert_rows` of typed columns, staged as CSV that pyarrow writes and PostgreSQL's
+    COPY reads: no Python object per value (tag lists come as array literals). `timings`
+    gets the seconds of each step (the benchmark's)."""
     conn = await raw_connection(session)
     cols = list(table.column_names)
     start = time.perf_counter()
     await _create_stage(conn, cols)
-    await conn.copy_to_table("import_stage", source=_binary(table), columns=cols, format="binary")
+    await conn.copy_to_table("import_stage", source=_csv(table), columns=cols, format="csv")
     staged = time.perf_counter()
     period = int(table.column("period")[0].as_py()) if table.num_rows else None
     counts = await _merge(conn, cols, table.num_rows, source_id, protected, import_id, period)
@@ -103,12 +106,18 @@ async def upsert_table(
     return counts
 
 
-async def _binary(table: pa.Table) -> AsyncIterator[bytes]:
-    yield pgbinary.SIGNATURE
-    for chunk in pgbinary.chunks(table):
-        # Encoding is CPU: off the event loop.
-        yield await asyncio.to_thread(pgbinary.encode, chunk)
-    yield pgbinary.TRAILER
+def _csv_chunk(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pa_csv.write_csv(table, buf, write_options=pa_csv.WriteOptions(include_header=False))
+    return buf.getvalue()
+
+
+async def _csv(table: pa.Table) -> AsyncIterator[bytes]:
+    # Formatting is seconds of CPU at a million rows (a quarter of the import's time in the
+    # profile): off the event loop. A numpy binary-COPY writer was tried and measured slower
+    # (variable-length fields need a byte-level scatter): see BENCHMARKS.md.
+    for start in range(0, table.num_rows, _CSV_ROWS):
+        yield await asyncio.to_thread(_csv_chunk, table.slice(start, _CSV_ROWS))
 
 
 async def _first_load(conn: Any, period: int) -> bool:
