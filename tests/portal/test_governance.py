@@ -43,7 +43,9 @@ async def _loan(portal: Portal, uscc: str, state: str) -> None:
     """The enterprise borrows from its first offer; the bank reports the loan's state."""
     me = (await portal.gw.login(uscc))["access_token"]
     async with portal.gw.client(me) as ent:
-        offers = (await ent.get(f"/v1/credit/enterprises/{uscc}/offers")).json()["items"]
+        r = await ent.get(f"/v1/credit/enterprises/{uscc}/offers")
+        assert r.status_code == 200, r.text
+        offers = r.json()["items"]
         assert offers, uscc
         r = await ent.post(
             "/v1/credit/applications",
