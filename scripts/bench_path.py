@@ -140,12 +140,12 @@ def main() -> None:
         VAR,
         size=600,
         port_offset=PORT_OFFSET,
-        extra_env={"gateway": {"UPSTREAM_TIMEOUT": "60"}},
+        extra_env={"gateway": {"UPSTREAM_TIMEOUT": "60", "IMPORT_TIMEOUT": "900"}},
     )
     runs: list[dict[str, float]] = []
     try:
         headers = {"Authorization": f"Bearer {platform.government_token()}"}
-        timeout = httpx.Timeout(600, connect=10)
+        timeout = httpx.Timeout(900, connect=10)
         with httpx.Client(base_url=platform.gateway, headers=headers, timeout=timeout) as client:
             for i, path in enumerate(files):
                 figures = one_run(platform, client, path, FIRST_PERIOD + i)

@@ -77,6 +77,8 @@ class CreditProduct(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The person (the principal's `act`, else its sub) who withdrew it.
+    withdrawn_by: Mapped[str | None] = mapped_column(Text)
 
 
 class ProductVersion(Base):
@@ -104,6 +106,8 @@ class ProductVersion(Base):
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The person who published this version (the principal's `act`, else its sub).
+    published_by: Mapped[str | None] = mapped_column(Text)
 
 
 class Evaluation(Base):

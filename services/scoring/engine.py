@@ -886,60 +886,91 @@ TARGET_NO_WEIGHT, TARGET_AT_MAXIMUM, TARGET_NONE, TARGET_UNSCORED = -1, -2, -3, 
 _EPS = 1e-12
 
 
-def _band_table(stats: Mapping[str, Any], code: str) -> tuple[FloatArray, FloatArray] | None:
-    """A cohort's boundary table of one indicator as two ascending arrays, or None when it
-    cannot be searched as such (a legacy table, or one not ascending in both)."""
-    entries = stats["indicators"][code]["boundaries"]
-    if any("op" not in e or e.get("percentile") is None for e in entries):
-        return None
-    bounds = np.asarray([e["boundary"] for e in entries], dtype=np.float64)
-    pcts = np.asarray([e["percentile"] for e in entries], dtype=np.float64)
-    if np.any(np.diff(bounds) < 0) or np.any(np.diff(pcts) < 0):
-        return None
-    return bounds, pcts
+@dataclass(frozen=True)
+class BandTables:
+    """Every cohort's boundary tables as arrays [entry, cohort, indicator], padded with +inf
+    (never reached), and each table's length: what `explain_codes` searches."""
+
+    bounds: FloatArray  # [entry, cohort, indicator]
+    percentiles: FloatArray
+    lengths: IntArray  # [cohort, indicator]
+
+
+def band_tables(result: EngineResult) -> BandTables | None:
+    """The tables of `result`, or None when one cannot be searched as ascending arrays (a
+    legacy table without `op`, or one not ascending in both boundary and percentile; the
+    engine's own tables always can: each entry's value and its count grow with the
+    boundary)."""
+    tables: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
+    for c, stage in enumerate(STAGES):
+        stats = result.cohort_stats.get(stage.value)
+        if stats is None:
+            continue
+        for j, code in enumerate(INDICATOR_CODES):
+            entries = stats["indicators"][code]["boundaries"]
+            if any("op" not in e or e.get("percentile") is None for e in entries):
+                return None
+            b = [float(e["boundary"]) for e in entries]
+            p = [float(e["percentile"]) for e in entries]
+            if b != sorted(b) or p != sorted(p):
+                return None
+            tables[(c, j)] = (b, p)
+    width = max((len(b) for b, _ in tables.values()), default=0)
+    bounds = np.full((width, len(STAGES), _N), np.inf)
+    pcts = np.full((width, len(STAGES), _N), np.inf)
+    lengths = np.zeros((len(STAGES), _N), dtype=np.int64)
+    for (c, j), (b, p) in tables.items():
+        bounds[: len(b), c, j] = b
+        pcts[: len(p), c, j] = p
+        lengths[c, j] = len(b)
+    return BandTables(bounds, pcts, lengths)
 
 
 def _target_codes(
-    points: FloatArray, maxima: FloatArray, cohort: npt.NDArray[np.int8], result: EngineResult
+    points: FloatArray, maxima: FloatArray, cohort: npt.NDArray[np.int8], tables: BandTables
 ) -> npt.NDArray[np.int8]:
     """Per [row, indicator], the entry `target_for` returns, without a loop over rows.
 
     `target_for` takes the first entry whose boundary and percentile both lie above the
-    row's share (points / max): with both columns ascending that is a binary search each.
+    row's share (points / max): with both ascending, that is the larger of the two counts of
+    entries at or below it (a few entries: counted by comparison, not searched).
     """
-    out = np.full(points.shape, TARGET_NONE, dtype=np.int8)
     with np.errstate(divide="ignore", invalid="ignore"):
         current = points / maxima + _EPS
-    for c in np.unique(cohort):
-        rows = np.flatnonzero(cohort == c)
-        stats = result.cohort_stats[STAGES[int(c)].value]
-        for j, code in enumerate(INDICATOR_CODES):
-            table = _band_table(stats, code)
-            if table is None:
-                raise ValueError(f"boundary table of {code} cannot be searched")
-            x = current[rows, j]
-            k = np.maximum(
-                np.searchsorted(table[0], x, side="right"),
-                np.searchsorted(table[1], x, side="right"),
-            )
-            out[rows, j] = np.where(k < table[0].size, k, TARGET_NONE)
+    k = np.zeros(points.shape, dtype=np.int8)
+    below = np.empty(points.shape, dtype=np.bool_)
+    for e in range(tables.bounds.shape[0]):
+        # Contiguous [cohort, indicator] planes: gathering rows of them by cohort is a copy.
+        np.less_equal(tables.bounds[e][cohort], current, out=below)
+        below |= tables.percentiles[e][cohort] <= current
+        k += below  # ascending: once one is at or below, so are those before
+    out = np.where(k < tables.lengths[cohort], k, TARGET_NONE).astype(np.int8)
     out[maxima - points <= _EPS] = TARGET_AT_MAXIMUM
     out[maxima <= 0.0] = TARGET_NO_WEIGHT
     return out
 
 
 def _reason_order(points: FloatArray, maxima: FloatArray) -> npt.NDArray[np.int8]:
-    """The indicators `reasons` lists, worst first (a stable sort: catalogue order breaks
-    ties, as Python's sort does), -1 where fewer lost anything."""
+    """The indicators `reasons` lists, worst first, -1 where fewer lost anything: the
+    largest loss left, four times (argmax takes the first of equals: catalogue order breaks
+    ties, as the stable sort of `reasons` does)."""
     lost = maxima - points
-    lose = lost > _EPS
-    order = np.argsort(np.where(lose, -lost, np.inf), axis=1, kind="stable")[:, :REASONS_STORED]
-    keep = np.take_along_axis(lose, order, axis=1)
-    return np.where(keep, order, -1).astype(np.int8)
+    lost[lost <= _EPS] = -np.inf
+    out = np.full((points.shape[0], REASONS_STORED), -1, dtype=np.int8)
+    rows = np.arange(points.shape[0])
+    for r in range(REASONS_STORED):
+        j = np.argmax(lost, axis=1)
+        found = lost[rows, j] > -np.inf
+        out[found, r] = j[found]
+        lost[rows, j] = -np.inf
+    return out
 
 
-def explain_codes(result: EngineResult, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int8]:
-    """The stored explanation of each of `rows` ([len(rows), EXPLAIN_WIDTH]; see above).
+def explain_codes(
+    result: EngineResult, rows: npt.NDArray[np.intp], tables: BandTables
+) -> npt.NDArray[np.int8]:
+    """The stored explanation of each of `rows` ([len(rows), EXPLAIN_WIDTH]; see above),
+    with `tables = band_tables(result)`.
 
     Unscored rows have statuses only (no targets, no reasons), as a read shows them.
     """
@@ -952,10 +983,11 @@ def explain_codes(result: EngineResult, rows: npt.NDArray[np.intp]) -> npt.NDArr
         return out
     sel = rows[scored]
     cohort = result.cohort[sel]
-    points = np.nan_to_num(result.points[sel], nan=0.0)
+    points = result.points[sel]
+    points[np.isnan(points)] = 0.0
     maxima = result.max_points[cohort]
     codes = np.empty((sel.size, _N + REASONS_STORED), dtype=np.int8)
-    codes[:, :_N] = _target_codes(points, maxima, cohort, result)
+    codes[:, :_N] = _target_codes(points, maxima, cohort, tables)
     codes[:, _N:] = _reason_order(points, maxima)
     out[scored, _N:] = codes
     return out

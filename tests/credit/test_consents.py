@@ -225,7 +225,9 @@ async def test_consents_are_the_enterprises_own(world: CreditWorld) -> None:
     await _apply(world, a["uscc"])
     assert await _consents(world, b["uscc"], ended=True) == []
     async with world.bank(ICBC) as bank:
-        assert (await bank.get("/v1/consents")).status_code == 403
+        # A bank reads only the consents in force to itself (test_bank_views.py).
+        mine = (await bank.get("/v1/consents")).json()["items"]
+        assert [(i["uscc"], i["bank_id"]) for i in mine] == [(a["uscc"], ICBC)]
         assert (await bank.post("/v1/consents", json={"bank_id": ICBC})).status_code == 403
     async with world.government() as gov:
         assert (await gov.get("/v1/consents")).status_code == 403

@@ -70,6 +70,9 @@ async def test_report_history_and_idempotency(world: CreditWorld) -> None:
         assert own.status_code == 200 and len(own.json()["history"]) == 2
         listed = (await c.get("/v1/outcomes")).json()
         assert [i["state"] for i in listed["items"]] == ["overdue_90_plus"]
+        # The state filter is on the latest report: "current" is history, not the state now.
+        none = (await c.get("/v1/outcomes", params={"state": "current"})).json()
+        assert none["items"] == [] and none["total"] == 0
 
 
 async def test_authorization_matrix(world: CreditWorld) -> None:

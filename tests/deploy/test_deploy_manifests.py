@@ -336,7 +336,7 @@ def ingress_sources(policies: list[Resource], component: str) -> list[tuple[Any,
 
 
 @pytest.mark.parametrize("overlay", ["base", "production"])
-def test_only_the_gateway_is_reachable_from_outside(
+def test_only_the_gateway_and_the_portal_are_reachable_from_outside(
     overlay: str, base: list[Resource], production: list[Resource]
 ) -> None:
     resources = base if overlay == "base" else production
@@ -463,10 +463,13 @@ def test_every_portal_page_is_routed_and_its_probes_are_not(base: list[Resource]
                 return True
         return False
 
+    from fastapi import APIRouter
+
     pages = []
     for info in pkgutil.iter_modules(portal.routes.__path__):
         module = importlib.import_module(f"portal.routes.{info.name}")
-        pages += [r.path for r in module.router.routes]
+        routers = [v for v in vars(module).values() if isinstance(v, APIRouter)]
+        pages += [getattr(r, "path", "") for router in routers for r in router.routes]
     assert "/" in pages and "/e/" in pages
     unrouted = [p for p in [*pages, "/static/app.css"] if not routed(p)]
     assert not unrouted

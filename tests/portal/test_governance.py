@@ -88,11 +88,13 @@ async def test_pages_draw_the_validation_for_government_and_banks(portal: Portal
         assert f'data-chart="{name}"' in page, name
     assert 'data-testid="auc"' in page and 'data-testid="tiers"' in page
     assert "<script>" not in page  # the options are application/json blocks only (CSP)
+    assert "js/charts.js" in page
     assert 'data-testid="synthetic"' not in page  # these outcomes are not synthetic
     async with await _browser(portal, ICBC_OFFICER, "bank") as bank:
         r = await bank.get(f"/bank/models?period={PERIOD}")
         assert r.status_code == 200, r.text[:500]
-        assert 'data-chart="roc"' in r.text
+        assert 'data-chart="roc"' in r.text and 'href="/bank/models" aria-current="page"' in r.text
+        assert "vendor/echarts.min.js" in r.text
         assert (await bank.get("/gov/models")).status_code == 403
         assert (await bank.get("/bank/models?period=1999")).status_code == 422
 

@@ -309,7 +309,11 @@ async def test_operator_drafts_tries_and_publishes_a_policy(portal: Portal) -> N
         assert "门户测试政策" in listing
 
 
-async def test_notice_objection_and_decision(portal: Portal) -> None:
+PNG_EVIDENCE = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def _a_run_in_notice(portal: Portal) -> str:
+    """Import, evaluate and put the run in notice, as the operator does; the run's page."""
     gov, csrf = await staff_browser(portal, GOV_OPERATOR)
     async with gov:
         r = await gov.post(
@@ -331,7 +335,11 @@ async def test_notice_objection_and_decision(portal: Portal) -> None:
         r = await _confirmed(gov, f"{run_path}/publish", {}, csrf)
         assert r.status_code == 303 and "error=notice-running" in r.headers["location"]
         assert "公示期尚未结束" in (await gov.get(r.headers["location"])).text
+    return run_path
 
+
+async def _the_enterprise_objects(portal: Portal, run_path: str) -> tuple[str, str]:
+    """The legal person objects with evidence: the objection's page and id."""
     async with portal.browser() as ent:
         ent_csrf = await portal.login(ent)
         home = (await ent.get("/e/")).text
@@ -344,18 +352,20 @@ async def test_notice_objection_and_decision(portal: Portal) -> None:
         objection = {"indicator": "rd_expense", "claimed_value": "260", "reason": "审计报告为准"}
         r = await ent.post(f"/e/notice/{run_id}/object", data={"csrf_token": ent_csrf, **objection})
         assert r.status_code == 422 and "请勾选" in r.text  # the confirmation is required
-        png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
         r = await ent.post(
             f"/e/notice/{run_id}/object",
             data={"csrf_token": ent_csrf, "confirm": "yes", **objection},
-            files={"file": ("审计报告.png", png, "image/png")},
+            files={"file": ("审计报告.png", PNG_EVIDENCE, "image/png")},
         )
         assert r.status_code == 303, r.text
         mine = await ent.get(r.headers["location"])
         assert "处理中" in mine.text and "审计报告.png" in mine.text
         objection_path = r.headers["location"].split("?")[0]
         objection_id = objection_path.rsplit("/", 1)[1]
+    return objection_path, objection_id
 
+
+async def _the_government_decides(portal: Portal, objection_id: str) -> None:
     gov, csrf = await staff_browser(portal, GOV_OPERATOR)
     async with gov:
         listing = (await gov.get("/gov/objections")).text
@@ -365,7 +375,7 @@ async def test_notice_objection_and_decision(portal: Portal) -> None:
         evidence = re.search(r'href="(/gov/objections/[^"]+/evidence/[0-9a-f-]{36})"', detail)
         assert evidence
         file = await gov.get(evidence.group(1))
-        assert file.status_code == 200 and file.content == png
+        assert file.status_code == 200 and file.content == PNG_EVIDENCE
         assert file.headers["content-disposition"].startswith("attachment")
         empty = await gov.post(
             f"/gov/objections/{objection_id}/decision",
@@ -381,6 +391,11 @@ async def test_notice_objection_and_decision(portal: Portal) -> None:
         assert r.status_code == 303, r.text
         assert "已采纳" in (await gov.get(f"/gov/objections/{objection_id}")).text
 
+
+async def test_notice_objection_and_decision(portal: Portal) -> None:
+    run_path = await _a_run_in_notice(portal)
+    objection_path, objection_id = await _the_enterprise_objects(portal, run_path)
+    await _the_government_decides(portal, objection_id)
     async with portal.browser() as ent:
         await portal.login(ent)
         mine = await ent.get(objection_path)

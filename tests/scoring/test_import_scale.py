@@ -14,8 +14,9 @@ import openpyxl
 import pytest
 from stdnum.cn import uscc as uscc_std
 
-from services.scoring.imports.columnar import _pg_array, columnar_parse
+from services.scoring.imports.columnar import columnar_parse
 from services.scoring.imports.parser import iter_rows, parse
+from services.scoring.imports.pgbinary import text_array
 from tests.platform import Platform
 from tests.scoring.test_imports import code, csv_file, fact_count, upload
 
@@ -164,7 +165,7 @@ def _same(content: bytes, tmp_path: Path, period: int | None) -> None:
         return {k: None if v != v else v for k, v in row.items()}  # NaN is missing
 
     expected = [
-        plain({c: _pg_array(r.get(c)) if c == "qualifications" else r.get(c) for c in got.columns})
+        plain({c: text_array(r.get(c)) if c == "qualifications" else r.get(c) for c in got.columns})
         for r in rows.rows
     ]
     actual = [plain(r) for r in columnar.table.to_pylist()]

@@ -13,9 +13,10 @@ from fastapi.responses import JSONResponse
 
 from services.credit.consents import service
 from services.credit.consents.schemas import ConsentIn, ConsentOut
-from shared.auth.deps import EnterpriseCaller
+from shared.auth.deps import CurrentPrincipal, EnterpriseCaller
+from shared.auth.principal import PrincipalKind
 from shared.db import CommittingRoute, DbSession
-from shared.errors import problem_responses
+from shared.errors import Forbidden, problem_responses
 from shared.pagination import Page, Paging
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"], route_class=CommittingRoute)
@@ -24,14 +25,23 @@ router = APIRouter(prefix="/v1/consents", tags=["consents"], route_class=Committ
 @router.get("", response_model=Page[ConsentOut], responses=problem_responses(401, 403, 422))
 async def list_consents(
     session: DbSession,
-    principal: EnterpriseCaller,
+    principal: CurrentPrincipal,
     paging: Paging,
     include_ended: Annotated[
-        bool, Query(description="Also the consents that ended or expired, with why and when")
+        bool,
+        Query(description="Also the consents that ended or expired (the enterprise's own only)"),
     ] = False,
 ) -> Page[ConsentOut]:
-    """The enterprise's consents: which bank may see what, why, until when (in plain words)."""
-    assert principal.uscc is not None
+    """The enterprise's consents: which bank may see what, why, until when (in plain words).
+
+    A bank gets the consents in force to it (which enterprises it may look at now, with their
+    names); ended ones are the enterprise's business. Others are refused."""
+    if principal.kind is PrincipalKind.BANK and principal.bank_id is not None:
+        if include_ended:
+            raise Forbidden("A bank sees only the consents in force to it")
+        return await service.list_for_bank(session, principal.bank_id, paging)
+    if principal.kind is not PrincipalKind.ENTERPRISE or principal.uscc is None:
+        raise Forbidden("Consents are read by the enterprise, or by a bank for its own")
     return await service.list_consents(session, principal.uscc, paging, include_ended)
 
 

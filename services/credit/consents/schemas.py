@@ -71,3 +71,6 @@ class ConsentOut(BaseModel):
     end_reason: EndReason | None
     summary: str = Field(description="The consent in plain words: who sees what, why, until when")
     summary_zh: str = Field(description="The same, in Chinese, for the mini-app")
+    enterprise_name: str | None = Field(
+        None, description="For a bank's list: the enterprise's name in the current evaluation"
+    )

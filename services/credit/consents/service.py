@@ -30,7 +30,7 @@ from services.credit.consents.schemas import (
     ConsentStatus,
     EndReason,
 )
-from services.credit.models import Bank, Consent, LoanApplication
+from services.credit.models import Bank, Consent, EnterpriseScore, LoanApplication
 from shared.auth.principal import Principal
 from shared.errors import Conflict, NotFound
 from shared.pagination import Page, PageParams
@@ -232,6 +232,40 @@ async def list_consents(
     )
     now = await _now(session)
     return Page[ConsentOut].of([to_out(c, b, now) for c, b in rows], total, params)
+
+
+async def list_for_bank(
+    session: AsyncSession, bank_id: str, params: PageParams
+) -> Page[ConsentOut]:
+    """The consents in force to a bank, newest first, with the enterprise's name as the
+    current published evaluation has it: which enterprises the bank may look at now."""
+    from services.credit.lines.service import current_evaluation  # no import cycle at load
+
+    stmt = select(Consent, Bank).join(Bank, Bank.id == Consent.bank_id)
+    stmt = stmt.where(Consent.bank_id == bank_id, in_force())
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = list(
+        await session.execute(
+            stmt.order_by(Consent.granted_at.desc(), Consent.id)
+            .limit(params.limit)
+            .offset(params.offset)
+        )
+    )
+    names: dict[str, str] = {}
+    evaluation = await current_evaluation(session)
+    if evaluation is not None and rows:
+        found = await session.execute(
+            select(EnterpriseScore.uscc, EnterpriseScore.name).where(
+                EnterpriseScore.run_id == evaluation.run_id,
+                EnterpriseScore.uscc.in_({c.uscc for c, _ in rows}),
+            )
+        )
+        names = {uscc: name for uscc, name in found.tuples()}
+    now = await _now(session)
+    items = [
+        to_out(c, b, now).model_copy(update={"enterprise_name": names.get(c.uscc)}) for c, b in rows
+    ]
+    return Page[ConsentOut].of(items, total, params)
 
 
 async def _explicit(session: AsyncSession, uscc: str, bank_id: str) -> Consent | None:

@@ -62,9 +62,18 @@ _LATEST = (
 
 
 async def latest(
-    session: AsyncSession, where: str, params: dict[str, Any], limit: int, offset: int
+    session: AsyncSession,
+    where: str,
+    params: dict[str, Any],
+    limit: int,
+    offset: int,
+    state: str | None = None,
 ) -> tuple[Sequence[RowMapping], int]:
+    """A page of the latest report per loan; `state` filters on that latest report."""
     inner = _LATEST.format(where=where)
+    if state is not None:
+        inner = f"SELECT * FROM ({inner}) d WHERE d.state = :state"
+        params = {**params, "state": state}
     total = await session.scalar(text(f"SELECT count(*) FROM ({inner}) l"), params) or 0
     rows = (
         (

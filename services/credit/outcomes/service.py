@@ -210,10 +210,9 @@ async def list_latest(
     where, args = _scope(principal)
     if period is not None:
         where, args = where + " AND period = :period", {**args, "period": period}
-    rows, total = await repository.latest(session, where, args, params.limit, params.offset)
-    if state is not None:
-        # The state filter applies to the latest report, after the DISTINCT ON.
-        rows = [r for r in rows if r["state"] == state.value]
+    rows, total = await repository.latest(
+        session, where, args, params.limit, params.offset, state.value if state else None
+    )
     return Page[OutcomeOut].of([to_out(r) for r in rows], total, params)
 
 

@@ -58,6 +58,12 @@ class ProductOut(ProductTerms):
     status: ProductStatus
     version: int = Field(description="The version these terms belong to")
     version_published_at: datetime | None
+    version_published_by: str | None = Field(
+        None, description="Who published this version (the person, for staff)"
+    )
+    withdrawn_at: datetime | None = None
+    withdrawn_by: str | None = Field(None, description="Who withdrew the product")
+    created_by: str | None = Field(None, description="Who created the product")
     published_version: int | None = Field(description="The version enterprises are offered")
     latest_version: int
     created_at: datetime

@@ -60,6 +60,10 @@ def to_out(product: CreditProduct, version: ProductVersion, bank: Bank) -> Produ
         status=product.status,
         version=version.version,
         version_published_at=version.published_at,
+        version_published_by=version.published_by,
+        withdrawn_at=product.withdrawn_at,
+        withdrawn_by=product.withdrawn_by,
+        created_by=product.created_by,
         published_version=product.published_version,
         latest_version=product.latest_version,
         created_at=product.created_at,
@@ -222,6 +226,7 @@ async def publish_product(
         )
     now = datetime.now(UTC)
     latest.published_at = now
+    latest.published_by = actor(principal)
     product.status = "published"
     product.published_version = latest.version
     product.updated_at = now
@@ -239,6 +244,7 @@ async def withdraw_product(
     now = datetime.now(UTC)
     product.status = "withdrawn"
     product.withdrawn_at = now
+    product.withdrawn_by = actor(principal)
     product.updated_at = now
     await session.flush()
     await recompute_lines(session, [product.id])

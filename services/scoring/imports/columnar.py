@@ -40,6 +40,7 @@ from services.scoring.imports.parser import (
     _Reader,
     _validate_uscc,
 )
+from services.scoring.imports.pgbinary import text_array
 
 _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28])
@@ -112,14 +113,6 @@ def _read_table(path: Path, width: int) -> pa.Table | None:
 
 def _np(mask: Any) -> npt.NDArray[np.bool_]:
     return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _pg_array(tags: list[str] | None) -> str | None:
-    if tags is None:
-        return None
-    return (
-        "{" + ",".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in tags) + "}"
-    )
 
 
 class _Probe(_Reader):
@@ -292,11 +285,13 @@ def _check_columns(cols: _Columns, result: ParsedImport, upload: int | None) -> 
             cols.by_value(col, probe._bools, pa.bool_())
     for col in TAG_COLUMNS:
         if col in cols.index:
-            cols.by_value(col, probe._tags, pa.string(), _pg_array)
+            cols.by_value(col, probe._tags, pa.binary(), text_array)
     return cols.repeats(ok)
 
 
 def _arrow_type(col: str) -> pa.DataType:
+    if col in TAG_COLUMNS:
+        return pa.binary()  # text[] in binary COPY form
     if col in NUMERIC_COLUMNS:
         return pa.float64()
     if col in BOOL_COLUMNS:
@@ -358,7 +353,7 @@ def columnar_parse(path: Path, *, period: int | None, max_errors: int) -> Column
         typ = _arrow_type(col)
         slow_values = [r.get(col) for r in slow_rows]
         if col in TAG_COLUMNS:
-            slow_values = [_pg_array(v) for v in slow_values]
+            slow_values = [text_array(v) for v in slow_values]
         values = cols.values[col] if mask is None else cols.values[col].filter(mask)
         if values.type != typ:
             values = values.cast(typ)
