@@ -1,5 +1,6 @@
-"""Aggregates over one run's scores, in SQL: a few grouped queries rather than reading the
-run's rows (a period has tens of thousands of enterprises)."""
+"""Aggregates over one run's scores, in SQL: one grouped scan per run rather than reading the
+run's rows (a period has tens of thousands of enterprises). The bins and tiers are fixed
+constants, so the statement is built once, with no caller input in it."""
 
 from __future__ import annotations
 
@@ -9,51 +10,39 @@ from collections.abc import Sequence
 from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.statistics.schemas import BIN_WIDTH, BINS
+from services.scoring.statistics.schemas import BIN_WIDTH, BINS, TIERS
+
+
+def _stage_sql() -> str:
+    """One scan of the run's scores: per stage the counts, mean, median, each 10-point bin
+    and each tier, as columns (`b0`..`b9`, `t1`..`t5`)."""
+    bins = ",\n".join(
+        f"count(*) FILTER (WHERE scored AND least(floor(total / {BIN_WIDTH})::int, {BINS - 1})"
+        f" = {i}) AS b{i}"
+        for i in range(BINS)
+    )
+    tiers = ",\n".join(
+        f"count(*) FILTER (WHERE scored AND tier = {t}) AS t{t}" for t in range(1, TIERS + 1)
+    )
+    return f"""
+        SELECT stage,
+               count(*) AS enterprises,
+               count(*) FILTER (WHERE scored) AS scored,
+               count(*) FILTER (WHERE exclusion IS NOT NULL) AS excluded,
+               avg(total) FILTER (WHERE scored) AS mean_total,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY total)
+                   FILTER (WHERE scored) AS median_total,
+               {bins},
+               {tiers}
+        FROM scoring.scores WHERE run_id = :r GROUP BY stage ORDER BY stage
+    """
+
+
+STAGE_SQL = text(_stage_sql())
 
 
 async def stage_rows(session: AsyncSession, run_id: uuid.UUID) -> Sequence[RowMapping]:
-    result = await session.execute(
-        text(
-            """
-            SELECT stage,
-                   count(*) AS enterprises,
-                   count(*) FILTER (WHERE scored) AS scored,
-                   count(*) FILTER (WHERE exclusion IS NOT NULL) AS excluded,
-                   avg(total) FILTER (WHERE scored) AS mean_total,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY total)
-                       FILTER (WHERE scored) AS median_total
-            FROM scoring.scores WHERE run_id = :r GROUP BY stage ORDER BY stage
-            """
-        ),
-        {"r": run_id},
-    )
-    return result.mappings().all()
-
-
-async def histogram_rows(session: AsyncSession, run_id: uuid.UUID) -> Sequence[RowMapping]:
-    result = await session.execute(
-        text(
-            """
-            SELECT stage, least(floor(total / :w)::int, :last) AS bin, count(*) AS n
-            FROM scoring.scores WHERE run_id = :r AND scored AND total IS NOT NULL
-            GROUP BY 1, 2
-            """
-        ),
-        {"r": run_id, "w": BIN_WIDTH, "last": BINS - 1},
-    )
-    return result.mappings().all()
-
-
-async def tier_rows(session: AsyncSession, run_id: uuid.UUID) -> Sequence[RowMapping]:
-    result = await session.execute(
-        text(
-            "SELECT stage, tier, count(*) AS n FROM scoring.scores "
-            "WHERE run_id = :r AND scored AND tier IS NOT NULL GROUP BY 1, 2"
-        ),
-        {"r": run_id},
-    )
-    return result.mappings().all()
+    return (await session.execute(STAGE_SQL, {"r": run_id})).mappings().all()
 
 
 async def migration(session: AsyncSession, run_id: uuid.UUID, previous: uuid.UUID) -> RowMapping:

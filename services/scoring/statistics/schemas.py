@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 # Score bins of the distribution: [0,10), [10,20) ... [90,100].
 BIN_WIDTH = 10
 BINS = 10
+TIERS = 5
 
 
 class RunRef(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import select
@@ -42,12 +41,6 @@ def _delta(a: float | None, b: float | None, digits: int = 4) -> float | None:
 
 
 async def _figures(session: AsyncSession, run: EvaluationRun) -> list[StageFigures]:
-    histograms: dict[int, list[int]] = defaultdict(lambda: [0] * BINS)
-    for r in await repository.histogram_rows(session, run.id):
-        histograms[r["stage"]][int(r["bin"])] = int(r["n"])
-    tiers: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(TIERS, 0))
-    for r in await repository.tier_rows(session, run.id):
-        tiers[r["stage"]][str(r["tier"])] = int(r["n"])
     out = []
     for r in await repository.stage_rows(session, run.id):
         mean, median = num(r["mean_total"]), num(r["median_total"])
@@ -59,8 +52,8 @@ async def _figures(session: AsyncSession, run: EvaluationRun) -> list[StageFigur
                 excluded=int(r["excluded"]),
                 mean_total=None if mean is None else round(mean, 4),
                 median_total=None if median is None else round(median, 4),
-                histogram=histograms[r["stage"]],
-                tiers=tiers[r["stage"]],
+                histogram=[int(r[f"b{i}"]) for i in range(BINS)],
+                tiers={t: int(r[f"t{t}"]) for t in TIERS},
             )
         )
     return out
