@@ -103,7 +103,7 @@ ACTIONS: dict[str, tuple[Action, ...]] = {
     "under_review": ("decide",),
     "approved": ("disburse",),
 }
-ACTION_TITLES = {"review": "开始审核", "decide": "审批决定", "disburse": "确认放款"}
+ACTION_TITLES = {"review": "开始审核", "decide": "审批决定", "disburse": "放款"}
 
 
 async def _application(

@@ -4,6 +4,8 @@ client, a staff session with the person's name, refresh as the portal's client, 
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -158,3 +160,42 @@ async def test_abandoned_sign_ins_are_cleared(staff_portal: StaffPortal) -> None
         await browser.get("/auth/staff/login?provider=dev")
     async with app.state.sessionmaker() as db:
         assert await db.scalar(select(func.count()).select_from(StaffLoginAttempt)) == 1
+
+
+async def test_id_token_checks(staff_portal: StaffPortal) -> None:  # noqa: F811
+    """What the portal checks of the ID token before it goes anywhere: the provider's key
+    (not a key of the attacker's under the same key id, never `none`), and the nonce and
+    audience of this sign-in."""
+    from joserfc import jwt
+    from joserfc.jwk import ECKey
+
+    from portal.oidc import SignInRefused
+
+    app = staff_portal.gw.platform.fastapi["portal"]
+    oidc = app.state.oidc
+    provider = app.state.settings.staff_provider("dev")
+    async with staff_portal.gw.staff_login() as login:
+        auth = login.authorization()
+        back = await login.choose(await login.staff_page(auth), ICBC_OFFICER.subject)
+        token = await login.fetch_token(back.headers["location"], auth.verifier)
+    id_token = token["id_token"]
+    claims = await oidc.verify(provider, id_token, auth.nonce)
+    assert claims["name"] == ICBC_OFFICER.name
+
+    async def refused(token: str, nonce: str = auth.nonce) -> bool:
+        try:
+            await oidc.verify(provider, token, nonce)
+        except SignInRefused:
+            return True
+        return False
+
+    assert await refused(id_token, nonce="another-sign-in-nonce")
+    header = jwt.decode(id_token, (await oidc._key_set(provider, refetch=False))).header
+    mine = ECKey.generate_key("P-256", parameters={"kid": header["kid"]})
+    assert await refused(jwt.encode({"alg": "ES256", "kid": header["kid"]}, claims, mine))
+    other_aud = {**claims, "aud": "another-application"}
+    assert await refused(jwt.encode({"alg": "ES256", "kid": header["kid"]}, other_aud, mine))
+    head, body, _ = id_token.split(".")
+    assert await refused(f"{head}.{body}.")  # the signature stripped
+    none = base64.urlsafe_b64encode(json.dumps({"alg": "none"}).encode()).rstrip(b"=").decode()
+    assert await refused(f"{none}.{body}.")
