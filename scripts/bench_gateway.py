@@ -9,8 +9,12 @@ scored cohort, then runs wrk against the same score lookup twice in the same run
   portal): the gateway verifies it, applies the rate limit and breaker, mints a fresh
   internal token and forwards over its aiohttp transport.
 
-Reported: throughput ratio at 64 connections (target >= 70 %), p50/p99 at 64 connections,
-p50 added at moderate load (4 connections; target <= 2 ms), and failures (target: none).
+Direct and gateway runs alternate, `--rounds` (3) times at 64 and at 4 connections. Reported
+per level, median and worst of the rounds: throughput through the gateway as a share of
+direct within each round (target >= 85 %), the p50 it adds (target <= 1 ms at 4
+connections), the gateway's CPU per proxied request (target <= 400 us), failures (none),
+and the load average before and after. `--profile out.txt` records the gateway with py-spy
+during the first round at 4 connections.
 wrk is the Debian package (`apt-get install wrk`); the PyPI packages named wrk are unrelated.
 """
 
