@@ -10,7 +10,7 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test reliability browser screenshots chromium lint typecheck format migrate bench bench-scoring bench-credit bench-policy bench-gateway bench-load bench-portal bench-validation config-docs clean
+.PHONY: help install run test reliability browser screenshots chromium lint typecheck format migrate bench bench-scoring bench-path bench-credit bench-policy bench-gateway bench-read bench-load bench-portal bench-validation config-docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench: bench-scoring bench-credit bench-policy bench-validation ## All benchmark
 bench-scoring: $(STAMP) ## Scoring end to end: SIZE=1000000 make bench-scoring
 	$(BIN)/python -m scripts.bench_scoring --size $(SIZE)
 
+bench-path: $(STAMP) ## The real user path through the gateway: SIZE=1000000 make bench-path
+	$(BIN)/python -m scripts.bench_path --size $(SIZE)
+
 bench-credit: $(STAMP) ## Credit-line recomputation and idempotency under concurrency
 	$(BIN)/python -m scripts.bench_credit
 
@@ -75,6 +78,9 @@ bench-validation: $(STAMP) ## Model validation (AUC/KS with bootstrap, PSI/CSI, 
 
 bench-gateway: $(STAMP) ## Gateway overhead against direct calls (needs wrk)
 	$(BIN)/python -m scripts.bench_gateway
+
+bench-read: $(STAMP) ## The score read on one scoring worker against its /healthz (needs wrk)
+	$(BIN)/python -m scripts.bench_read
 
 bench-load: $(STAMP) ## A realistic mix through the gateway with locust: throughput, p50/p99 per route
 	$(BIN)/python -m scripts.bench_load

@@ -145,6 +145,10 @@ def create_app(
         on_shutdown=[shutdown],
     )
     app = create_service_app(spec, settings, overrides)
-    app.add_middleware(BodyLimitMiddleware, proxied_max=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        proxied_max=settings.max_body_bytes,
+        import_max=settings.max_import_body_bytes,
+    )
     public_openapi.install(app)
     return app

@@ -2,32 +2,59 @@
 
 A declared `Content-Length` is checked up front, but a chunked body declares none: without
 this, the proxy and the unauthenticated login and token endpoints read whatever is sent into
-memory before looking at its size. Proxied routes get `max_body_bytes` (imports are large);
-the gateway's own routes take small forms and JSON documents.
+memory before looking at its size. Proxied routes get `max_body_bytes`; the gateway's own
+routes take small forms and JSON documents.
+
+One route takes more: a multipart upload to `POST /v1/scoring/imports` (a province's million
+enterprises, best sent as a .csv.gz) gets `max_import_body_bytes` and, upstream, the import's
+own time (`import_timeout`). The scoring service bounds the file again, as sent and inflated,
+so a gzip bomb is refused there with 413. Any other body on that path (not multipart) keeps
+the ordinary bound.
 """
 
 from __future__ import annotations
 
+import httpx
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.settings import UPSTREAMS
 
 OWN_ROUTES_MAX_BODY = 64 * 1024
+IMPORT_PATH = "/v1/scoring/imports"
 _PROXIED = tuple(f"/v1/{name}/" for name in UPSTREAMS)
 
 
+def is_import_upload(scope: Scope) -> bool:
+    """A multipart POST to the import route (the only large body the platform takes)."""
+    if scope.get("method") != "POST" or scope.get("path", "").rstrip("/") != IMPORT_PATH:
+        return False
+    ctype = next((v for k, v in scope.get("headers", []) if k == b"content-type"), b"")
+    return bytes(ctype).lower().startswith(b"multipart/form-data")
+
+
+def import_deadline(scope: Scope, seconds: float) -> httpx.Timeout | None:
+    """The upstream timeout of an import upload (None: the upstream's own)."""
+    return httpx.Timeout(seconds, connect=1.0, pool=seconds) if is_import_upload(scope) else None
+
+
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, proxied_max: int) -> None:
+    def __init__(self, app: ASGIApp, proxied_max: int, import_max: int | None = None) -> None:
         self.app = app
         self.proxied_max = proxied_max
+        self.import_max = proxied_max if import_max is None else import_max
+
+    def limit(self, scope: Scope) -> int:
+        path: str = scope.get("path", "")
+        if not path.startswith(_PROXIED):
+            return OWN_ROUTES_MAX_BODY
+        return self.import_max if is_import_upload(scope) else self.proxied_max
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope.get("path", "")
-        limit = self.proxied_max if path.startswith(_PROXIED) else OWN_ROUTES_MAX_BODY
+        limit = self.limit(scope)
         declared = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
         received = 0
 

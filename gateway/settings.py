@@ -26,9 +26,9 @@ from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.components import UPSTREAMS as UPSTREAMS
 from shared.settings import ComponentSettings, looks_like_placeholder
 
-UPSTREAMS = ("scoring", "credit", "policy")
 DEVELOPMENT_PROJECT_ID = "innovation-points-dev"
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
@@ -116,7 +116,8 @@ class GatewaySettings(ComponentSettings):
     # Where browsers and the identity provider reach us: the ESSO callback is built from it.
     public_url: str = "http://127.0.0.1:8000"
 
-    # Upstream base URLs (the service's root; `/v1/scoring/X` goes to `{scoring_url}/v1/X`).
+    # Upstream base URLs (the service's root; `/v1/scoring/X` goes to `{scoring_url}/v1/X`),
+    # one `<name>_url` per upstream of the component registry (shared/components.py).
     scoring_url: str = "http://scoring"
     credit_url: str = "http://credit"
     policy_url: str = "http://policy"
@@ -131,6 +132,11 @@ class GatewaySettings(ComponentSettings):
     # Extra attempts for idempotent methods after a connection-level failure.
     upstream_retries: int = 1
     max_body_bytes: int = 64 * 1024 * 1024
+    # A multipart upload to POST /v1/scoring/imports only: a million enterprises as CSV are
+    # ~290 MB (~70 MB as .csv.gz); the scoring service bounds the file again, inflated too.
+    max_import_body_bytes: int = 420 * 1024 * 1024
+    # Seconds the scoring service has to read and load such an upload.
+    import_timeout: float = 180.0
     breaker_threshold: int = 5
     breaker_ttl: float = 15.0
 

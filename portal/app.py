@@ -11,12 +11,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from portal.deps import csrf_guard
 from portal.errors import install_error_pages
-from portal.gateway import GatewayClient
+from portal.gateway import BrowserAddressMiddleware, GatewayClient
 from portal.oidc import StaffOidc
 from portal.reference import ReferenceCache
 from portal.security import SecurityHeadersMiddleware
@@ -42,11 +42,26 @@ async def _sweep(store: SessionStore, every: float) -> None:
             await store.sweep()
 
 
+def include_routes(app: FastAPI, health: APIRouter) -> None:
+    from portal.routes import auth, bank, enterprise, governance, government, notice, staff
+
+    app.include_router(health)
+    app.include_router(auth.router)
+    app.include_router(enterprise.router)
+    app.include_router(notice.router)
+    app.include_router(government.router)
+    app.include_router(bank.router)
+    app.include_router(governance.router)
+    # Staff placeholders last, and only for paths no real page has claimed.
+    claimed = {getattr(r, "path", None) for r in app.routes}
+    for route in staff.placeholder.routes:
+        if getattr(route, "path", None) not in claimed:
+            app.router.routes.append(route)
+
+
 def create_app(
     settings: PortalSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
-    from portal.routes import auth, bank, enterprise, staff
-
     settings = settings or PortalSettings()
     overrides = overrides or Overrides()
     cipher = token_cipher(settings)  # a bad key fails at start, not at the first login
@@ -69,14 +84,8 @@ def create_app(
             timeout=settings.gateway_timeout,
             transport=overrides.http_transport,
         )
-        client_auth = None
-        if settings.gateway_client_id and settings.gateway_client_secret:
-            client_auth = (
-                settings.gateway_client_id,
-                settings.gateway_client_secret.get_secret_value(),
-            )
         app.state.gateway = GatewayClient(
-            http, app.state.sessions, settings.refresh_margin_seconds, client_auth
+            http, app.state.sessions, settings.refresh_margin_seconds, settings.gateway_client()
         )
         app.state.oidc = StaffOidc(
             settings, app.state.sessionmaker, cipher, transport=overrides.http_transport
@@ -120,19 +129,12 @@ def create_app(
         migrations_dir=MIGRATIONS,
         routers=[],
     )
-    app.include_router(health_router(spec))
-    app.include_router(auth.router)
-    app.include_router(enterprise.router)
-    app.include_router(bank.router)
-    # Staff placeholders last, and only for paths no real page has claimed.
-    claimed = {getattr(r, "path", None) for r in app.routes}
-    for route in staff.placeholder.routes:
-        if getattr(route, "path", None) not in claimed:
-            app.router.routes.append(route)
+    include_routes(app, health_router(spec))
     # Text assets compress well (ECharts: 1.1 MB → about 370 kB); pages are not compressed, as
     # they carry the CSRF token beside reflected input (BREACH).
     app.mount("/static", GZipMiddleware(STATIC, minimum_size=1024), name="static")
     app.add_middleware(MetricsMiddleware, component="portal", root=app)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(BrowserAddressMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -4,20 +4,49 @@ Every call carries the session's bearer token and the request id (the shared HTT
 forwards it). An access token about to expire is refreshed first, and a 401 is answered by one
 refresh and one retry (a 401 means the gateway did nothing, so even a POST is safe to send
 again); when the gateway refuses the refresh, the portal session ends too.
+
+Every browser's sign-in and refresh reach the gateway from the portal's address. So that the
+gateway's per-address login limit counts browsers, not the portal, the portal authenticates
+at the login endpoints as its gateway client (kind `portal`, a trusted forwarder there) and
+forwards the browser's address in X-Forwarded-For (docs/gateway.md).
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal.sessions import GatewayTokens, Session, SessionEnded, SessionStore
 
 log = structlog.get_logger("portal.gateway")
+
+# The address of the browser the current request serves: the peer uvicorn resolved (behind
+# the ingress, from the X-Forwarded-For of the trusted ingress alone, never the browser's).
+_browser: ContextVar[str | None] = ContextVar("portal_browser", default=None)
+
+
+class BrowserAddressMiddleware:
+    """Keeps the browser's address for the gateway calls the request makes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client") if scope["type"] == "http" else None
+        if not client:
+            await self.app(scope, receive, send)
+            return
+        token = _browser.set(str(client[0]))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _browser.reset(token)
 
 
 @dataclass
@@ -65,14 +94,21 @@ class GatewayClient:
         http: httpx.AsyncClient,
         store: SessionStore,
         margin_seconds: int,
-        client_auth: tuple[str, str] | None = None,
+        client: tuple[str, str] | None = None,
     ) -> None:
         self.http = http
         self.store = store
         self.margin = timedelta(seconds=margin_seconds)
-        # The portal's own gateway client (kind `portal`): staff sessions were issued to it,
-        # so their refresh authenticates as it (RFC 6749 section 6).
-        self.client_auth = client_auth
+        # The portal's own gateway client, for the login endpoints; None: sign-ins count
+        # against the portal's address (development without one).
+        self.client_auth = httpx.BasicAuth(*client) if client else None
+
+    def _as_forwarder(self, headers: dict[str, str]) -> httpx.BasicAuth | None:
+        """Authentication and the browser's address for a login-endpoint call."""
+        browser = _browser.get()
+        if self.client_auth is not None and browser is not None:
+            headers["X-Forwarded-For"] = browser
+        return self.client_auth
 
     async def _send(
         self,
@@ -84,14 +120,29 @@ class GatewayClient:
         json: Any = None,
         data: Any = None,
         headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
+        files: Any = None,
+        login: bool = False,
     ) -> httpx.Response:
+        """`login`: a call to a login endpoint (session exchange, refresh), made as the
+        browser's forwarder."""
         sent = {"Accept": "application/json", **(headers or {})}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
+        for _, part in (files or {}).items():
+            # A file streamed once already (a retry after a refresh) starts again.
+            if hasattr(part[1], "seek"):
+                part[1].seek(0)
+        auth = self._as_forwarder(sent) if login else None
         try:
             return await self.http.request(
-                method, path, params=params, json=json, data=data, headers=sent, auth=auth
+                method,
+                path,
+                params=params,
+                json=json,
+                headers=sent,
+                files=files,
+                data=data,
+                auth=auth or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException as exc:
             log.warning("gateway timeout", path=path, error=type(exc).__name__)
@@ -115,13 +166,12 @@ class GatewayClient:
             if current.refresh_token is None:
                 ended = "nothing to refresh with"
             else:
-                auth = self.client_auth if session.principal.is_staff else None
                 resp = await self._send(
                     "POST",
                     "/v1/auth/refresh",
                     None,
                     json={"refresh_token": current.refresh_token},
-                    auth=auth,
+                    login=True,
                 )
                 if resp.status_code in (400, 401, 403, 422):
                     ended = f"refresh refused: {resp.status_code}"
@@ -147,15 +197,25 @@ class GatewayClient:
         params: Any = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        files: dict[str, tuple[str, Any, str]] | None = None,
+        data: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """The gateway's answer (< 400), or GatewayProblem / SessionEnded."""
+        """The gateway's answer (< 400), or GatewayProblem / SessionEnded. `files`: a
+        multipart upload, each file object streamed (read in chunks, never held whole)."""
         token = session.tokens.access_token
         if session.tokens.access_expires_at - self.margin <= datetime.now(UTC):
             token = await self._renew(session, token)
-        resp = await self._send(method, path, token, params=params, json=json, headers=headers)
+        kw: dict[str, Any] = {
+            "params": params,
+            "json": json,
+            "headers": headers,
+            "files": files,
+            "data": data,
+        }
+        resp = await self._send(method, path, token, **kw)
         if resp.status_code == 401:
             token = await self._renew(session, token)
-            resp = await self._send(method, path, token, params=params, json=json, headers=headers)
+            resp = await self._send(method, path, token, **kw)
             if resp.status_code == 401:
                 await self.store.delete(session.id_hash)
                 raise SessionEnded("the gateway no longer accepts this session")
@@ -168,7 +228,9 @@ class GatewayClient:
 
     async def exchange_ssotoken(self, ssotoken: str) -> dict[str, Any]:
         """What a mini-app backend does with the provider's ssotoken: a gateway session."""
-        resp = await self._send("POST", "/v1/auth/esso/exchange", None, json={"ssotoken": ssotoken})
+        resp = await self._send(
+            "POST", "/v1/auth/esso/exchange", None, json={"ssotoken": ssotoken}, login=True
+        )
         if resp.status_code >= 400:
             raise GatewayProblem.of(resp)
         body: dict[str, Any] = resp.json()
@@ -184,7 +246,7 @@ class GatewayClient:
             "subject_token": id_token,
             "subject_token_type": ID_TOKEN_TYPE,
         }
-        resp = await self._send("POST", "/v1/auth/token", None, data=form, auth=self.client_auth)
+        resp = await self._send("POST", "/v1/auth/token", None, data=form, login=True)
         if resp.status_code >= 400:
             raise GatewayProblem.of(resp)
         body: dict[str, Any] = resp.json()

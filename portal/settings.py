@@ -66,6 +66,12 @@ class PortalSettings(ComponentSettings):
     # The gateway's public API: the only way the portal reaches the platform.
     gateway_url: str = "http://127.0.0.1:8000"
     gateway_timeout: float = 10.0
+    # The portal's client at the gateway (kind `portal`): it signs staff in (token exchange,
+    # refresh with HTTP Basic) and makes the portal a trusted forwarder at the login
+    # endpoints, whose per-address limit then counts each browser rather than the portal
+    # (docs/gateway.md).
+    gateway_client_id: str | None = None
+    gateway_client_secret: SecretStr | None = None
     # The enterprise-code (ESSO) login page; the development provider by default.
     esso_login_url: str = "http://127.0.0.1:8009/opensso/spsaehandler/metaAlias/sp"
 
@@ -88,10 +94,6 @@ class PortalSettings(ComponentSettings):
 
     # Staff sign-in (JSON list of StaffProvider); empty: the staff page says none is set up.
     staff_providers: list[StaffProvider] = Field(default_factory=list)
-    # The portal's own gateway client (kind `portal`): exchanges staff ID tokens and refreshes
-    # staff sessions with HTTP Basic authentication.
-    gateway_client_id: str | None = None
-    gateway_client_secret: SecretStr | None = None
     # How long a started staff sign-in may take at the provider, seconds.
     staff_login_seconds: int = 600
     # A provider's discovery document and keys are kept this long, seconds.
@@ -125,6 +127,11 @@ class PortalSettings(ComponentSettings):
         if self.environment == "production" and not self.public_url.startswith("https://"):
             raise ValueError("public_url must be https in production")
         return self
+
+    def gateway_client(self) -> tuple[str, str] | None:
+        if self.gateway_client_id is None or self.gateway_client_secret is None:
+            return None
+        return self.gateway_client_id, self.gateway_client_secret.get_secret_value()
 
     @property
     def secure_cookies(self) -> bool:

@@ -197,6 +197,7 @@ def start_assembled(
     size: int = DEFAULT_SIZE,
     port_offset: int = PORT_OFFSET,
     extra_env: dict[str, dict[str, str]] | None = None,
+    workers: dict[str, int] | None = None,
 ) -> Assembled:
     from gateway.bootstrap import seed_demo_clients
 
@@ -214,6 +215,7 @@ def start_assembled(
         var=var,
         port_offset=port_offset,
         extra_env=env,
+        workers=dict(workers or {}),
     )
     platform = Assembled(var, pgdata, admin_url, database, launcher)
     try:

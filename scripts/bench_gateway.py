@@ -9,8 +9,12 @@ scored cohort, then runs wrk against the same score lookup twice in the same run
   portal): the gateway verifies it, applies the rate limit and breaker, mints a fresh
   internal token and forwards over its aiohttp transport.
 
-Reported: throughput ratio at 64 connections (target >= 70 %), p50/p99 at 64 connections,
-p50 added at moderate load (4 connections; target <= 2 ms), and failures (target: none).
+Direct and gateway runs alternate, `--rounds` (3) times at 64 and at 4 connections. Reported
+per level, median and worst of the rounds: throughput through the gateway as a share of
+direct within each round (target >= 85 %), the p50 it adds (target <= 1 ms at 4
+connections), the gateway's CPU per proxied request (target <= 400 us), failures (none),
+and the load average before and after. `--profile out.txt` records the gateway with py-spy
+during the first round at 4 connections.
 wrk is the Debian package (`apt-get install wrk`); the PyPI packages named wrk are unrelated.
 """
 
@@ -23,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,10 +101,14 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def run_wrk(wrk: str, url: str, token: str, connections: int, seconds: int) -> WrkResult:
+def run_wrk(
+    wrk: str, url: str, token: str, connections: int, seconds: int, script: Path | None = None
+) -> WrkResult:
+    """One wrk run; `script` is a Lua file choosing each request (e.g. rotating paths)."""
     out = subprocess.run(
         [
             wrk,
+            *(["-s", str(script)] if script is not None else []),
             "-t2",
             f"-c{connections}",
             f"-d{seconds}s",
@@ -203,12 +212,89 @@ def load_scores(scoring: str, token: str, size: int) -> str:
         return f"/v1/enterprises/{target}"
 
 
-def main() -> None:
+def measure_levels(
+    args: argparse.Namespace,
+    wrk: str,
+    gateway_pid: int,
+    direct: tuple[str, str],
+    via: tuple[str, str],
+) -> dict[str, object]:
+    """Direct and gateway runs alternate, `--rounds` times at each level: on a shared machine
+    load from elsewhere then drifts into both sides alike, and each round gives a ratio."""
+    summary: dict[str, object] = {}
+    spy_done = False
+    for label, conns in (("load", args.connections), ("moderate", args.moderate)):
+        rows: dict[str, list[WrkResult]] = {"direct": [], "gateway": []}
+        cpu: list[float] = []
+        for _ in range(args.rounds):
+            rows["direct"].append(run_wrk(wrk, direct[0], direct[1], conns, args.seconds))
+            spy = None
+            if args.profile and label == "moderate" and not spy_done:
+                spy, spy_done = py_spy(gateway_pid, args.profile, args.seconds), True
+            before = cpu_seconds(gateway_pid)
+            result = run_wrk(wrk, via[0], via[1], conns, args.seconds)
+            cpu.append((cpu_seconds(gateway_pid) - before) / max(result.requests, 1) * 1e6)
+            if spy is not None:
+                spy.wait()
+            rows["gateway"].append(result)
+        ratios = [g.rps / d.rps for d, g in zip(rows["direct"], rows["gateway"], strict=True)]
+        added = [g.p50_ms - d.p50_ms for d, g in zip(rows["direct"], rows["gateway"], strict=True)]
+        print(
+            f"\nc={conns}: {args.rounds} rounds of {args.seconds} s, direct and gateway alternating"
+        )
+        print(f"{'':10}{'':8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
+        for side, rs in rows.items():
+            for name, pick in (("median", statistics.median), ("worst", None)):
+                rps = pick([r.rps for r in rs]) if pick else min(r.rps for r in rs)
+                p50 = pick([r.p50_ms for r in rs]) if pick else max(r.p50_ms for r in rs)
+                p99 = pick([r.p99_ms for r in rs]) if pick else max(r.p99_ms for r in rs)
+                failed = sum(r.failures for r in rs)
+                print(f"{side:10}{name:>8}{rps:10.0f}{p50:10.2f}{p99:10.2f}{failed:8d}")
+        print(
+            f"throughput through the gateway: median {statistics.median(ratios):.0%}, worst "
+            f"{min(ratios):.0%} of direct (target >= 85 %)"
+        )
+        print(
+            f"median added: median {statistics.median(added):+.2f} ms, worst {max(added):+.2f} ms "
+            "(target <= 1 ms at c=4)"
+        )
+        print(
+            f"gateway CPU per proxied request: median {statistics.median(cpu):.0f} us, worst "
+            f"{max(cpu):.0f} us (target <= 400 us)"
+        )
+        summary[label] = {
+            "connections": conns,
+            "ratio_median": round(statistics.median(ratios), 3),
+            "ratio_worst": round(min(ratios), 3),
+            "added_p50_ms_median": round(statistics.median(added), 2),
+            "added_p50_ms_worst": round(max(added), 2),
+            "gateway_cpu_us_median": round(statistics.median(cpu)),
+            "gateway_cpu_us_worst": round(max(cpu)),
+            "direct_rps_median": round(statistics.median(r.rps for r in rows["direct"])),
+            "gateway_rps_median": round(statistics.median(r.rps for r in rows["gateway"])),
+            "failures": sum(r.failures for rs in rows.values() for r in rs),
+        }
+    return summary
+
+
+def py_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("py-spy not found: `pip install py-spy` into the venv to profile")
+        return None
+    cmd = [spy, "record", "-p", str(pid), "-d", str(seconds), "-o", str(out), "-r", "200"]
+    if out.suffix != ".svg":
+        cmd += ["-f", "raw"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--moderate", type=int, default=4, help="connections at moderate load")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per side")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per side")
+    parser.add_argument("--profile", type=Path, help="py-spy output (.svg, else raw) of a run")
     parser.add_argument("--size", type=int, default=300, help="enterprises in the cohort")
     parser.add_argument(
         "--transport",
@@ -216,7 +302,34 @@ def main() -> None:
         default="aiohttp",
         help="the gateway's upstream transport (httpx: its own pool, for comparison)",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def measure_and_report(
+    args: argparse.Namespace,
+    wrk: str,
+    gateway_pid: int,
+    direct: tuple[str, str],
+    via: tuple[str, str],
+) -> None:
+    load_before = os.getloadavg()
+    for url, tok in (direct, via):
+        run_wrk(wrk, url, tok, args.connections, 3)  # warm-up: pools, caches, JIT-less paths
+    summary = measure_levels(args, wrk, gateway_pid, direct, via)
+    load_after = os.getloadavg()
+    print(
+        "load average before: {:.2f} {:.2f} {:.2f}  after: {:.2f} {:.2f} {:.2f}".format(
+            *load_before, *load_after
+        )
+    )
+    if max(load_before[0], load_after[0]) > (os.cpu_count() or 1) + 1:
+        print("warning: the machine was busy with other work; compare ratios within the run")
+    summary["loadavg"] = [round(load_before[0], 2), round(load_after[0], 2)]
+    print(json.dumps(summary))
+
+
+def main() -> None:
+    args = parse_args()
     wrk = ensure_wrk()
 
     configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
@@ -285,66 +398,8 @@ def main() -> None:
             f"endpoint: GET {path}  ({args.size} scored enterprises, {os.cpu_count()} cores, "
             f"gateway upstream transport: {args.transport})"
         )
-        load_before = os.getloadavg()[0]
-        for url, tok in ((direct_url, direct_token), (via_url, gateway_token)):
-            run_wrk(wrk, url, tok, args.connections, 3)  # warm-up: pools, caches, JIT-less paths
-        results: dict[str, dict[str, WrkResult]] = {}
-        # CPU the gateway process spends per proxied request: unlike throughput, this does not
-        # depend on what else the machine is doing.
-        gateway_cpu_us: list[float] = []
-        all_failures = 0
-        # Direct and gateway runs alternate, `--rounds` times each, and each side keeps its best
-        # round: on a shared machine, load from elsewhere then drifts into both sides alike.
-        for label, conns in (("load", args.connections), ("moderate", args.moderate)):
-            rounds: dict[str, list[WrkResult]] = {"direct": [], "gateway": []}
-            for _ in range(args.rounds):
-                rounds["direct"].append(run_wrk(wrk, direct_url, direct_token, conns, args.seconds))
-                before = cpu_seconds(procs[1].pid)
-                via = run_wrk(wrk, via_url, gateway_token, conns, args.seconds)
-                gateway_cpu_us.append((cpu_seconds(procs[1].pid) - before) / via.requests * 1e6)
-                rounds["gateway"].append(via)
-            results[label] = {side: best(rs) for side, rs in rounds.items()}
-            all_failures += sum(r.failures for rs in rounds.values() for r in rs)
-        load, moderate = results["load"], results["moderate"]
-        ratio = load["gateway"].rps / load["direct"].rps
-        added = moderate["gateway"].p50_ms - moderate["direct"].p50_ms
-        failures = all_failures
-        print()
-        print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'failed':>8}")
-        for label, conns in (("load", args.connections), ("moderate", args.moderate)):
-            for side in ("direct", "gateway"):
-                r_ = results[label][side]
-                print(
-                    f"{side + f' c={conns}':22}{r_.rps:10.0f}{r_.p50_ms:10.2f}{r_.p99_ms:10.2f}"
-                    f"{r_.requests:10d}{r_.failures:8d}"
-                )
-        print()
-        print(
-            f"throughput through the gateway at c={args.connections}: {ratio:.0%} of direct "
-            "(target >= 70%)"
-        )
-        print(f"median added at c={args.moderate}: {added:.2f} ms (target <= 2 ms)")
-        print(f"failed requests: {failures} (target 0)")
-        print(f"gateway CPU per proxied request: {min(gateway_cpu_us):.0f} us")
-        load_after = os.getloadavg()[0]
-        print(f"load average before/after: {load_before:.1f} / {load_after:.1f}")
-        if max(load_before, load_after) > (os.cpu_count() or 1) + 1:
-            print("warning: the machine was busy with other work; these figures understate both")
-        print(
-            json.dumps(
-                {
-                    "ratio": round(ratio, 3),
-                    "added_p50_ms": round(added, 2),
-                    "failures": failures,
-                    "loadavg": [round(load_before, 2), round(load_after, 2)],
-                    "gateway_cpu_us_per_request": round(min(gateway_cpu_us)),
-                    **{
-                        f"{label}_{side}": vars(r_)
-                        for label, x in results.items()
-                        for side, r_ in x.items()
-                    },
-                }
-            )
+        measure_and_report(
+            args, wrk, procs[1].pid, (direct_url, direct_token), (via_url, gateway_token)
         )
     finally:
         for p in procs:

@@ -9,6 +9,12 @@ government rankings for a bounded time. Prints throughput, p50/p99 per route and
 table for BENCHMARKS.md; exits non-zero on any error.
 
 Rate limits are raised for the load principals through the gateway's configuration.
+
+`--production` runs each component with the worker count production runs replicas of
+(docs/deploy.md: three gateways, two of each service), each worker a uvicorn process on the
+component's shared socket standing in for a replica; by default one process per component,
+as `make run`. `--port-offset` (default $BENCH_LOAD_PORT_OFFSET, else 20000) keeps the
+platform's ports apart from another one running on the same machine.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import csv
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +37,8 @@ from scripts.assembled import Assembled, start_assembled
 from scripts.demo_data import DEMO_SIZE
 
 VAR = Path("var/bench-load")
+# The minimum replicas of deploy/k8s/overlays/production/autoscaling.yaml, as processes.
+PRODUCTION_WORKERS = {"gateway": 3, "scoring": 2, "credit": 2, "policy": 2}
 PRODUCTS = {
     "icbc-binjiang": "6f1c3a52-6a43-5a0e-9a4e-1c2b3d4e5f01",
     "hzub-binjiang": "6f1c3a52-6a43-5a0e-9a4e-1c2b3d4e5f02",
@@ -88,7 +97,8 @@ def run_locust(host: str, users: int, seconds: int, prefix: Path, principals_fil
     subprocess.run(cmd, env=env, check=False, timeout=seconds + 60)
 
 
-def table(stats_csv: Path, seconds: int, users: int) -> tuple[str, int]:
+def table(stats_csv: Path, seconds: int, users: int) -> tuple[str, dict[str, float]]:
+    """The per-route table of one run, and its aggregate (req/s, p50, p99, errors)."""
     rows = list(csv.DictReader(stats_csv.open()))
     lines = [
         f"Mix through the gateway, {users} locust users for {seconds} s "
@@ -98,41 +108,81 @@ def table(stats_csv: Path, seconds: int, users: int) -> tuple[str, int]:
         "| route | requests | req/s | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    errors = 0
+    total: dict[str, float] = {}
     for row in rows:
         name = row["Name"] if row["Name"] != "Aggregated" else "**all**"
         failures = int(row["Failure Count"])
         if row["Name"] == "Aggregated":
-            errors = failures
+            total = {
+                "rps": float(row["Requests/s"]),
+                "p50": float(row["50%"]),
+                "p99": float(row["99%"]),
+                "errors": failures,
+            }
         lines.append(
             f"| {name} | {row['Request Count']} | {float(row['Requests/s']):.1f} | "
             f"{row['50%']} | {row['99%']} | {failures} |"
         )
-    return "\n".join(lines), errors
+    return "\n".join(lines), total
+
+
+def summary(runs: list[dict[str, float]]) -> str:
+    rps = [r["rps"] for r in runs]
+    p50 = [r["p50"] for r in runs]
+    p99 = [r["p99"] for r in runs]
+    return (
+        f"{len(runs)} runs: req/s median {statistics.median(rps):.0f}, worst {min(rps):.0f}; "
+        f"p50 median {statistics.median(p50):.0f} ms, worst {max(p50):.0f} ms; "
+        f"p99 median {statistics.median(p99):.0f} ms, worst {max(p99):.0f} ms "
+        "(target >= 300 req/s, p99 < 250 ms)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=40)
-    parser.add_argument("--users", type=int, default=24)
+    parser.add_argument("--users", type=int, default=48)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size", type=int, default=DEMO_SIZE)
     parser.add_argument("--enterprises", type=int, default=60)
+    parser.add_argument(
+        "--production", action="store_true", help="the production worker counts (see above)"
+    )
+    parser.add_argument(
+        "--port-offset", type=int, default=int(os.environ.get("BENCH_LOAD_PORT_OFFSET", 20000))
+    )
     args = parser.parse_args()
 
+    workers = PRODUCTION_WORKERS if args.production else {}
     started = time.monotonic()
-    p = start_assembled(VAR, size=args.size, port_offset=20000)
+    p = start_assembled(VAR, size=args.size, port_offset=args.port_offset, workers=workers)
+    errors = 0
     try:
         print(f"platform up with {args.size} enterprises in {time.monotonic() - started:.0f} s")
+        print(f"workers: {workers or 'one process per component'}")
         principals_file = VAR / "load-principals.json"
         principals_file.write_text(json.dumps(principals(p, args.enterprises)))
         principals_file.chmod(0o600)
-        prefix = VAR / "locust"
-        run_locust(p.gateway, args.users, args.seconds, prefix, principals_file)
-        report, errors = table(Path(f"{prefix}_stats.csv"), args.seconds, args.users)
-        print(report)
-        failures = Path(f"{prefix}_failures.csv")
-        if errors and failures.exists():
-            print(failures.read_text())
+        load_before = os.getloadavg()
+        runs: list[dict[str, float]] = []
+        for i in range(args.runs):
+            prefix = VAR / f"locust-{i}"
+            run_locust(p.gateway, args.users, args.seconds, prefix, principals_file)
+            report, total = table(Path(f"{prefix}_stats.csv"), args.seconds, args.users)
+            print(f"\nrun {i + 1}: " + report)
+            runs.append(total)
+            errors += int(total.get("errors", 0))
+            failures = Path(f"{prefix}_failures.csv")
+            if total.get("errors") and failures.exists():
+                print(failures.read_text())
+        load_after = os.getloadavg()
+        print()
+        print(summary(runs))
+        print(
+            "load average before: {:.2f} {:.2f} {:.2f}  after: {:.2f} {:.2f} {:.2f}".format(
+                *load_before, *load_after
+            )
+        )
         dead = p.launcher.exited()
         if dead:
             print(f"stopped during the run: {dead}; see {VAR}/logs")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
 import inspect
 import json
 import sys
@@ -26,21 +25,11 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
+from shared import components
+from shared.components import COMPONENTS
+
 OUTPUT = Path("docs/configuration.md")
 
-# (component, settings class, what it is); the order of the document.
-COMPONENTS = (
-    ("gateway", "gateway.settings:GatewaySettings", "the public entry"),
-    ("scoring", "services.scoring.settings:ScoringSettings", "the scoring service"),
-    ("credit", "services.credit.settings:CreditSettings", "the credit service"),
-    ("policy", "services.policy.settings:PolicySettings", "the policy service"),
-    ("portal", "portal.settings:PortalSettings", "the web portal"),
-    (
-        "idp",
-        "devtools.idp.settings:IdpSettings",
-        "the development identity provider; never in production",
-    ),
-)
 # Fields that name a file holding secret material rather than holding it themselves.
 SECRET_FILES = {"key_file"}
 
@@ -55,8 +44,7 @@ class Setting:
 
 
 def load(ref: str) -> type[BaseSettings]:
-    module, _, name = ref.partition(":")
-    cls = getattr(importlib.import_module(module), name)
+    cls = components.load(ref)
     assert isinstance(cls, type) and issubclass(cls, BaseSettings)
     return cls
 
@@ -185,12 +173,12 @@ def render() -> str:
         "only; `make run` trusts no one (`--no-proxy-headers`).",
         "",
     ]
-    for component, ref, what in COMPONENTS:
-        cls = load(ref)
+    for comp in COMPONENTS:
+        cls = load(comp.settings)
         parts += [
-            f"## {component} ({what})",
+            f"## {comp.name} ({comp.description})",
             "",
-            f"`{ref.replace(':', '.')}`",
+            f"`{comp.settings.replace(':', '.')}`",
             "",
             "| variable | type | default | secret | notes |",
             "|---|---|---|---|---|",

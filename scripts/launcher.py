@@ -24,21 +24,18 @@ from typing import IO, Any
 
 import httpx
 
-from scripts.components import COMPONENTS, Component
+from shared.components import COMPONENTS, METRICS_PORT_STEP, UPSTREAMS, Component, component
 
 HOST = "127.0.0.1"
 BANK_SIMULATOR_PORT = 8090
-# The web portal (built separately) logs enterprises in through the development provider
-# too, with its own callback; and staff through the provider's OpenID Connect side.
-PORTAL_PORT = 8010
+# The web portal logs enterprises in through the development provider too, with its own
+# callback; and staff through the provider's OpenID Connect side.
 PORTAL_CALLBACK = "/auth/esso/callback"
 PORTAL_STAFF_CALLBACK = "/auth/staff/callback"
 # The portal's registration as a relying party of the development OpenID Connect provider,
 # and the name of that provider for the gateway (part of each staff principal's sub).
 PORTAL_OIDC_CLIENT = "innovation-points-portal"
 STAFF_PROVIDER = "dev"
-# Each component's metrics port is its public port + this (8100 for the gateway's 8000).
-METRICS_PORT_STEP = 100
 # The ids of the banks the credit service seeds (its data migration).
 BANK_IDS = ("icbc-binjiang", "hzub-binjiang", "hzbank-binjiang")
 
@@ -53,6 +50,9 @@ class Launcher:
     # None: no proxy in front, the peer's own address counts.
     forwarded_allow_ips: str | None = None
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # uvicorn worker processes per component (1 when absent): `make bench-load --production`
+    # runs the production counts (docs/deploy.md), each worker standing in for a replica.
+    workers: dict[str, int] = field(default_factory=dict)
     creds: dict[str, Any] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -66,7 +66,7 @@ class Launcher:
     def port(self, name: str) -> int:
         if name == "bank-simulator":
             return BANK_SIMULATOR_PORT + self.port_offset
-        return next(c for c in COMPONENTS if c.name == name).port + self.port_offset
+        return component(name).port + self.port_offset
 
     def url(self, name: str) -> str:
         return f"http://{HOST}:{self.port(name)}"
@@ -75,9 +75,7 @@ class Launcher:
         return self.port(name) + METRICS_PORT_STEP
 
     def portal_url(self) -> str:
-        if any(c.name == "portal" for c in COMPONENTS):
-            return self.url("portal")
-        return f"http://{HOST}:{PORTAL_PORT + self.port_offset}"
+        return self.url("portal")
 
     # -- configuration --------------------------------------------------------------------
 
@@ -133,7 +131,8 @@ class Launcher:
             "JWKS_URL": f"{gateway}/.well-known/jwks.json",
             "VAR_DIR": str(self.var),
         }
-        if comp.schema is not None:  # the components built by shared.app
+        # One metrics port per process: workers sharing a socket would race for it.
+        if comp.schema is not None and self.workers.get(comp.name, 1) == 1:
             values["METRICS_PORT"] = str(self.metrics_port(comp.name))
             values["METRICS_HOST"] = HOST
         if comp.name in services:
@@ -156,9 +155,7 @@ class Launcher:
             idp = self.url("idp")
             values.update(
                 {
-                    "SCORING_URL": self.url("scoring"),
-                    "CREDIT_URL": self.url("credit"),
-                    "POLICY_URL": self.url("policy"),
+                    **{f"{name.upper()}_URL": self.url(name) for name in UPSTREAMS},
                     "KEY_FILE": str(self.var / "keys" / "issuer.json"),
                     "ESSO_LOGIN_URL": f"{idp}/opensso/spsaehandler/metaAlias/sp",
                     "ESSO_QUERY_URL": f"{idp}/rest/user/query",
@@ -203,12 +200,12 @@ class Launcher:
         if (
             comp.name == "gateway"
             and values["ENVIRONMENT"] != "production"
-            and any(c.name == "idp" and c.available() for c in COMPONENTS)
+            and component("idp").available()
         ):
             # Staff sign in at the development provider. Never offered to a production
             # gateway (which would refuse to start with it); one may be configured instead.
             values.setdefault("STAFF_PROVIDERS", json.dumps([self.staff_provider()]))
-        prefix = comp.name.upper() + "_"
+        prefix = comp.env_prefix
         for key, value in values.items():
             # A variable already set by the caller wins: `make run` can be configured.
             env.setdefault(prefix + key, value)
@@ -253,10 +250,12 @@ class Launcher:
         self._spawn("bank-simulator", cmd, None)
 
     def start(self, name: str, *, wait: bool = True) -> None:
-        comp = next(c for c in COMPONENTS if c.name == name)
+        comp = component(name)
         cmd = [sys.executable, "-m", "uvicorn", "--factory", comp.factory, "--host", HOST]
         cmd += ["--port", str(self.port(name)), "--log-level", "warning", "--no-access-log"]
-        if name == "gateway":
+        if self.workers.get(name, 1) > 1:
+            cmd += ["--workers", str(self.workers[name])]
+        if comp.public:  # the gateway and the portal believe X-Forwarded-For only if told
             if self.forwarded_allow_ips is None:
                 cmd += ["--no-proxy-headers"]
             else:
@@ -277,8 +276,8 @@ class Launcher:
         return started
 
     def wait_ready(self, name: str, timeout: float = 90) -> None:
-        comp = next(c for c in COMPONENTS if c.name == name)
-        path = "/readyz" if comp.schema else "/healthz"
+        comp = component(name)
+        path = comp.ready_path
         proc = self.procs[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scripts.components import COMPONENTS
+from shared.components import COMPONENTS
 from shared.migrations import upgrade
 from shared.pg import resolve_database_url
 

@@ -23,12 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from scripts.demo_data import (
+    BACKBOOK_PERIOD,
+    build_backbook,
     load_demo_through_gateway,
     prepare_demo_files,
+    run_demo_challenger,
     simulate_demo_activity,
 )
 from scripts.launcher import HOST, PORTAL_STAFF_CALLBACK, STAFF_PROVIDER, Launcher
 from scripts.migrate import migrate_all
+from shared.components import component
 from shared.pg import embedded_running, resolve_database_url, stop_embedded
 
 VAR = Path("var").resolve()
@@ -68,13 +72,32 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     try:
         started = launcher.start_all()
-        load_demo_through_gateway(launcher.url("gateway"), launcher.creds, VAR)
-        simulate_demo_activity(launcher.url("gateway"), launcher.url("idp"), launcher.creds, VAR)
+        gateway, idp = launcher.url("gateway"), launcher.url("idp")
+
+        def after_publish(period: int) -> None:
+            if period == BACKBOOK_PERIOD:  # SYNTHETIC loans on the 2024 scores (issue 13)
+                build_backbook(gateway, idp, launcher.creds, VAR)
+
+        load_demo_through_gateway(gateway, launcher.creds, VAR, after_publish)
+        simulate_demo_activity(gateway, idp, launcher.creds, VAR)
+        run_demo_challenger(gateway, launcher.creds)
     except BaseException:
         launcher.stop_all()
         stop_database()
         raise
 
+    print_running(launcher, started)
+    print("Ctrl-C stops everything.")
+    while True:
+        dead = launcher.exited()
+        if dead:
+            print(f"{', '.join(dead)} stopped unexpectedly; see {VAR / 'logs'}")
+            stop()
+        time.sleep(1)
+
+
+def print_running(launcher: Launcher, started: list[str]) -> None:
+    """Where everything is: URLs, metrics ports, logs, the demo credentials and accounts."""
     print("\nInnovation points platform is running:")
     for name in started:
         if name == "portal":
@@ -82,7 +105,7 @@ def main() -> None:
         else:
             print(f"  {name:15} {launcher.url(name)}   (OpenAPI: {launcher.url(name)}/docs)")
     print(f"  {'bank webhooks':15} {launcher.url('bank-simulator')}   (simulated bank systems)")
-    scraped = [n for n in started if n != "idp"]
+    scraped = [n for n in started if component(n).metrics_port is not None]
     ports = ", ".join(f"{n} {launcher.metrics_port(n)}" for n in scraped)
     print(f"  metrics (Prometheus, internal ports on {HOST}): {ports}")
     print(f"  logs: {VAR / 'logs'}   demo credentials: {VAR / 'demo-credentials.json'}")
@@ -91,13 +114,6 @@ def main() -> None:
         print(json.dumps(shown, indent=2, ensure_ascii=False))
     if "idp" in started:
         print_staff_accounts(launcher, "portal" in started)
-    print("Ctrl-C stops everything.")
-    while True:
-        dead = launcher.exited()
-        if dead:
-            print(f"{', '.join(dead)} stopped unexpectedly; see {VAR / 'logs'}")
-            stop()
-        time.sleep(1)
 
 
 def print_staff_accounts(launcher: Launcher, portal: bool) -> None:

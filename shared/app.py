@@ -20,9 +20,10 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth.service_tokens import GatewayTokenSource
+from shared.auth.service_tokens import GatewayTokenSource, TokenSource
 from shared.auth.tokens import JwksCache, TokenVerifier
 from shared.db import create_engine, create_sessionmaker
 from shared.docs import install_offline_docs
@@ -60,6 +61,60 @@ class Overrides:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _jwks(spec: ServiceSpec, settings: ComponentSettings, http: httpx.AsyncClient) -> JwksCache:
+    if settings.jwks_url:
+        return JwksCache.from_url(http, settings.jwks_url)
+    if settings.jwks_file:
+        return JwksCache.from_file(settings.jwks_file)
+    raise RuntimeError(f"{spec.name}: set jwks_url or jwks_file (the token issuer)")
+
+
+def _token_source(settings: ComponentSettings, http: httpx.AsyncClient) -> TokenSource | None:
+    """Service tokens for calling other services, when the component has a client."""
+    if settings.token_url and settings.client_id and settings.client_secret:
+        return GatewayTokenSource(
+            http, settings.token_url, settings.client_id, settings.client_secret.get_secret_value()
+        )
+    return None
+
+
+def _open_state(
+    app: FastAPI, spec: ServiceSpec, settings: ComponentSettings, overrides: Overrides
+) -> AsyncEngine:
+    """The database, the outbound client, token verification and service tokens."""
+    url = resolve_database_url(settings.database_url, settings.var_dir)
+    engine = create_engine(
+        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    app.state.settings = settings
+    app.state.database_url = url
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.http = create_http_client(transport=overrides.http_transport)
+    app.state.heads = head_revisions(spec.migrations_dir)
+    app.state.known_revisions = known_revisions(spec.migrations_dir)
+    app.state.background = set()
+    for key, value in overrides.extra.items():
+        setattr(app.state, key, value)
+    jwks = overrides.jwks if overrides.jwks is not None else _jwks(spec, settings, app.state.http)
+    app.state.verifier = TokenVerifier(jwks, settings.token_issuer, audience=spec.name)
+    if getattr(app.state, "token_source", None) is None:
+        app.state.token_source = _token_source(settings, app.state.http)
+    return engine
+
+
+async def _close_state(app: FastAPI, spec: ServiceSpec, engine: AsyncEngine) -> None:
+    for hook in spec.on_shutdown:
+        with contextlib.suppress(Exception):
+            await hook(app)
+    for task in list(app.state.background):
+        task.cancel()
+    if app.state.background:
+        await asyncio.gather(*app.state.background, return_exceptions=True)
+    await app.state.http.aclose()
+    await engine.dispose()
+
+
 def create_service_app(
     spec: ServiceSpec, settings: ComponentSettings, overrides: Overrides | None = None
 ) -> FastAPI:
@@ -68,38 +123,7 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(json=settings.json_logs, level=settings.log_level)
-        url = resolve_database_url(settings.database_url, settings.var_dir)
-        engine = create_engine(
-            url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-        )
-        app.state.settings = settings
-        app.state.database_url = url
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.http = create_http_client(transport=overrides.http_transport)
-        app.state.heads = head_revisions(spec.migrations_dir)
-        app.state.known_revisions = known_revisions(spec.migrations_dir)
-        app.state.background = set()
-        for key, value in overrides.extra.items():
-            setattr(app.state, key, value)
-        jwks = overrides.jwks
-        if jwks is None:
-            if settings.jwks_url:
-                jwks = JwksCache.from_url(app.state.http, settings.jwks_url)
-            elif settings.jwks_file:
-                jwks = JwksCache.from_file(settings.jwks_file)
-            else:
-                raise RuntimeError(f"{spec.name}: set jwks_url or jwks_file (the token issuer)")
-        app.state.verifier = TokenVerifier(jwks, settings.token_issuer, audience=spec.name)
-        if getattr(app.state, "token_source", None) is None:
-            app.state.token_source = None
-            if settings.token_url and settings.client_id and settings.client_secret:
-                app.state.token_source = GatewayTokenSource(
-                    app.state.http,
-                    settings.token_url,
-                    settings.client_id,
-                    settings.client_secret.get_secret_value(),
-                )
+        engine = _open_state(app, spec, settings, overrides)
         stop_metrics = None
         try:
             if settings.metrics_port is not None:
@@ -112,15 +136,7 @@ def create_service_app(
         finally:
             if stop_metrics is not None:
                 await asyncio.to_thread(stop_metrics)
-            for hook in spec.on_shutdown:
-                with contextlib.suppress(Exception):
-                    await hook(app)
-            for task in list(app.state.background):
-                task.cancel()
-            if app.state.background:
-                await asyncio.gather(*app.state.background, return_exceptions=True)
-            await app.state.http.aclose()
-            await engine.dispose()
+            await _close_state(app, spec, engine)
 
     app = FastAPI(
         title=spec.title,

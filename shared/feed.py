@@ -72,6 +72,17 @@ EventHandler: TypeAlias = Callable[
 ]
 
 
+def payload_of(
+    event: Mapping[str, Any], event_type: str, report: FeedReport
+) -> Mapping[str, Any] | None:
+    """The payload of an event of `event_type`; None, counted as skipped, for any other."""
+    if event.get("type") != event_type:
+        report.skipped += 1
+        return None
+    payload: Mapping[str, Any] = event.get("payload") or {}
+    return payload
+
+
 def feed_lag(position: int, latest: int, caught_up: bool) -> int:
     """The `event_feed_lag` value: event ids between the consumer's cursor and the producer's
     newest event, 0 once a read finds nothing more for the consumer.

@@ -18,6 +18,7 @@ from joserfc.jwk import KeySet
 
 from shared.auth.keys import generate_key
 from shared.auth.tokens import TokenIssuer
+from shared.components import COMPONENTS
 from shared.db import asyncpg_url
 from shared.migrations import upgrade
 from shared.pg import (
@@ -27,7 +28,7 @@ from shared.pg import (
     other_database,
     stop_embedded,
 )
-from tests.platform import COMPONENTS, Platform, available, load
+from tests.platform import Platform
 
 ISSUER = "innovation-points-gateway"
 
@@ -55,9 +56,10 @@ def template_db(admin_url: str) -> Iterator[str]:
     name = f"ip_tmpl_{uuid.uuid4().hex[:10]}"
     asyncio.run(admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
     url = other_database(admin_url, name)
-    for comp_name, comp in COMPONENTS.items():
-        if comp.migrations and available(comp_name):
-            upgrade(Path(load(comp.migrations)), url, comp.schema or comp_name)
+    for comp in COMPONENTS:
+        directory = comp.migrations_dir() if comp.available() else None
+        if directory is not None and comp.schema is not None:
+            upgrade(directory, url, comp.schema)
     yield name
     asyncio.run(admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

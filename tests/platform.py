@@ -8,7 +8,6 @@ component makes its host refuse connections, as a dead upstream would.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,61 +20,7 @@ from shared.app import Overrides
 from shared.auth.principal import Principal, PrincipalKind
 from shared.auth.service_tokens import LocalTokenSource
 from shared.auth.tokens import JwksCache, TokenIssuer
-
-
-@dataclass(frozen=True)
-class Component:
-    module: str  # has create_app(settings, overrides)
-    settings: str  # "module:Class"
-    migrations: str | None  # "module:ATTR" of the migrations dir
-    schema: str | None
-
-
-COMPONENTS: dict[str, Component] = {
-    "scoring": Component(
-        "services.scoring.app",
-        "services.scoring.settings:ScoringSettings",
-        "services.scoring.app:MIGRATIONS",
-        "scoring",
-    ),
-    "credit": Component(
-        "services.credit.app",
-        "services.credit.settings:CreditSettings",
-        "services.credit.app:MIGRATIONS",
-        "credit",
-    ),
-    "policy": Component(
-        "services.policy.app",
-        "services.policy.settings:PolicySettings",
-        "services.policy.app:MIGRATIONS",
-        "policy",
-    ),
-    "gateway": Component(
-        "gateway.app",
-        "gateway.settings:GatewaySettings",
-        "gateway.app:MIGRATIONS",
-        "gateway",
-    ),
-    "portal": Component(
-        "portal.app",
-        "portal.settings:PortalSettings",
-        "portal.app:MIGRATIONS",
-        "portal",
-    ),
-}
-
-
-def load(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def available(name: str) -> bool:
-    try:
-        importlib.import_module(COMPONENTS[name].module)
-    except ModuleNotFoundError:
-        return False
-    return True
+from shared.components import component, load
 
 
 def _state_per_request(app: Any) -> Any:
@@ -119,7 +64,7 @@ class Platform:
         return RoutingTransport(self)
 
     def settings_for(self, name: str, **values: Any) -> Any:
-        cls = load(COMPONENTS[name].settings)
+        cls = load(component(name).settings)
         return cls(
             database_url=self.database_url,
             environment="test",
@@ -130,8 +75,7 @@ class Platform:
         for name in names:
             if name in self.apps:
                 continue
-            comp = COMPONENTS[name]
-            create_app: Callable[..., FastAPI] = load(comp.module + ":create_app")
+            create_app: Callable[..., FastAPI] = load(component(name).factory)
             overrides = Overrides(
                 jwks=JwksCache.static(self.issuer.jwks()),
                 http_transport=self.transport,

@@ -6,6 +6,9 @@ from __future__ import annotations
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from devtools.demo import DemoData, generate, write_csv
 from tests.platform import Platform
@@ -49,3 +52,31 @@ async def publish_demo(platform: Platform, n: int = 200, seed: int = 1, period: 
         await platform.start("scoring")
     await import_period(platform, n, seed, period)
     return await evaluate_and_publish(platform, period)
+
+
+async def unpublished_run(platform: Platform, content: bytes, period: int = 2025) -> str:
+    """Import `content` (CSV) and evaluate the period, without publishing: the run's id."""
+    async with platform.client("scoring", "government") as gov:
+        r = await gov.post("/v1/imports", files={"file": ("more.csv", content, "text/csv")})
+        assert r.status_code == 201, r.text
+        r = await gov.post("/v1/evaluations", json={"period": period, "wait": True})
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+
+async def what_if_pages(
+    service: httpx.AsyncClient, run_id: str, limit: int
+) -> tuple[dict[str, Any], list[Any]]:
+    """A service's what-if of a run, every page of its changes: (the first answer, changes)."""
+    items: list[Any] = []
+    offset: int | None = 0
+    first: dict[str, Any] = {}
+    while offset is not None:
+        r = await service.post(
+            "/v1/what-if/evaluation", json={"run_id": run_id, "limit": limit, "offset": offset}
+        )
+        assert r.status_code == 200, r.text
+        first = first or r.json()
+        items += r.json()["changes"]["items"]
+        offset = r.json()["changes"]["next_offset"]
+    return first, items

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from fastapi import FastAPI, Form, Query, Request
+from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -184,38 +184,75 @@ its legal representative then passes a simulated face check.</p>
 {body}</body></html>"""
 
 
-def create_app(
-    settings: IdpSettings | None = None, staff: tuple[StaffAccount, ...] | None = None
-) -> FastAPI:
-    """`staff`: the staff accounts of the OpenID Connect provider (the demo ones by default)."""
-    settings = settings or IdpSettings()
-    if _in_production(settings):
-        raise RuntimeError("the development identity provider refuses to run in production")
+def _login_list(enterprises: dict[str, DemoEnterprise], spappurl: str) -> str:
+    items = [
+        '<li><form method="post" action="/login">'
+        f'<input type="hidden" name="spappurl" value="{html.escape(spappurl)}">'
+        f'<input type="hidden" name="uscc" value="{html.escape(e.uscc)}">'
+        f"<b>{html.escape(e.name)}</b> {html.escape(e.uscc)} · 法定代表人 "
+        f'<input name="attn_name" value="{html.escape(e.legal_rep)}" size="8">'
+        ' <button type="submit">登录</button></form></li>'
+        for e in enterprises.values()
+    ]
+    if not items:
+        return "<p>No demo enterprises yet (load the demo data first).</p>"
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def _face_check_page(e: DemoEnterprise, spappurl: str, attn_name: str) -> str:
+    return (
+        f"<h2>{html.escape(e.name)}</h2><p>人脸识别 (simulated) for "
+        f"{html.escape(attn_name)}</p>"
+        '<form method="post" action="/face-check">'
+        f'<input type="hidden" name="spappurl" value="{html.escape(spappurl)}">'
+        f'<input type="hidden" name="uscc" value="{html.escape(e.uscc)}">'
+        f'<input type="hidden" name="attn_name" value="{html.escape(attn_name)}">'
+        '<button name="passed" value="yes">Face check passes</button> '
+        '<button name="passed" value="no">Face check fails</button></form>'
+    )
+
+
+def _esso_error(code: int, msg: str) -> JSONResponse:
+    return JSONResponse({"errCode": code, "msg": msg})
+
+
+def _query_token(raw: bytes) -> str | None:
+    try:
+        payload = json.loads(raw)
+        token = payload["token"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return token if isinstance(token, str) else None
+
+
+def _user_query(settings: IdpSettings, store: TokenStore, headers: Any, raw: bytes) -> JSONResponse:
+    """The provider's signed user query: project, signature, then the one-use ssotoken."""
+    if headers.get("x-esso-project-id") != settings.project_id:
+        return _esso_error(ERR_PROJECT, "项目不存在 (unknown project)")
     secret = settings.project_secret.get_secret_value().encode()
-    store = TokenStore(settings.token_ttl)
+    expected = hmac.new(secret, raw, hashlib.sha256).hexdigest()
+    given = headers.get("x-esso-signature", "").strip().lower()
+    if not hmac.compare_digest(expected, given):
+        return _esso_error(ERR_SIGNATURE, "签名错误 (bad signature)")
+    token = _query_token(raw)
+    if token is None:
+        return _esso_error(ERR_REQUEST, '参数错误 (body must be {"token": ...})')
+    redeemed = store.redeem(token)
+    if redeemed == ERR_USED:
+        return _esso_error(ERR_USED, "令牌已使用 (ssotoken already used)")
+    if not isinstance(redeemed, IssuedToken):
+        return _esso_error(ERR_TOKEN, "令牌无效或已过期 (ssotoken invalid or expired)")
+    return JSONResponse({"errCode": ERR_OK, "msg": "success", "info": user_info(redeemed)})
+
+
+def esso_router(settings: IdpSettings, store: TokenStore) -> APIRouter:
+    """The enterprise-code (ESSO) side: login page, simulated face check, user query."""
+    router = APIRouter()
     callbacks = settings.callbacks()
 
-    app = FastAPI(
-        title="Development identity provider (enterprise-code ESSO and staff OpenID Connect)",
-        description=__doc__,
-        version="1.0.0",
-        # Only the protocol is published: no API documentation to browse.
-        openapi_url=None,
-    )
-    install_problem_handlers(app)
-    app.add_middleware(SimulatorMarker)
-    app.state.settings = settings
-    app.state.tokens = store
-    oidc = OidcProvider(settings, staff if staff is not None else default_accounts())
-    app.state.oidc = oidc
-    app.include_router(oidc_router(oidc))
-
-    def enterprises() -> dict[str, DemoEnterprise]:
-        # Read on each use: the demo loader may write the file after we started.
-        return load_enterprises(settings.enterprises_file)
-
     def find(uscc: str) -> DemoEnterprise:
-        enterprise = enterprises().get(uscc.strip().upper())
+        # Read on each use: the demo loader may write the file after we started.
+        enterprise = load_enterprises(settings.enterprises_file).get(uscc.strip().upper())
         if enterprise is None:
             raise NotFound(f"No demo enterprise {uscc}")
         return enterprise
@@ -224,51 +261,22 @@ def create_app(
         if not callback_allowed(callbacks, spappurl):
             raise BadRequest("spappurl is not an allowed callback")
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/opensso/spsaehandler/metaAlias/sp", response_class=HTMLResponse)
+    @router.get("/opensso/spsaehandler/metaAlias/sp", response_class=HTMLResponse)
     async def login_page(spappurl: Annotated[str, Query(max_length=2048)]) -> HTMLResponse:
         check_callback(spappurl)
-        items = []
-        for e in enterprises().values():
-            items.append(
-                '<li><form method="post" action="/login">'
-                f'<input type="hidden" name="spappurl" value="{html.escape(spappurl)}">'
-                f'<input type="hidden" name="uscc" value="{html.escape(e.uscc)}">'
-                f"<b>{html.escape(e.name)}</b> {html.escape(e.uscc)} · 法定代表人 "
-                f'<input name="attn_name" value="{html.escape(e.legal_rep)}" size="8">'
-                ' <button type="submit">登录</button></form></li>'
-            )
-        body = (
-            f"<ul>{''.join(items)}</ul>"
-            if items
-            else "<p>No demo enterprises yet (load the demo data first).</p>"
-        )
+        body = _login_list(load_enterprises(settings.enterprises_file), spappurl)
         return HTMLResponse(_PAGE.format(body=body))
 
-    @app.post("/login", response_class=HTMLResponse)
+    @router.post("/login", response_class=HTMLResponse)
     async def login(
         spappurl: Annotated[str, Form(max_length=2048)],
         uscc: Annotated[str, Form(max_length=18)],
         attn_name: Annotated[str, Form(max_length=64)],
     ) -> HTMLResponse:
         check_callback(spappurl)
-        e = find(uscc)
-        body = (
-            f"<h2>{html.escape(e.name)}</h2><p>人脸识别 (simulated) for "
-            f"{html.escape(attn_name)}</p>"
-            '<form method="post" action="/face-check">'
-            f'<input type="hidden" name="spappurl" value="{html.escape(spappurl)}">'
-            f'<input type="hidden" name="uscc" value="{html.escape(e.uscc)}">'
-            f'<input type="hidden" name="attn_name" value="{html.escape(attn_name)}">'
-            '<button name="passed" value="yes">Face check passes</button> '
-            '<button name="passed" value="no">Face check fails</button></form>'
-        )
-        return HTMLResponse(_PAGE.format(body=body))
+        return HTMLResponse(_PAGE.format(body=_face_check_page(find(uscc), spappurl, attn_name)))
 
-    @app.post("/face-check", response_model=None)
+    @router.post("/face-check", response_model=None)
     async def face_check(
         spappurl: Annotated[str, Form(max_length=2048)],
         uscc: Annotated[str, Form(max_length=18)],
@@ -290,41 +298,46 @@ def create_app(
         real_level: Annotated[int | None, Form(ge=1, le=4)] = None,
     ) -> dict[str, str]:
         e = find(uscc)
-        token = store.issue(
-            e,
-            attn_name if attn_name is not None else e.legal_rep,
-            real_level if real_level is not None else settings.default_real_level,
-            "Elicense",
-        )
-        return {"ssotoken": token}
+        name = attn_name if attn_name is not None else e.legal_rep
+        level = real_level if real_level is not None else settings.default_real_level
+        return {"ssotoken": store.issue(e, name, level, "Elicense")}
 
     if settings.simulate_login:
-        app.post("/simulate-login", summary="Scripted login for tests and demos")(simulate_login)
+        router.post("/simulate-login", summary="Scripted login for tests and demos")(simulate_login)
 
-    def esso_error(code: int, msg: str) -> JSONResponse:
-        return JSONResponse({"errCode": code, "msg": msg})
-
-    @app.post("/rest/user/query", summary="ESSO user query (signed)")
+    @router.post("/rest/user/query", summary="ESSO user query (signed)")
     async def user_query(request: Request) -> JSONResponse:
-        raw = await request.body()
-        if request.headers.get("x-esso-project-id") != settings.project_id:
-            return esso_error(ERR_PROJECT, "项目不存在 (unknown project)")
-        expected = hmac.new(secret, raw, hashlib.sha256).hexdigest()
-        given = request.headers.get("x-esso-signature", "").strip().lower()
-        if not hmac.compare_digest(expected, given):
-            return esso_error(ERR_SIGNATURE, "签名错误 (bad signature)")
-        try:
-            payload = json.loads(raw)
-            token = payload["token"]
-            if not isinstance(token, str):
-                raise TypeError("token")
-        except (ValueError, KeyError, TypeError):
-            return esso_error(ERR_REQUEST, '参数错误 (body must be {"token": ...})')
-        redeemed = store.redeem(token)
-        if redeemed == ERR_USED:
-            return esso_error(ERR_USED, "令牌已使用 (ssotoken already used)")
-        if not isinstance(redeemed, IssuedToken):
-            return esso_error(ERR_TOKEN, "令牌无效或已过期 (ssotoken invalid or expired)")
-        return JSONResponse({"errCode": ERR_OK, "msg": "success", "info": user_info(redeemed)})
+        return _user_query(settings, store, request.headers, await request.body())
 
+    return router
+
+
+def create_app(
+    settings: IdpSettings | None = None, staff: tuple[StaffAccount, ...] | None = None
+) -> FastAPI:
+    """`staff`: the staff accounts of the OpenID Connect provider (the demo ones by default)."""
+    settings = settings or IdpSettings()
+    if _in_production(settings):
+        raise RuntimeError("the development identity provider refuses to run in production")
+    store = TokenStore(settings.token_ttl)
+    app = FastAPI(
+        title="Development identity provider (enterprise-code ESSO and staff OpenID Connect)",
+        description=__doc__,
+        version="1.0.0",
+        # Only the protocol is published: no API documentation to browse.
+        openapi_url=None,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(SimulatorMarker)
+    app.state.settings = settings
+    app.state.tokens = store
+    oidc = OidcProvider(settings, staff if staff is not None else default_accounts())
+    app.state.oidc = oidc
+    app.include_router(oidc_router(oidc))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(esso_router(settings, store))
     return app

@@ -385,6 +385,76 @@ def _authorize_check(
     )
 
 
+def _single_params(request: Request) -> dict[str, str] | HTMLResponse:
+    """Parameters read as sent: a repeated one is refused rather than one picked."""
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key in params:
+            return _error_page(f"Parameter {key} is repeated.")
+        if len(value) > 2048:
+            return _error_page(f"Parameter {key} is too long.")
+        params[key] = value
+    return params
+
+
+def _sign_in(
+    provider: OidcProvider, request_id: str, account: str
+) -> HTMLResponse | RedirectResponse:
+    """The demo account chosen: back to the client with a code."""
+    auth_request = provider.pending.pop(request_id)
+    if auth_request is None:
+        return _error_page("This sign-in has expired or was used; start again.")
+    person = provider.account(account)
+    if person is None:
+        return _error_page("No such demo account.", 404)
+    code = provider.codes.add(IssuedCode(auth_request, person, int(time.time())))
+    answer = {"code": code, "iss": provider.issuer}
+    if auth_request.state is not None:
+        answer["state"] = auth_request.state
+    return RedirectResponse(_with_query(auth_request.redirect_uri, answer), status_code=303)
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    authorization: str | None
+    grant_type: str | None
+    code: str | None
+    redirect_uri: str | None
+    code_verifier: str | None
+    client_id: str | None
+    client_secret: str | None
+
+
+def _token_answer(provider: OidcProvider, req: TokenRequest) -> JSONResponse:
+    try:
+        client = provider.authenticate_client(req.authorization, req.client_id, req.client_secret)
+        if req.grant_type != "authorization_code":
+            raise OAuthFailure("unsupported_grant_type", "Only authorization_code")
+        if not req.code:
+            raise OAuthFailure("invalid_request", "code is required")
+        body = provider.redeem(client, req.code, req.redirect_uri, req.code_verifier)
+    except OAuthFailure as exc:
+        challenge = (
+            {"WWW-Authenticate": 'Basic realm="idp"'}
+            if exc.status == 401 and req.authorization is not None
+            else None
+        )
+        return _oauth_error(exc, challenge)
+    return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _userinfo_answer(provider: OidcProvider, authorization: str) -> JSONResponse:
+    scheme, _, value = authorization.partition(" ")
+    grant = provider.tokens.get(value.strip()) if scheme.lower() == "bearer" else None
+    if grant is None:
+        return JSONResponse(
+            {"error": "invalid_token", "error_description": "Unknown or expired token"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return JSONResponse(provider.userinfo(grant), headers={"Cache-Control": "no-store"})
+
+
 def oidc_router(provider: OidcProvider) -> APIRouter:
     router = APIRouter(tags=["openid-connect"])
 
@@ -398,14 +468,9 @@ def oidc_router(provider: OidcProvider) -> APIRouter:
 
     @router.get("/oidc/authorize", response_model=None)
     async def authorize(request: Request) -> HTMLResponse | RedirectResponse:
-        # Parameters read as sent: a repeated one is refused rather than one picked.
-        params: dict[str, str] = {}
-        for key, value in request.query_params.multi_items():
-            if key in params:
-                return _error_page(f"Parameter {key} is repeated.")
-            if len(value) > 2048:
-                return _error_page(f"Parameter {key} is too long.")
-            params[key] = value
+        params = _single_params(request)
+        if not isinstance(params, dict):
+            return params
         checked = _authorize_check(provider, params)
         if not isinstance(checked, tuple):
             return checked
@@ -418,17 +483,7 @@ def oidc_router(provider: OidcProvider) -> APIRouter:
         request_id: Annotated[str, Form(alias="request", max_length=128)],
         account: Annotated[str, Form(max_length=64)],
     ) -> HTMLResponse | RedirectResponse:
-        auth_request = provider.pending.pop(request_id)
-        if auth_request is None:
-            return _error_page("This sign-in has expired or was used; start again.")
-        person = provider.account(account)
-        if person is None:
-            return _error_page("No such demo account.", 404)
-        code = provider.codes.add(IssuedCode(auth_request, person, int(time.time())))
-        answer = {"code": code, "iss": provider.issuer}
-        if auth_request.state is not None:
-            answer["state"] = auth_request.state
-        return RedirectResponse(_with_query(auth_request.redirect_uri, answer), status_code=303)
+        return _sign_in(provider, request_id, account)
 
     @router.post("/oidc/token")
     async def token(
@@ -440,33 +495,19 @@ def oidc_router(provider: OidcProvider) -> APIRouter:
         client_id: Annotated[str | None, Form(max_length=128)] = None,
         client_secret: Annotated[str | None, Form(max_length=256)] = None,
     ) -> JSONResponse:
-        authorization = request.headers.get("authorization")
-        try:
-            client = provider.authenticate_client(authorization, client_id, client_secret)
-            if grant_type != "authorization_code":
-                raise OAuthFailure("unsupported_grant_type", "Only authorization_code")
-            if not code:
-                raise OAuthFailure("invalid_request", "code is required")
-            body = provider.redeem(client, code, redirect_uri, code_verifier)
-        except OAuthFailure as exc:
-            challenge = (
-                {"WWW-Authenticate": 'Basic realm="idp"'}
-                if exc.status == 401 and authorization is not None
-                else None
-            )
-            return _oauth_error(exc, challenge)
-        return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        req = TokenRequest(
+            request.headers.get("authorization"),
+            grant_type,
+            code,
+            redirect_uri,
+            code_verifier,
+            client_id,
+            client_secret,
+        )
+        return _token_answer(provider, req)
 
     async def userinfo(request: Request) -> JSONResponse:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        grant = provider.tokens.get(value.strip()) if scheme.lower() == "bearer" else None
-        if grant is None:
-            return JSONResponse(
-                {"error": "invalid_token", "error_description": "Unknown or expired token"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
-        return JSONResponse(provider.userinfo(grant), headers={"Cache-Control": "no-store"})
+        return _userinfo_answer(provider, request.headers.get("authorization", ""))
 
     add: Callable[..., Any] = router.add_api_route
     add("/oidc/userinfo", userinfo, methods=["GET", "POST"])

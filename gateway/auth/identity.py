@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.models import Revocation
 from shared.auth.principal import Principal, PrincipalKind
-from shared.auth.tokens import TokenIssuer, TokenVerifier
+from shared.auth.service_tokens import InternalTokens
+from shared.auth.tokens import TokenIssuer, TokenVerifier, VerifiedCache
 from shared.errors import Forbidden, Unauthorized
 
 GATEWAY_AUDIENCE = "gateway"
@@ -155,16 +156,20 @@ class Identity:
         # `__Host-ip_access` on a secure deployment; only that name is read there.
         self.access_cookie = access_cookie
         # A token already verified is not verified again until it expires: a signature check
-        # is the largest CPU cost of a proxied request. Revocation is still checked each time.
-        self._verified: dict[str, Caller] = {}
-        self.cache_size = cache_size
+        # is the largest CPU cost of a proxied request. Keyed by the token's digest, bounded.
+        # Revocation (a session, a token, a disabled or rotated client) is still checked on
+        # every request, against the cached claims.
+        self._verified = VerifiedCache(cache_size)
+        self._internal = InternalTokens(issuer, cache_size)
 
     def mint_access(self, principal: Principal, ttl: int, *, session_id: str | None = None) -> str:
         extra = {"sid": session_id} if session_id else None
         return self.issuer.mint(principal, GATEWAY_AUDIENCE, ttl=ttl, extra=extra)
 
     def mint_internal(self, principal: Principal, audience: str, ttl: int) -> str:
-        return self.issuer.mint(principal, audience, ttl=ttl)
+        """An internal token for one service: the same one for the same principal and
+        audience for most of its life (see `InternalTokens`)."""
+        return self._internal.token(principal, audience, ttl)
 
     async def authenticate(self, request: Request) -> Caller | None:
         """The caller, None when anonymous; a bad or revoked token is a 401."""
@@ -181,17 +186,16 @@ class Identity:
             via_cookie = token is not None
         if token is None:
             return None
-        caller = self._verified.get(token)
-        if caller is None or caller.expires_at <= time.time():
+        key = VerifiedCache.key(token)
+        caller: Caller | None = self._verified.get(key)
+        if caller is None:
             claims = await self.verifier.verify_claims(token)
             try:
                 principal = Principal.model_validate(claims)
             except ValueError as exc:
                 raise Unauthorized("Token claims do not describe a principal") from exc
             caller = Caller(principal, claims, via_cookie)
-            if len(self._verified) >= self.cache_size:
-                self._verified.clear()  # crude but bounded; refills at one verify per token
-            self._verified[token] = caller
+            self._verified.put(key, caller.expires_at, caller)
         elif caller.via_cookie != via_cookie:
             caller = Caller(caller.principal, caller.claims, via_cookie)
         if self.revocations.is_revoked(caller.session_id, caller.token_id):

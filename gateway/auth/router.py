@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from gateway.auth import sessions
 from gateway.auth.clients import (
     ClientKind,
+    ClientLocked,
     ClientLockout,
     InvalidClient,
     OAuthError,
@@ -44,10 +46,11 @@ from gateway.auth.staff import (
     role_scopes,
 )
 from gateway.models import Client, LoginSession
+from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from shared.auth.principal import PrincipalKind
 from shared.db import CommittingRoute, DbSession
-from shared.errors import BadRequest, Unauthorized, problem_responses
+from shared.errors import BadRequest, TooManyRequests, Unauthorized, problem_responses
 
 router = APIRouter(route_class=CommittingRoute, tags=["auth"])
 STATE_COOKIE = "ip_esso_state"
@@ -71,9 +74,61 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _throttle(request: Request) -> None:
-    key = f"auth:{_address(request)}"
-    await request.app.state.limiter.check(_settings(request).rate_limit_auth, key)
+def _forwarded_browser(request: Request) -> str | None:
+    """The address a forwarder (the portal) says it acts for: the last X-Forwarded-For entry,
+    if it is an IP address. Believed only once the caller authenticated as a portal."""
+    header = request.headers.get("x-forwarded-for")
+    if not header:
+        return None
+    try:
+        return str(ipaddress.ip_address(header.rsplit(",", 1)[-1].strip()))
+    except ValueError:
+        return None
+
+
+async def _throttle(request: Request, db: DbSession) -> Client | None:
+    """Count a login-endpoint request against the per-address limit (`rate_limit_auth`).
+
+    Every browser sign-in through the portal reaches us from the portal's address, so
+    counting that address would let a busy portal lock everyone out. A caller that
+    authenticates (HTTP Basic) as a `portal` client is a trusted forwarder: its request
+    counts against the browser's address it forwards in X-Forwarded-For, under its client
+    id. Nobody else chooses the counted address (docs/gateway.md). Returns the client the
+    request authenticated as, if it did here, so the endpoint does not do it again."""
+    limiter: RateLimiter = request.app.state.limiter
+    spec = _settings(request).rate_limit_auth
+    peer = f"auth:{_address(request)}"
+    client = await _forwarder_client(request, db, limiter, spec, peer)
+    browser = _forwarded_browser(request)
+    if client is not None and client.kind == ClientKind.PORTAL and browser is not None:
+        await limiter.check(spec, f"auth:{client.client_id}:{browser}")
+    else:
+        await limiter.check(spec, peer)
+    return client
+
+
+async def _forwarder_client(
+    request: Request, db: DbSession, limiter: RateLimiter, spec: str, peer: str
+) -> Client | None:
+    """The client a request that may be forwarded authenticates as; None when it forwards
+    nothing or sends no Basic credentials (then it is counted as before, by its address)."""
+    header = request.headers.get("authorization")
+    if _forwarded_browser(request) is None or header is None:
+        return None
+    if header.partition(" ")[0].lower() != "basic":
+        return None
+    # No secret is checked for an address already over its limit; a failure counts there.
+    retry_after = await limiter.exhausted(spec, peer)
+    if retry_after is not None:
+        raise TooManyRequests(
+            f"Limit {spec} exceeded; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+    try:
+        return await _authenticated_client(request, db, *_basic_credentials(header))
+    except (InvalidClient, ClientLocked):
+        await limiter.record(spec, peer)
+        raise
 
 
 @router.get(
@@ -161,11 +216,12 @@ async def token(
     subject_token_type: Annotated[str | None, Form(max_length=128)] = None,
     requested_token_type: Annotated[str | None, Form(max_length=128)] = None,
 ) -> JSONResponse:
-    await _throttle(request)
+    client = await _throttle(request, db)
     cid, secret = _client_credentials(request, client_id, client_secret)
     if grant_type not in ("client_credentials", TOKEN_EXCHANGE):
         raise OAuthError("unsupported_grant_type", f"Only client_credentials or {TOKEN_EXCHANGE}")
-    client = await _authenticated_client(request, db, cid, secret)
+    if client is None:
+        client = await _authenticated_client(request, db, cid, secret)
     if grant_type == TOKEN_EXCHANGE:
         exchange = TokenExchange(subject_token, subject_token_type, requested_token_type)
         return await _exchange(request, db, client, exchange, scope, audience)
@@ -323,7 +379,7 @@ def _refresh_cookie(request: Request) -> str | None:
     responses=problem_responses(401, 403, 422, 429, 502, 503),
 )
 async def esso_exchange(request: Request, db: DbSession, body: SsoTokenExchange) -> JSONResponse:
-    await _throttle(request)
+    await _throttle(request, db)
     issued = await _login(request, db, body.ssotoken)
     return JSONResponse(_session_body(issued).model_dump(), headers={"Cache-Control": "no-store"})
 
@@ -390,7 +446,7 @@ async def esso_callback(
     state: Annotated[str | None, Query(max_length=128)] = None,
     goto: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> RedirectResponse:
-    await _throttle(request)
+    await _throttle(request, db)
     settings = _settings(request)
     expected = request.cookies.get(settings.cookie(STATE_COOKIE, _STATE_PATH)[0])
     if not state or not expected or not secrets.compare_digest(state, expected):
@@ -418,15 +474,14 @@ async def esso_callback(
 async def refresh(
     request: Request, db: DbSession, body: RefreshRequest | None = None
 ) -> JSONResponse:
-    await _throttle(request)
+    client = await _throttle(request, db)
     presented = (body.refresh_token if body else None) or _refresh_cookie(request)
     if not presented:
         raise Unauthorized("A refresh token is required")
     settings = _settings(request)
-    client: Client | None = None
     header = request.headers.get("authorization")
     # Only Basic means a client authenticating; a mini-app backend may send its bearer.
-    if header is not None and header.partition(" ")[0].lower() == "basic":
+    if client is None and header is not None and header.partition(" ")[0].lower() == "basic":
         client = await _authenticated_client(request, db, *_basic_credentials(header))
     issued = await sessions.refresh_session(
         db, _identity(request), settings, presented, client=client

@@ -29,6 +29,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Request, Response
 
 from gateway.auth.identity import Caller
+from gateway.bodylimit import import_deadline
 from gateway.settings import UPSTREAMS
 from shared.auth.principal import Principal, PrincipalKind
 from shared.errors import BadRequest, Forbidden
@@ -210,6 +211,7 @@ async def proxy(request: Request, name: str) -> Response:
         query=request.scope.get("query_string", b""),
         headers=forward_headers(request, token),
         content=body,
+        deadline=import_deadline(request.scope, state.settings.import_timeout),
     )
     base_url = state.upstreams.by_name[name].base_url
     headers = {}

@@ -125,9 +125,14 @@ def _explanations(
 
 
 async def _scorecard(
-    request: Request, gw: GatewayClient, session: Session, period: int | None
+    request: Request,
+    gw: GatewayClient,
+    session: Session,
+    period: int | None,
+    uscc: str | None = None,
 ) -> dict[str, Any]:
-    uscc = _uscc(session)
+    """The 一图清 of the session's enterprise, or (government pages) of `uscc`."""
+    uscc = uscc or _uscc(session)
     reference = request.app.state.reference
     params = {"period": period} if period else None
     score_call = gw.get(session, f"/v1/scoring/enterprises/{uscc}/score", params)

@@ -359,3 +359,56 @@ class ConsumerCursor(ConsumerCursorMixin, Base):
     """How far this service has read another service's event feed."""
 
     __tablename__ = "consumer_cursors"
+
+
+# A loan's performance as its bank reports it (issue 13). Worst last: `OUTCOME_STATES.index`
+# orders severity, and "bad" is defined on it (docs/governance.md).
+OUTCOME_STATES = ("current", "repaid", "overdue_30", "overdue_60", "overdue_90_plus", "default")
+
+
+class LoanOutcome(Base):
+    """One report of a disbursed loan's state on a date: append-only, never updated.
+
+    A loan is a disbursed application; only its bank reports on it. The natural key
+    (loan, date, state) makes a repeated report the same report; a report contradicting an
+    earlier one for the same key is refused, so the history never changes under a reader.
+    """
+
+    __tablename__ = "loan_outcomes"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s}'" for s in OUTCOME_STATES) + ")", name="state"
+        ),
+        CheckConstraint("outstanding >= 0", name="outstanding"),
+        CheckConstraint("state <> 'repaid' OR outstanding = 0", name="repaid_nothing_left"),
+        Index("uq_loan_outcomes_natural", "application_id", "as_of", "state", unique=True),
+        Index(
+            "uq_loan_outcomes_idempotency",
+            "bank_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_loan_outcomes_bank_id", "bank_id", "id"),
+        Index("ix_loan_outcomes_uscc", "uscc", "id"),
+        Index("ix_loan_outcomes_period", "period", "application_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    application_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("applications.id"))
+    # Copied from the application so the statistics read one table.
+    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id"))
+    uscc: Mapped[str] = mapped_column(String(18))
+    # The score period the loan was granted on (the application's evidence).
+    period: Mapped[int] = mapped_column(SmallInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    as_of: Mapped[date] = mapped_column(Date)
+    outstanding: Mapped[int] = mapped_column(BigInteger)
+    # Made up by the demo's back-book generator, never a bank's real report.
+    synthetic: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    reported_by: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -15,6 +15,7 @@ SCHEMA = "scoring"
 
 async def _startup(app: FastAPI) -> None:
     from services.scoring.evaluations.service import fail_stale_runs, now_utc
+    from services.scoring.scores.detail import open_reader
     from services.scoring.scores.service import RunCache
     from services.scoring.specs.service import SpecCache, seed_default_spec
 
@@ -25,6 +26,13 @@ async def _startup(app: FastAPI) -> None:
     async with app.state.sessionmaker() as session, session.begin():
         await seed_default_spec(session)
     await fail_stale_runs(app.state.engine)
+    await open_reader(app)
+
+
+async def _shutdown(app: FastAPI) -> None:
+    from services.scoring.scores.detail import close_reader
+
+    await close_reader(app)
 
 
 def create_app(
@@ -34,6 +42,7 @@ def create_app(
 
     spec = ServiceSpec(
         on_startup=[_startup],
+        on_shutdown=[_shutdown],
         name="scoring",
         title="Innovation points: scoring service",
         description=(

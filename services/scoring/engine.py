@@ -874,6 +874,125 @@ def improvements(row: ScoredRow, stats: Mapping[str, Any], limit: int = 3) -> li
     return out
 
 
+# -- explanations computed in the batch ----------------------------------------------------------
+
+# `explain_codes` lays out, per row, EXPLAIN_WIDTH signed bytes: the 24 value statuses (indices
+# into STATUSES), then per indicator its target (the index of the boundary entry `target_for`
+# picks, or one of the negative codes below), then the indicators of `reasons` in order (-1
+# pads). A read turns them into the same reasons, improvements and targets without searching.
+EXPLAIN_WIDTH = 2 * _N + 4
+REASONS_STORED = 4
+TARGET_NO_WEIGHT, TARGET_AT_MAXIMUM, TARGET_NONE, TARGET_UNSCORED = -1, -2, -3, -4
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class BandTables:
+    """Every cohort's boundary tables as arrays [entry, cohort, indicator], padded with +inf
+    (never reached), and each table's length: what `explain_codes` searches."""
+
+    bounds: FloatArray  # [entry, cohort, indicator]
+    percentiles: FloatArray
+    lengths: IntArray  # [cohort, indicator]
+
+
+def band_tables(result: EngineResult) -> BandTables | None:
+    """The tables of `result`, or None when one cannot be searched as ascending arrays (a
+    legacy table without `op`, or one not ascending in both boundary and percentile; the
+    engine's own tables always can: each entry's value and its count grow with the
+    boundary)."""
+    tables: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
+    for c, stage in enumerate(STAGES):
+        stats = result.cohort_stats.get(stage.value)
+        if stats is None:
+            continue
+        for j, code in enumerate(INDICATOR_CODES):
+            entries = stats["indicators"][code]["boundaries"]
+            if any("op" not in e or e.get("percentile") is None for e in entries):
+                return None
+            b = [float(e["boundary"]) for e in entries]
+            p = [float(e["percentile"]) for e in entries]
+            if b != sorted(b) or p != sorted(p):
+                return None
+            tables[(c, j)] = (b, p)
+    width = max((len(b) for b, _ in tables.values()), default=0)
+    bounds = np.full((width, len(STAGES), _N), np.inf)
+    pcts = np.full((width, len(STAGES), _N), np.inf)
+    lengths = np.zeros((len(STAGES), _N), dtype=np.int64)
+    for (c, j), (b, p) in tables.items():
+        bounds[: len(b), c, j] = b
+        pcts[: len(p), c, j] = p
+        lengths[c, j] = len(b)
+    return BandTables(bounds, pcts, lengths)
+
+
+def _target_codes(
+    points: FloatArray, maxima: FloatArray, cohort: npt.NDArray[np.int8], tables: BandTables
+) -> npt.NDArray[np.int8]:
+    """Per [row, indicator], the entry `target_for` returns, without a loop over rows.
+
+    `target_for` takes the first entry whose boundary and percentile both lie above the
+    row's share (points / max): with both ascending, that is the larger of the two counts of
+    entries at or below it (a few entries: counted by comparison, not searched).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        current = points / maxima + _EPS
+    k = np.zeros(points.shape, dtype=np.int8)
+    below = np.empty(points.shape, dtype=np.bool_)
+    for e in range(tables.bounds.shape[0]):
+        # Contiguous [cohort, indicator] planes: gathering rows of them by cohort is a copy.
+        np.less_equal(tables.bounds[e][cohort], current, out=below)
+        below |= tables.percentiles[e][cohort] <= current
+        k += below  # ascending: once one is at or below, so are those before
+    out = np.where(k < tables.lengths[cohort], k, TARGET_NONE).astype(np.int8)
+    out[maxima - points <= _EPS] = TARGET_AT_MAXIMUM
+    out[maxima <= 0.0] = TARGET_NO_WEIGHT
+    return out
+
+
+def _reason_order(points: FloatArray, maxima: FloatArray) -> npt.NDArray[np.int8]:
+    """The indicators `reasons` lists, worst first, -1 where fewer lost anything: the
+    largest loss left, four times (argmax takes the first of equals: catalogue order breaks
+    ties, as the stable sort of `reasons` does)."""
+    lost = maxima - points
+    lost[lost <= _EPS] = -np.inf
+    out = np.full((points.shape[0], REASONS_STORED), -1, dtype=np.int8)
+    rows = np.arange(points.shape[0])
+    for r in range(REASONS_STORED):
+        j = np.argmax(lost, axis=1)
+        found = lost[rows, j] > -np.inf
+        out[found, r] = j[found]
+        lost[rows, j] = -np.inf
+    return out
+
+
+def explain_codes(
+    result: EngineResult, rows: npt.NDArray[np.intp], tables: BandTables
+) -> npt.NDArray[np.int8]:
+    """The stored explanation of each of `rows` ([len(rows), EXPLAIN_WIDTH]; see above),
+    with `tables = band_tables(result)`.
+
+    Unscored rows have statuses only (no targets, no reasons), as a read shows them.
+    """
+    out = np.empty((rows.size, EXPLAIN_WIDTH), dtype=np.int8)
+    out[:, :_N] = result.status[rows]
+    out[:, _N:] = TARGET_UNSCORED
+    out[:, 2 * _N :] = -1
+    scored = result.scored[rows]
+    if not scored.any():
+        return out
+    sel = rows[scored]
+    cohort = result.cohort[sel]
+    points = result.points[sel]
+    points[np.isnan(points)] = 0.0
+    maxima = result.max_points[cohort]
+    codes = np.empty((sel.size, _N + REASONS_STORED), dtype=np.int8)
+    codes[:, :_N] = _target_codes(points, maxima, cohort, tables)
+    codes[:, _N:] = _reason_order(points, maxima)
+    out[scored, _N:] = codes
+    return out
+
+
 # -- reproducibility ----------------------------------------------------------------------------
 
 

@@ -188,6 +188,9 @@ class ScoringModel(Base):
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_by: Mapped[str | None] = mapped_column(Text)
+    # The challenger report (champion vs. this version in shadow) it was published on.
+    challenger_report_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
 
 
 class EvaluationRun(Base):
@@ -237,6 +240,8 @@ class EvaluationRun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A challenger's shadow run: evaluated on the period's facts, never noticed or published.
+    shadow: Mapped[bool] = mapped_column(Boolean, server_default="false", default=False)
 
 
 class Score(Base):
@@ -275,6 +280,9 @@ class Score(Base):
     # The source of each value and of the revenue when the run read them (0: none recorded).
     value_sources: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
     revenue_source: Mapped[int | None] = mapped_column(Integer)
+    # Statuses, target bands and reasons order, computed in the evaluation's batch
+    # (`engine.explain_codes`); NULL for runs evaluated before it was stored.
+    explain: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Event(Base):
@@ -361,3 +369,55 @@ class AuditEvent(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class ValidationRecord(Base):
+    """A model validation computed once per (run, reference run, outcomes snapshot, config).
+
+    Stored, not recomputed per request: the inputs are immutable (a run's scores never change;
+    the outcomes are addressed by the sha256 of what credit returned), so the same key always
+    gives the same figures, and the portal reads them in one row.
+    """
+
+    __tablename__ = "validation_reports"
+    __table_args__ = (
+        Index(
+            "uq_validation_reports_key",
+            "run_id",
+            "reference_run_id",
+            "outcomes_snapshot",
+            "config_sha256",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index("ix_validation_reports_model_period", "model_version", "period"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    model_version: Mapped[str] = mapped_column(String(32))
+    period: Mapped[int] = mapped_column(SmallInteger)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("evaluation_runs.id", ondelete="CASCADE"))
+    reference_run_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    outcomes_snapshot: Mapped[str] = mapped_column(String(64))
+    config_sha256: Mapped[str] = mapped_column(String(64))
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB, deferred=True, deferred_raiseload=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ChallengerReport(Base):
+    """A challenger model version in shadow against the champion, on one period's facts."""
+
+    __tablename__ = "challenger_reports"
+    __table_args__ = (Index("ix_challenger_reports_version", "challenger_version", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    challenger_version: Mapped[str] = mapped_column(ForeignKey("scoring_models.version"))
+    champion_version: Mapped[str] = mapped_column(String(32))
+    period: Mapped[int] = mapped_column(SmallInteger)
+    shadow_run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("evaluation_runs.id"))
+    champion_run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("evaluation_runs.id"))
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

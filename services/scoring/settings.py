@@ -9,8 +9,15 @@ from shared.settings import ComponentSettings
 class ScoringSettings(ComponentSettings):
     model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore", frozen=True)
 
-    # Largest upload accepted by POST /v1/imports.
-    max_import_bytes: int = 50 * 1024 * 1024
+    # Largest upload accepted by POST /v1/imports, as sent (a million rows of every known
+    # column are ~290 MB as CSV, ~70 MB gzip-compressed).
+    max_import_bytes: int = 400 * 1024 * 1024
+    # Largest a gzip-compressed import may inflate to (a gzip bomb stops here).
+    max_import_inflated_bytes: int = 400 * 1024 * 1024
+    # Largest an XLSX file's members may declare they inflate to (openpyxl holds its shared
+    # strings in memory), and the most cells its sheet may have.
+    max_xlsx_inflated_bytes: int = 200 * 1024 * 1024
+    max_xlsx_cells: int = 20_000_000
     # Rows reported back per import (the count is always exact).
     max_reported_errors: int = 1000
     # Publish only runs that were in public notice (or correct one); off: the notice is optional.

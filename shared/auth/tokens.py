@@ -9,6 +9,7 @@ rotation at the issuer is picked up without a restart.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -148,11 +149,54 @@ def _unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
+class VerifiedCache:
+    """Tokens already verified, by the SHA-256 of the token, until they expire.
+
+    A signature check is the largest CPU cost of an authenticated request, and the gateway
+    reuses an internal token for most of its short life, so each is checked once, not per
+    request. Bounded: when full, the expired entries go, and if none had, all of them (one
+    verification each refills it). An entry is kept no longer than the token's own `exp`
+    (without the clock leeway a fresh verification allows). A key dropped from the issuer's
+    JWKS stops new tokens at once; one verified before keeps working until it expires, as
+    it would have had it been checked a moment earlier.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._entries: dict[bytes, tuple[float, Any]] = {}
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes) -> Any:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.time():
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def put(self, key: bytes, expires_at: float, value: Any) -> None:
+        if len(self._entries) >= self.size:
+            now = time.time()
+            for k in [k for k, (exp, _) in self._entries.items() if exp <= now]:
+                del self._entries[k]
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+        self._entries[key] = (expires_at, value)
+
+    def discard(self, key: bytes) -> None:
+        self._entries.pop(key, None)
+
+
 class TokenVerifier:
     def __init__(self, jwks: JwksCache, issuer: str, audience: str) -> None:
         self.jwks = jwks
         self.issuer = issuer
         self.audience = audience
+        self._verified = VerifiedCache()
         self._claims = jwt.JWTClaimsRegistry(
             leeway=CLOCK_LEEWAY,
             iss={"essential": True, "value": issuer},
@@ -163,11 +207,17 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
+        key = VerifiedCache.key(token)
+        cached: Principal | None = self._verified.get(key)
+        if cached is not None:
+            return cached.model_copy(deep=True)
         claims = await self.verify_claims(token)
         try:
-            return Principal.model_validate(claims)
+            principal = Principal.model_validate(claims)
         except ValueError as exc:
             raise Unauthorized("Token claims do not describe a principal") from exc
+        self._verified.put(key, float(claims["exp"]), principal.model_copy(deep=True))
+        return principal
 
     async def verify_claims(self, token: str) -> dict[str, Any]:
         """The verified claims, all of them (the gateway also reads `sid` and `jti`)."""

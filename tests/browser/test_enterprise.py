@@ -82,15 +82,7 @@ def _applications(web: Web, uscc: str, product_id: str) -> list[dict[str, Any]]:
         return items
 
 
-def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
-    uscc = web.enterprise()
-    ctx, page, console = web.page()
-    web.sign_in(page, uscc)
-    page.get_by_role("link", name="金融超市").click()
-    offers = page.locator("#offers .offer")
-    expect(offers.first).to_be_visible()
-    screenshot(page, "credit")
-
+def _offers_sort_in_place(page: Page) -> None:
     # Sorting swaps the list in place (HTMX) and keeps the URL shareable.
     page.get_by_role("link", name="利率从低到高").click()
     page.wait_for_url(re.compile(r"sort=rate"))
@@ -101,7 +93,10 @@ def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
     ]
     assert rates == sorted(rates) and len(rates) >= 2
 
-    card = offers.first
+
+def _apply_once_through_the_consent_step(web: Web, page: Page, uscc: str) -> tuple[str, str]:
+    """Apply for the first offer as a person does (double click included): (application, bank)."""
+    card = page.locator("#offers .offer").first
     product_id = card.get_attribute("data-product")
     assert product_id
     card.get_by_role("link", name=re.compile("在线申请")).click()
@@ -137,9 +132,13 @@ def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
     assert again.headers["location"] == f"/e/credit/applications/{application_id}"
     apps = _applications(web, uscc, product_id)
     assert [a["id"] for a in apps] == [application_id]
+    return application_id, str(apps[0]["bank_id"])
 
+
+def _the_review_shows_on_the_timeline(
+    web: Web, page: Page, application_id: str, bank_id: str
+) -> None:
     # The bank starts its review: the timeline shows it.
-    bank_id = apps[0]["bank_id"]
     with web.api(web.platform.bank_token(bank_id)) as bank:
         r = bank.post(f"/v1/credit/applications/{application_id}/review", json={"note": "受理"})
         assert r.status_code == 200, r.text
@@ -148,6 +147,8 @@ def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
     expect(page.locator(".timeline li")).to_have_count(2)
     screenshot(page, "application")
 
+
+def _the_application_consent_ends_with_it(web: Web, page: Page, application_id: str) -> None:
     # The consent given by applying belongs to the application: the page says how it ends
     # and offers no withdrawal of its own.
     page.get_by_role("link", name="授权管理").click()
@@ -166,6 +167,10 @@ def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
     expect(page.get_by_test_id("consent-in-force")).to_have_count(0)
     expect(page.get_by_test_id("consent-ended").first).to_contain_text("申请已撤回")
 
+
+def _an_explicit_consent_is_withdrawn_on_the_page(
+    web: Web, page: Page, uscc: str, bank_id: str
+) -> None:
     # A consent given on its own is withdrawn on the page.
     with web.api(web.platform.enterprise_token(uscc)) as api:
         r = api.post("/v1/credit/consents", json={"bank_id": bank_id})
@@ -177,6 +182,21 @@ def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
     with web.api(web.platform.enterprise_token(uscc)) as api:
         consents = api.get("/v1/credit/consents").json()["items"]
     assert bank_id not in [c["bank_id"] for c in consents if c["status"] == "in_force"]
+
+
+def test_apply_once_follow_the_status_and_withdraw(web: Web) -> None:
+    uscc = web.enterprise()
+    ctx, page, console = web.page()
+    web.sign_in(page, uscc)
+    page.get_by_role("link", name="金融超市").click()
+    offers = page.locator("#offers .offer")
+    expect(offers.first).to_be_visible()
+    screenshot(page, "credit")
+    _offers_sort_in_place(page)
+    application_id, bank_id = _apply_once_through_the_consent_step(web, page, uscc)
+    _the_review_shows_on_the_timeline(web, page, application_id, bank_id)
+    _the_application_consent_ends_with_it(web, page, application_id)
+    _an_explicit_consent_is_withdrawn_on_the_page(web, page, uscc, bank_id)
     assert console.errors == []
     ctx.close()
 

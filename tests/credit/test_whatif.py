@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import text
 
 from tests.credit.conftest import CreditWorld
-from tests.scoring_fixtures import demo
+from tests.scoring_fixtures import demo, unpublished_run, what_if_pages
 
 N = 600  # the world's demo size
 
@@ -33,28 +33,12 @@ async def reshuffled_run(world: CreditWorld) -> str:
         for k, (u, n) in enumerate(zip(data.uscc[:60], data.name[:60], strict=True))
     ]
     content = ("uscc,name,period,rd_expense,invention_patents\n" + "\n".join(rows)).encode()
-    async with world.platform.client("scoring", "government") as gov:
-        r = await gov.post("/v1/imports", files={"file": ("more.csv", content, "text/csv")})
-        assert r.status_code == 201, r.text
-        r = await gov.post("/v1/evaluations", json={"period": 2025, "wait": True})
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
+    return await unpublished_run(world.platform, content)
 
 
 async def all_changes(world: CreditWorld, run_id: str) -> tuple[dict[str, Any], list[Any]]:
-    items: list[Any] = []
-    offset: int | None = 0
-    first: dict[str, Any] = {}
     async with world.government() as gov:
-        while offset is not None:
-            r = await gov.post(
-                "/v1/what-if/evaluation", json={"run_id": run_id, "limit": 50, "offset": offset}
-            )
-            assert r.status_code == 200, r.text
-            first = first or r.json()
-            items += r.json()["changes"]["items"]
-            offset = r.json()["changes"]["next_offset"]
-    return first, items
+        return await what_if_pages(gov, run_id, limit=50)
 
 
 async def test_what_if_predicts_the_lines_of_publication(world: CreditWorld) -> None:

@@ -16,6 +16,7 @@ import ast
 import copy
 import importlib.resources
 import ipaddress
+import itertools
 import json
 import re
 import shutil
@@ -31,6 +32,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from shared.components import COMPONENTS, component
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "k8s" / "base"
@@ -38,10 +41,21 @@ PRODUCTION = DEPLOY / "k8s" / "overlays" / "production"
 KUBERNETES_VERSION = "1.33.0"
 NAMESPACE = "innovation-points"
 
-PORTS = {"gateway": 8000, "scoring": 8001, "credit": 8002, "policy": 8003, "idp": 8009}
-SCALED = ("gateway", "scoring", "credit", "policy")
+PORTS = {c.name: c.port for c in COMPONENTS}
+# Autoscaled, in production too; the development provider is one replica and never there.
+SCALED = tuple(c.name for c in COMPONENTS if not c.development_only)
 # Metrics are served on a port of their own, never the public one (issue 10).
-METRICS_PORTS = {name: PORTS[name] + 100 for name in SCALED}
+METRICS_PORTS = {c.name: c.metrics_port for c in COMPONENTS if c.metrics_port is not None}
+# Reached from outside, each through its own Ingress host: the gateway and the portal.
+PUBLIC = {c.name for c in COMPONENTS if c.public}
+# The paths each public component's Ingress routes: the API, the portal's pages. Probes and
+# metrics stay inside.
+PUBLIC_PATHS = {
+    "gateway": {"/v1", "/.well-known", "/docs", "/openapi.json"},
+    "portal": {"/", "/auth", "/e", "/gov", "/bank", "/static"},
+}
+# Components with a database role of their own (rights on their schema alone).
+OWN_DATABASE_SECRET = {"portal": ("innovation-points-portal", "database-url")}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 # patchMergeKey of the lists we patch (from the Kubernetes API types); other lists replace.
 MERGE_KEYS = {
@@ -228,7 +242,7 @@ def test_every_deployment_is_probed_bounded_and_unprivileged(
             assert annotations["prometheus.io/port"] == str(metrics)
         assert container["ports"] == expected
         assert f"--port={port}" in "=".join(container["command"]).replace("=--port=", "--port=")
-        ready = "/healthz" if name == "idp" else "/readyz"
+        ready = component(name).ready_path
         assert container["readinessProbe"]["httpGet"] == {"path": ready, "port": "http"}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         for kind in ("requests", "limits"):
@@ -280,7 +294,8 @@ def test_secrets_are_referenced_never_committed(
             for e in container.get("env", [])
             if "valueFrom" in e
         }
-        assert refs[f"{name.upper()}_DATABASE_URL"] == "innovation-points-database"
+        secret = OWN_DATABASE_SECRET.get(name, ("innovation-points-database", "url"))[0]
+        assert refs[f"{name.upper()}_DATABASE_URL"] == secret, name
     gateway = of_kind(production, "Deployment")["gateway"]
     volumes = {v["name"]: v for v in gateway["spec"]["template"]["spec"]["volumes"]}
     assert volumes["signing-key"]["secret"]["secretName"] == "innovation-points-signing-key"
@@ -321,7 +336,7 @@ def ingress_sources(policies: list[Resource], component: str) -> list[tuple[Any,
 
 
 @pytest.mark.parametrize("overlay", ["base", "production"])
-def test_only_the_gateway_is_reachable_from_outside(
+def test_only_the_gateway_and_the_portal_are_reachable_from_outside(
     overlay: str, base: list[Resource], production: list[Resource]
 ) -> None:
     resources = base if overlay == "base" else production
@@ -333,11 +348,12 @@ def test_only_the_gateway_is_reachable_from_outside(
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
     }
     callers = {
-        "gateway": {"scoring", "credit", "policy"},
+        "gateway": {"scoring", "credit", "policy", "portal"},
         "scoring": {"gateway", "credit", "policy"},
-        "credit": {"gateway"},
-        "policy": {"gateway"},
-        "idp": {"gateway"},
+        "credit": {"gateway", "scoring"},
+        "policy": {"gateway", "scoring"},
+        "portal": set(),
+        "idp": {"gateway", "portal"},
     }
     for name, _ in deployments_of(resources):
         outside, inside = [], set()
@@ -355,7 +371,7 @@ def test_only_the_gateway_is_reachable_from_outside(
                 assert ports == [PORTS[name]], (name, ports)
         assert inside == callers[name], name
         expected_outside = [prometheus] if name in SCALED else []
-        if name == "gateway":
+        if name in PUBLIC:
             ingress_nginx = {
                 "namespaceSelector": {
                     "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
@@ -363,36 +379,116 @@ def test_only_the_gateway_is_reachable_from_outside(
             }
             expected_outside = [ingress_nginx, prometheus]
         assert sorted(map(json.dumps, outside)) == sorted(map(json.dumps, expected_outside)), name
-    ingresses = of_kind(resources, "Ingress")
-    backends = {
-        path["backend"]["service"]["name"]
-        for ing in ingresses.values()
-        for rule in ing["spec"]["rules"]
-        for path in rule["http"]["paths"]
-    }
-    assert backends == {"gateway"}
-    # Only the public API is routed: metrics and probes are not for the outside.
-    exposed = {
-        path["path"]
-        for ing in ingresses.values()
-        for rule in ing["spec"]["rules"]
-        for path in rule["http"]["paths"]
-    }
-    assert exposed == {"/v1", "/.well-known", "/docs", "/openapi.json"}
+    assert {"gateway", "portal"} == PUBLIC
+    assert routed_paths(resources) == PUBLIC_PATHS
     for service in of_kind(resources, "Service").values():
         assert service["spec"]["type"] == "ClusterIP"
+
+
+def _egress_allows(policies: list[Resource], source: str, target: str, port: int) -> bool:
+    labels = {"app.kubernetes.io/name": source}
+    for policy in policies:
+        if "Egress" not in policy["spec"]["policyTypes"] or not _selected(policy, labels):
+            continue
+        for rule in policy["spec"].get("egress", []):
+            if port not in [p["port"] for p in rule.get("ports", [])]:
+                continue
+            peers = rule.get("to")
+            if peers is None or any(
+                peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+                == target
+                for peer in peers
+            ):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("overlay", ["base", "production"])
+def test_every_configured_call_between_components_is_allowed_both_ways(
+    overlay: str, base: list[Resource], production: list[Resource]
+) -> None:
+    """Each `http://<component>:<port>` a ConfigMap gives a component (the portal's gateway,
+    scoring's credit and policy for the what-ifs...) passes the caller's egress and the
+    callee's ingress: a call the policies forgot fails only in a cluster."""
+    resources = base if overlay == "base" else production
+    policies = list(of_kind(resources, "NetworkPolicy").values())
+    deployed = set(of_kind(resources, "Deployment"))
+    calls = set()
+    for name, config in of_kind(resources, "ConfigMap").items():
+        caller = name.removesuffix("-config")
+        for value in config["data"].values():
+            for host, port in re.findall(r"http://([a-z]+):(\d+)", value):
+                if host in deployed and caller in deployed:
+                    calls.add((caller, host, int(port)))
+    assert ("portal", "gateway", 8000) in calls
+    assert {("scoring", "credit", 8002), ("scoring", "policy", 8003)} <= calls
+    for caller, callee, port in calls:
+        assert _egress_allows(policies, caller, callee, port), (caller, callee, port)
+        admitted = {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for peer, ports in ingress_sources(policies, callee)
+            if "podSelector" in peer and "namespaceSelector" not in peer and port in ports
+        }
+        assert caller in admitted, (caller, callee, port)
+
+
+def routed_paths(resources: list[Resource]) -> dict[str, set[str]]:
+    """Per backend Service, the paths the Ingresses route to it."""
+    routed: dict[str, set[str]] = {}
+    for ingress in of_kind(resources, "Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]["name"]
+                assert path["backend"]["service"]["port"] == {"name": "http"}
+                routed.setdefault(backend, set()).add(path["path"])
+    return routed
+
+
+def test_every_portal_page_is_routed_and_its_probes_are_not(base: list[Resource]) -> None:
+    """Every route of the portal's routers (staff pages added later included) lies under a
+    path its Ingress routes; `/healthz`, `/readyz` and `/metrics` do not."""
+    import pkgutil
+
+    import portal.routes
+
+    (ingress,) = [i for i in of_kind(base, "Ingress").values() if i["metadata"]["name"] == "portal"]
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+
+    def routed(url: str) -> bool:
+        for p in paths:
+            prefix = p["path"].rstrip("/")
+            if p["pathType"] == "Exact" and url == p["path"]:
+                return True
+            if p["pathType"] == "Prefix" and prefix and url.split("/")[1] == prefix[1:]:
+                return True
+        return False
+
+    from fastapi import APIRouter
+
+    pages = []
+    for info in pkgutil.iter_modules(portal.routes.__path__):
+        module = importlib.import_module(f"portal.routes.{info.name}")
+        routers = [v for v in vars(module).values() if isinstance(v, APIRouter)]
+        pages += [getattr(r, "path", "") for router in routers for r in router.routes]
+    assert "/" in pages and "/e/" in pages
+    unrouted = [p for p in [*pages, "/static/app.css"] if not routed(p)]
+    assert not unrouted
+    assert not [p for p in ("/healthz", "/readyz", "/metrics") if routed(p)]
 
 
 def test_forwarded_headers_are_believed_from_the_ingress_range_only(
     base: list[Resource], production: list[Resource]
 ) -> None:
-    for resources in (base, production):
-        (container,) = containers(of_kind(resources, "Deployment")["gateway"])
+    """The gateway and the portal, behind the ingress: the portal forwards the browser's
+    address to the gateway's login limits, so it must know it and not take it from the
+    browser."""
+    for resources, name in itertools.product((base, production), sorted(PUBLIC)):
+        (container,) = containers(of_kind(resources, "Deployment")[name])
         command = container["command"]
         assert "--proxy-headers" in command
         # Not on the command line (where '*' was): from the ConfigMap, one place to set it.
         assert "--forwarded-allow-ips" not in command
-        trusted = of_kind(resources, "ConfigMap")["gateway-config"]["data"]["FORWARDED_ALLOW_IPS"]
+        trusted = of_kind(resources, "ConfigMap")[f"{name}-config"]["data"]["FORWARDED_ALLOW_IPS"]
         networks = [ipaddress.ip_network(n.strip()) for n in trusted.split(",")]
         assert networks and "*" not in trusted
         assert all(not n.is_global for n in networks), networks
@@ -408,8 +504,11 @@ def test_the_development_provider_runs_from_devtools_with_exact_callbacks(
     from devtools.idp.settings import IdpSettings
 
     settings = IdpSettings(allowed_callbacks=json.loads(data["IDP_ALLOWED_CALLBACKS"]))
-    public = of_kind(base, "ConfigMap")["gateway-config"]["data"]["GATEWAY_PUBLIC_URL"]
+    configs = of_kind(base, "ConfigMap")
+    public = configs["gateway-config"]["data"]["GATEWAY_PUBLIC_URL"]
     assert f"{public}/v1/auth/esso/callback" in settings.allowed_callbacks
+    portal = configs["portal-config"]["data"]["PORTAL_PUBLIC_URL"]
+    assert f"{portal}/auth/esso/callback" in settings.allowed_callbacks
 
 
 def test_egress_reaches_postgresql_and_the_gateway_reaches_redis(
@@ -423,6 +522,7 @@ def test_egress_reaches_postgresql_and_the_gateway_reaches_redis(
         "scoring",
         "credit",
         "policy",
+        "portal",
         "migrate",
     }
     gateway_ports = [
@@ -454,7 +554,16 @@ def test_the_production_overlay_drops_the_idp_and_sets_production(
     assert all(r["metadata"].get("namespace", NAMESPACE) == NAMESPACE for r in production)
     images = {c["image"] for _, d in deployments_of(production) for c in containers(d)}
     assert len(images) == 1 and images.pop().endswith(":0.1.0")
-    assert of_kind(production, "Ingress")["gateway"]["spec"]["tls"]
+    ingresses = of_kind(production, "Ingress")
+    hosts = {}
+    for name in PUBLIC:
+        (tls,) = ingresses[name]["spec"]["tls"]
+        assert tls["hosts"] == [rule["host"] for rule in ingresses[name]["spec"]["rules"]]
+        hosts[name] = tls["hosts"][0]
+    portal = configs["portal-config"]["data"]
+    assert gateway["GATEWAY_PUBLIC_URL"] == f"https://{hosts['gateway']}"
+    assert portal["PORTAL_PUBLIC_URL"] == f"https://{hosts['portal']}"
+    assert portal["PORTAL_ESSO_LOGIN_URL"].startswith("https://")
 
 
 # --- compose and the image -----------------------------------------------------------------
@@ -488,6 +597,7 @@ def test_compose_has_every_part_with_health_checks_and_ordering(compose: dict[st
         "credit",
         "policy",
         "gateway",
+        "portal",
         "idp",
     }
     for name, service in services.items():
@@ -497,8 +607,7 @@ def test_compose_has_every_part_with_health_checks_and_ordering(compose: dict[st
             continue
         test = " ".join(service["healthcheck"]["test"])
         if name in PORTS:
-            path = "/healthz" if name == "idp" else "/readyz"
-            assert f"127.0.0.1:{PORTS[name]}{path}" in test, name
+            assert f"127.0.0.1:{PORTS[name]}{component(name).ready_path}" in test, name
             assert service["depends_on"]["migrate"]["condition"] == (
                 "service_completed_successfully"
             )
@@ -507,7 +616,7 @@ def test_compose_has_every_part_with_health_checks_and_ordering(compose: dict[st
     assert services["gateway"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["gateway"]["environment"]["GATEWAY_RATE_LIMIT_STORAGE"].startswith("redis://")
     published = {name for name, s in services.items() if s.get("ports")}
-    assert published == {"gateway", "idp"}
+    assert published == PUBLIC | {"idp"}
     # Metrics on their own ports, on the compose network only.
     for name, port in METRICS_PORTS.items():
         env = services[name]["environment"]
@@ -535,6 +644,16 @@ def test_compose_in_production_is_refused_not_half_development(compose: dict[str
     }
     with pytest.raises(ValueError, match=r"development identity provider|placeholder"):
         GatewaySettings(**{k.lower(): v for k, v in gateway_env.items()})
+    from portal.settings import PortalSettings
+
+    portal_env = {
+        k.removeprefix("PORTAL_").lower(): _interpolate(v, given)
+        for k, v in compose["services"]["portal"]["environment"].items()
+        if k.startswith("PORTAL_")
+    }
+    assert portal_env["environment"] == "production"
+    with pytest.raises(ValueError, match=r"session_keys|https"):
+        PortalSettings(**portal_env)
     idp_env = compose["services"]["idp"]["environment"]
     assert _interpolate(idp_env["IDP_ENVIRONMENT"], given) == "production"
     assert idp_env["IDP_SIMULATE_LOGIN"] == "false"
@@ -570,6 +689,14 @@ def test_the_image_runs_as_a_non_root_user_with_a_health_check() -> None:
     # The development tools are in the default image (compose runs the simulator) and can be
     # left out of a production one.
     assert "!devtools/" in ignored
+    # Every component's package is in the image (devtools/ optionally).
+    copied = {c.value[0].rstrip("/") for c in stages[0] if c.cmd == "COPY"}
+    for comp in COMPONENTS:
+        package = comp.app.split(".")[0]
+        assert f"!{package}/" in ignored and package in copied, comp.name
+    exposed = {int(p) for c in final if c.cmd == "EXPOSE" for p in c.value}
+    ports = {c.port for c in COMPONENTS} | set(METRICS_PORTS.values())
+    assert ports <= exposed
     args = {c.value[0].split("=")[0] for c in stages[0] if c.cmd == "ARG"}
     assert "INCLUDE_DEVTOOLS" in args
     assert "rm -rf devtools" in build_runs

@@ -14,8 +14,8 @@ from devtools.idp.settings import IdpSettings
 from devtools.idp.staff import default_accounts
 from gateway.bootstrap import DEMO_BANKS, seed_demo_clients
 from gateway.settings import GatewaySettings
-from scripts.components import COMPONENTS
 from scripts.launcher import BANK_IDS, Launcher
+from shared.components import COMPONENTS
 from tests.gateway.conftest import Gateway
 
 

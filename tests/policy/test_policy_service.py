@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -147,72 +148,84 @@ async def test_scoring_down_keeps_the_cursor(world: PolicyWorld) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-async def test_policy_lifecycle_with_versions_and_what_if(world: PolicyWorld) -> None:
-    async with world.government() as gov:
-        r = await gov.post("/v1/policies", json=DRAFT)
-        assert r.status_code == 201, r.text
-        policy = r.json()
-        pid = policy["id"]
-        assert (policy["status"], policy["version"], policy["version_status"]) == (
-            "draft",
-            1,
-            "draft",
-        )
-        assert r.headers["location"] == f"/v1/policies/{pid}"
-        assert (await gov.post("/v1/policies", json=DRAFT)).status_code == 409
+async def _draft_and_what_if(gov: httpx.AsyncClient, world: PolicyWorld) -> tuple[str, Any]:
+    """A draft (version 1, one per code) and its what-if on the current run."""
+    r = await gov.post("/v1/policies", json=DRAFT)
+    assert r.status_code == 201, r.text
+    policy = r.json()
+    pid = str(policy["id"])
+    assert (policy["status"], policy["version"], policy["version_status"]) == (
+        "draft",
+        1,
+        "draft",
+    )
+    assert r.headers["location"] == f"/v1/policies/{pid}"
+    assert (await gov.post("/v1/policies", json=DRAFT)).status_code == 409
 
-        r = await gov.post(f"/v1/policies/{pid}/what-if")
-        assert r.status_code == 200, r.text
-        what_if = r.json()
-        assert what_if["population"] == 300 and what_if["run_id"] == world.run_id
-        assert sum(what_if["counts"].values()) == 300
-        assert set(what_if["by_stage"]) <= {
-            "seed",
-            "seedling",
-            "growth",
-            "expansion",
-            "mature",
-            "unstaged",
-        }
-        for stage in ("seed", "seedling", "mature"):
-            assert what_if["by_stage"].get(stage, {}).get("eligible", 0) == 0
-        eligible = what_if["counts"]["eligible"]
-        assert eligible > 0
-        assert sum(s["eligible"] for s in what_if["by_stage"].values()) == eligible
+    r = await gov.post(f"/v1/policies/{pid}/what-if")
+    assert r.status_code == 200, r.text
+    what_if = r.json()
+    assert what_if["population"] == 300 and what_if["run_id"] == world.run_id
+    assert sum(what_if["counts"].values()) == 300
+    assert set(what_if["by_stage"]) <= {
+        "seed",
+        "seedling",
+        "growth",
+        "expansion",
+        "mature",
+        "unstaged",
+    }
+    for stage in ("seed", "seedling", "mature"):
+        assert what_if["by_stage"].get(stage, {}).get("eligible", 0) == 0
+    eligible = what_if["counts"]["eligible"]
+    assert eligible > 0
+    assert sum(s["eligible"] for s in what_if["by_stage"].values()) == eligible
+    return pid, what_if
 
-        r = await gov.post(f"/v1/policies/{pid}/publish")
-        assert r.status_code == 200, r.text
-        published = r.json()
-        assert published["status"] == "published" and published["published_version"] == 1
-        assert published["matches"] == what_if["counts"]  # what-if foretold the publication
-        assert (await gov.post(f"/v1/policies/{pid}/publish")).status_code == 409
 
-        # Editing a published policy starts version 2; version 1 stays live and unchanged.
-        v2 = {k: v for k, v in DRAFT.items() if k != "code"}
-        v2["criteria"] = {
-            **DRAFT["criteria"],
-            "items": [dict(DRAFT["criteria"]["items"][0], threshold=70)],
-        }
-        r = await gov.put(f"/v1/policies/{pid}", json=v2)
-        assert r.status_code == 200, r.text
-        assert (r.json()["version"], r.json()["version_status"]) == (2, "draft")
-        assert r.json()["published_version"] == 1
-        r = await gov.get(f"/v1/policies/{pid}", params={"version": 1})
-        assert r.json()["criteria"]["items"][0]["threshold"] == 60
-        assert r.json()["version_status"] == "published"
-        # A second edit of the draft stays version 2.
-        r = await gov.put(f"/v1/policies/{pid}", json=v2)
-        assert r.json()["version"] == 2
-        r = await gov.post(f"/v1/policies/{pid}/what-if")
-        assert r.json()["version"] == 2 and r.json()["published"] == what_if["counts"]
-        assert r.json()["counts"]["eligible"] <= eligible
+async def _publish_then_edit(gov: httpx.AsyncClient, pid: str, what_if: Any) -> dict[str, Any]:
+    """Publication as the what-if foretold; an edit starts version 2, version 1 stays live."""
+    r = await gov.post(f"/v1/policies/{pid}/publish")
+    assert r.status_code == 200, r.text
+    published = r.json()
+    assert published["status"] == "published" and published["published_version"] == 1
+    # Who published is recorded (the principal's actor, here the client's subject).
+    assert published["published_by"] == "test-government"
+    assert published["archived_by"] is None
+    assert published["matches"] == what_if["counts"]  # what-if foretold the publication
+    assert (await gov.post(f"/v1/policies/{pid}/publish")).status_code == 409
 
-    uscc = (
-        await _rows(
-            world,
-            f"SELECT uscc FROM policy.matches WHERE {GROWTH_STAR_ELIGIBLE} ORDER BY uscc LIMIT 1",
-        )
-    )[0][0]
+    v2 = {k: v for k, v in DRAFT.items() if k != "code"}
+    v2["criteria"] = {
+        **DRAFT["criteria"],
+        "items": [dict(DRAFT["criteria"]["items"][0], threshold=70)],
+    }
+    r = await gov.put(f"/v1/policies/{pid}", json=v2)
+    assert r.status_code == 200, r.text
+    assert (r.json()["version"], r.json()["version_status"]) == (2, "draft")
+    assert r.json()["published_version"] == 1
+    r = await gov.get(f"/v1/policies/{pid}", params={"version": 1})
+    assert r.json()["criteria"]["items"][0]["threshold"] == 60
+    assert r.json()["version_status"] == "published"
+    # A second edit of the draft stays version 2.
+    r = await gov.put(f"/v1/policies/{pid}", json=v2)
+    assert r.json()["version"] == 2
+    r = await gov.post(f"/v1/policies/{pid}/what-if")
+    assert r.json()["version"] == 2 and r.json()["published"] == what_if["counts"]
+    assert r.json()["counts"]["eligible"] <= what_if["counts"]["eligible"]
+    return v2
+
+
+async def _an_eligible_enterprise_sees_version_1(world: PolicyWorld, pid: str) -> str:
+    uscc = str(
+        (
+            await _rows(
+                world,
+                f"SELECT uscc FROM policy.matches WHERE {GROWTH_STAR_ELIGIBLE} "
+                "ORDER BY uscc LIMIT 1",
+            )
+        )[0][0]
+    )
     async with world.enterprise(uscc) as me:
         # Enterprises see the published version only.
         r = await me.get(f"/v1/policies/{pid}")
@@ -222,7 +235,10 @@ async def test_policy_lifecycle_with_versions_and_what_if(world: PolicyWorld) ->
         assert any(
             p["code"] == "growth_star" and p["status"] == "eligible" for p in pushes["items"]
         )
+    return uscc
 
+
+async def _publish_version_2_then_archive(world: PolicyWorld, pid: str, v2: Any) -> None:
     async with world.government() as gov:
         r = await gov.post(f"/v1/policies/{pid}/publish")
         assert r.status_code == 200 and r.json()["version"] == 2
@@ -237,6 +253,7 @@ async def test_policy_lifecycle_with_versions_and_what_if(world: PolicyWorld) ->
 
         r = await gov.post(f"/v1/policies/{pid}/archive")
         assert r.status_code == 200 and r.json()["status"] == "archived"
+        assert r.json()["archived_by"] == "test-government"
         assert (await gov.post(f"/v1/policies/{pid}/archive")).status_code == 409
         assert (await gov.put(f"/v1/policies/{pid}", json=v2)).status_code == 409
         assert (await gov.post(f"/v1/policies/{pid}/publish")).status_code == 409
@@ -245,6 +262,14 @@ async def test_policy_lifecycle_with_versions_and_what_if(world: PolicyWorld) ->
         ) == [(0,)]
         listed = (await gov.get("/v1/policies", params={"status": "archived"})).json()
         assert [p["code"] for p in listed["items"]] == ["growth_star"]
+
+
+async def test_policy_lifecycle_with_versions_and_what_if(world: PolicyWorld) -> None:
+    async with world.government() as gov:
+        pid, what_if = await _draft_and_what_if(gov, world)
+        v2 = await _publish_then_edit(gov, pid, what_if)
+    uscc = await _an_eligible_enterprise_sees_version_1(world, pid)
+    await _publish_version_2_then_archive(world, pid, v2)
     async with world.enterprise(uscc) as me:
         assert (await me.get(f"/v1/policies/{pid}")).status_code == 404
         codes = {

@@ -100,6 +100,37 @@ def assert_all_ok(samples: list[Sample]) -> None:
     assert not bad, summary(bad)
 
 
+def assert_credit_away_answers(refused: list[httpx.Response], dash: httpx.Response) -> None:
+    """While credit is away: its calls are problems at once, the dashboard says which part."""
+    for r in refused:
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == PROBLEM
+    assert dash.status_code == 200, dash.text
+    parts = dash.json()
+    assert parts["offers"]["status"] == "unavailable", parts["offers"]
+    assert parts["score"]["status"] == "ok", parts["score"]
+    assert parts["matches"]["status"] == "ok", parts["matches"]
+
+
+def assert_load_through_the_outage(load: Load, times: tuple[float, float, float, float]) -> None:
+    """The background load: fast problems from credit only, everything else answered, nothing
+    hung; all well again once credit is healthy."""
+    down, stopped, up, healthy = times
+    outage = load.between(stopped, up)
+    assert_fast_problems([s for s in outage if s.name.startswith("credit:")], (503,), FAST)
+    others = [s for s in outage if s.name.split(":")[0] in ("scoring", "policy")]
+    assert_all_ok(others)
+    dashboards = [s for s in outage if s.name == "gateway:dashboard"]
+    assert dashboards
+    for s in dashboards:
+        assert s.status == 200, s
+        assert s.body["offers"]["status"] == "unavailable", s.body
+        assert s.body["score"]["status"] == "ok", s.body
+    assert_all_ok(load.between(healthy, time.monotonic()))
+    assert all(s.seconds < NO_HANG and s.status for s in load.samples), summary(load.samples)
+    assert load.between(0, down), "no load before the fault"
+
+
 async def test_stopped_service_is_503_fast_and_loses_nothing(
     assembled: Assembled, principals: Principals, crowd: list[tuple[str, str]], restored: None
 ) -> None:
@@ -147,29 +178,8 @@ async def test_stopped_service_is_503_fast_and_loses_nothing(
             for u, _ in applicants
         ]
 
-    for r in refused:
-        assert r.status_code == 503, r.text
-        assert r.headers["content-type"] == PROBLEM
-    assert dash.status_code == 200, dash.text
-    parts = dash.json()
-    assert parts["offers"]["status"] == "unavailable", parts["offers"]
-    assert parts["score"]["status"] == "ok", parts["score"]
-    assert parts["matches"]["status"] == "ok", parts["matches"]
-
-    outage = load.between(stopped, up)
-    assert_fast_problems([s for s in outage if s.name.startswith("credit:")], (503,), FAST)
-    others = [s for s in outage if s.name.split(":")[0] in ("scoring", "policy")]
-    assert_all_ok(others)
-    dashboards = [s for s in outage if s.name == "gateway:dashboard"]
-    assert dashboards
-    for s in dashboards:
-        assert s.status == 200, s
-        assert s.body["offers"]["status"] == "unavailable", s.body
-        assert s.body["score"]["status"] == "ok", s.body
-    assert_all_ok(load.between(healthy, time.monotonic()))
-    assert all(s.seconds < NO_HANG and s.status for s in load.samples), summary(load.samples)
-    assert load.between(0, down), "no load before the fault"
-
+    assert_credit_away_answers(refused, dash)
+    assert_load_through_the_outage(load, (down, stopped, up, healthy))
     assert [r.status_code for r in retried] == [201] * len(retried), [r.text for r in retried]
     assert all(r.headers.get("idempotent-replayed") == "true" for r in replayed)
     assert after["applications"] == before["applications"] + len(applicants)

@@ -370,6 +370,22 @@ def test_a_service_clients_internal_tokens_live_a_minute(assembled: Assembled) -
     assert claims["exp"] - claims["iat"] <= 60
 
 
+def test_scoring_model_drafts_are_the_governments(
+    assembled: Assembled, principals: Principals
+) -> None:
+    version = f"9.{uuid.uuid4().int % 10**6}"
+    with client(assembled, principals.government) as gov:
+        r = gov.post("/v1/scoring/models", json={"version": version, "description": "draft"})
+        assert r.status_code == 201, r.text
+        assert gov.get(f"/v1/scoring/models/{version}").json()["status"] == "draft"
+        listed = gov.get("/v1/scoring/models", params={"limit": 200}).json()["items"]
+        assert version in {m["version"] for m in listed}
+    with client(assembled, principals.enterprise_a) as ent:
+        assert_problem(ent.get(f"/v1/scoring/models/{version}"), 404)
+        listed = ent.get("/v1/scoring/models", params={"limit": 200}).json()["items"]
+        assert listed and all(m["status"] == "published" for m in listed)
+
+
 # --- 4. the login limits hold, and a failed try is cheap ----------------------------------
 
 

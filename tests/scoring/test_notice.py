@@ -71,153 +71,194 @@ async def object_to(
     )
 
 
+async def _proposed_score_during_notice(a: httpx.AsyncClient, published: str, noticed: str) -> None:
+    # During the notice: the proposed score with its sources, the published one unchanged.
+    r = await a.get(f"/v1/enterprises/{A}/score", params={"run_id": noticed})
+    assert r.status_code == 200, r.text
+    proposed = r.json()
+    assert proposed["run_status"] == "in_notice"
+    patents = next(i for i in proposed["indicators"] if i["code"] == "invention_patents")
+    assert patents["value"] == 3 and patents["source"]["kind"] == "import"
+    assert patents["source"]["file_name"] == "cohort.csv"
+    assert patents["source"]["created_by"] is None  # the staff member: government only
+    assert proposed["revenue_source"]["kind"] == "import"
+    current = (await a.get(f"/v1/enterprises/{A}/score")).json()
+    assert current["run_id"] == published
+    # Notices are listed for enterprises, with their own objections counted.
+    notices = (await a.get("/v1/notices", params={"state": "open"})).json()
+    assert [n["run_id"] for n in notices["items"]] == [noticed]
+
+
+async def _objections_are_checked(
+    a: httpx.AsyncClient, b: httpx.AsyncClient, published: str, noticed: str
+) -> tuple[Any, httpx.Response]:
+    # Objections: checked, own values only, one open per value.
+    assert (await object_to(a, noticed, A, "invention_patents", 3)).status_code == 422
+    assert (await object_to(a, noticed, A, "colour", 3)).status_code == 422
+    assert (await object_to(a, noticed, A, "rd_platform", 2)).status_code == 422
+    assert (await object_to(a, noticed, B, "invention_patents", 30)).status_code == 403
+    assert (await object_to(a, published, A, "invention_patents", 30)).status_code == 409
+    r = await object_to(a, noticed, A, "invention_patents", 30)
+    assert r.status_code == 201, r.text
+    objection = r.json()
+    assert objection["status"] == "open" and objection["run_value"] == 3
+    assert objection["run_source"]["kind"] == "import"
+    assert (await object_to(a, noticed, A, "invention_patents", 31)).status_code == 409
+    revenue = await object_to(a, noticed, A, "operating_revenue", 700)
+    assert revenue.status_code == 201, revenue.text
+    # B sees neither A's objection nor its evidence; A sees its own.
+    assert (await b.get(f"/v1/objections/{objection['id']}")).status_code == 404
+    assert (await b.get("/v1/objections")).json()["total"] == 0
+    assert (await b.get("/v1/objections", params={"uscc": A})).status_code == 403
+    assert (await a.get("/v1/objections")).json()["total"] == 2
+    return objection, revenue
+
+
+async def _publication_waits_for_notice_and_decisions(
+    g: httpx.AsyncClient, b: httpx.AsyncClient, clock: Clock, noticed: str
+) -> None:
+    # Publishing while the notice runs, or with objections open, is refused.
+    r = await g.post(f"/v1/evaluations/{noticed}/publish")
+    assert r.status_code == 409 and r.json()["type"].endswith("/notice-running")
+    clock.advance(days=11)
+    late = await object_to(b, noticed, B, "invention_patents", 30)
+    assert late.status_code == 409 and late.json()["type"].endswith("/notice-ended")
+    r = await g.post(f"/v1/evaluations/{noticed}/publish")
+    assert r.status_code == 409 and r.json()["type"].endswith("/objections-open")
+    assert r.json()["open_objections"] == 2
+
+
+async def _decisions(
+    a: httpx.AsyncClient, g: httpx.AsyncClient, objection: Any, revenue: httpx.Response
+) -> Any:
+    # The decisions: one accepted (a correction), one rejected with a note.
+    assert (
+        await a.post(
+            f"/v1/objections/{objection['id']}/decision",
+            json={"decision": "accepted", "note": "证明属实"},
+        )
+    ).status_code == 403
+    r = await g.post(
+        f"/v1/objections/{objection['id']}/decision",
+        json={"decision": "accepted", "note": "经核实，证明属实"},
+    )
+    assert r.status_code == 200, r.text
+    decided = r.json()
+    assert decided["status"] == "accepted" and decided["corrected_value"] == 30
+    assert decided["decided_by"] == "test-government"
+    correction = decided["correction_source"]
+    assert correction["kind"] == "correction"
+    assert correction["objection_id"] == objection["id"]
+    r = await g.post(
+        f"/v1/objections/{revenue.json()['id']}/decision",
+        json={"decision": "rejected", "note": "与税务数据一致"},
+    )
+    assert r.status_code == 200 and r.json()["correction_source"] is None
+    again = await g.post(
+        f"/v1/objections/{objection['id']}/decision",
+        json={"decision": "rejected", "note": "x"},
+    )
+    assert again.status_code == 409
+    return correction
+
+
+async def _only_a_correcting_run_publishes(
+    g: httpx.AsyncClient, noticed: str, stale: str, objection: Any
+) -> None:
+    # The noticed run cannot be published now: its facts were corrected.
+    r = await g.post(f"/v1/evaluations/{noticed}/publish")
+    assert r.status_code == 409 and r.json()["type"].endswith("/correction-required")
+    r = await g.post(f"/v1/evaluations/{stale}/publish")
+    assert r.status_code == 409 and r.json()["objections"] == [objection["id"]]
+    # Nor can a run that does not correct it.
+    plain = await new_run(g)
+    r = await g.post(f"/v1/evaluations/{plain}/publish")
+    assert r.status_code == 409 and r.json()["type"].endswith("/period-in-notice")
+
+
+async def _the_correcting_run_reads_the_correction(
+    a: httpx.AsyncClient, b: httpx.AsyncClient, g: httpx.AsyncClient, noticed: str, correction: Any
+) -> str:
+    # The correcting run reads the corrected fact, with its provenance.
+    fixed = await new_run(g, corrects_run_id=noticed)
+    score = (await g.get(f"/v1/enterprises/{A}/score", params={"run_id": fixed})).json()
+    patents = next(i for i in score["indicators"] if i["code"] == "invention_patents")
+    assert patents["value"] == 30 and patents["source"]["id"] == correction["id"]
+    assert patents["source"]["created_by"] == "test-government"
+    history = await a.get(
+        f"/v1/enterprises/{A}/facts/2025/history", params={"indicator": "invention_patents"}
+    )
+    assert history.status_code == 200, history.text
+    h = history.json()
+    assert h["value"] == 30 and h["source"]["kind"] == "correction"
+    assert [(c["old_value"], c["new_value"]) for c in h["changes"]] == [(3, 30)]
+    assert h["changes"][0]["old_source"]["kind"] == "import"
+    assert (
+        await b.get(f"/v1/enterprises/{A}/facts/2025/history", params={"indicator": "rd_expense"})
+    ).status_code == 403
+    return fixed
+
+
+async def _the_comparison_shows_the_effect(g: httpx.AsyncClient, fixed: str, noticed: str) -> None:
+    # The comparison with the noticed run shows the effect.
+    r = await g.get(
+        f"/v1/evaluations/{fixed}/comparison",
+        params={"against": noticed, "downstream": False},
+    )
+    assert r.status_code == 200, r.text
+    comparison = r.json()
+    assert comparison["basis"] == "given"
+    assert A in [m["uscc"] for m in comparison["movers_up"]["items"]]
+    mover = next(m for m in comparison["movers_up"]["items"] if m["uscc"] == A)
+    assert mover["after"]["total"] > mover["before"]["total"]
+    assert comparison["migration"]["count"] == 40
+
+
+async def _published_without_a_second_notice(
+    a: httpx.AsyncClient, g: httpx.AsyncClient, published: str, noticed: str, fixed: str
+) -> None:
+    # Publication without a second notice; the noticed run is superseded.
+    r = await g.post(f"/v1/evaluations/{fixed}/publish")
+    assert r.status_code == 200, r.text
+    assert r.json()["published_by"] == "test-government"
+    assert (await g.get(f"/v1/evaluations/{noticed}")).json()["status"] == "superseded"
+    assert (await a.get(f"/v1/enterprises/{A}/score")).json()["run_id"] == fixed
+    events = (await g.get("/v1/events")).json()["items"]
+    assert [e["payload"]["run_id"] for e in events] == [published, fixed]
+    # The objection's page still opens the noticed run for its enterprise.
+    r = await a.get(f"/v1/enterprises/{A}/score", params={"run_id": noticed})
+    assert r.status_code == 200 and r.json()["run_status"] == "superseded"
+
+
+async def _everything_audited(a: httpx.AsyncClient, g: httpx.AsyncClient, objection: Any) -> None:
+    # Everything was audited: who, and what.
+    audit = (
+        await g.get(
+            "/v1/audit-events",
+            params={"subject_type": "objection", "subject_id": objection["id"]},
+        )
+    ).json()
+    assert [e["action"] for e in audit["items"]] == ["objection.decided", "objection.created"]
+    assert {e["actor"] for e in audit["items"]} == {A, "test-government"}
+    assert (await a.get("/v1/audit-events")).status_code == 403
+
+
 async def test_notice_objection_correction_and_publication(
     platform: Platform, clock: Clock
 ) -> None:
     published, noticed = await published_and_noticed(platform, clock)
     async with ent(platform, A) as a, ent(platform, B) as b, gov(platform) as g:
-        # During the notice: the proposed score with its sources, the published one unchanged.
-        r = await a.get(f"/v1/enterprises/{A}/score", params={"run_id": noticed})
-        assert r.status_code == 200, r.text
-        proposed = r.json()
-        assert proposed["run_status"] == "in_notice"
-        patents = next(i for i in proposed["indicators"] if i["code"] == "invention_patents")
-        assert patents["value"] == 3 and patents["source"]["kind"] == "import"
-        assert patents["source"]["file_name"] == "cohort.csv"
-        assert patents["source"]["created_by"] is None  # the staff member: government only
-        assert proposed["revenue_source"]["kind"] == "import"
-        current = (await a.get(f"/v1/enterprises/{A}/score")).json()
-        assert current["run_id"] == published
-        # Notices are listed for enterprises, with their own objections counted.
-        notices = (await a.get("/v1/notices", params={"state": "open"})).json()
-        assert [n["run_id"] for n in notices["items"]] == [noticed]
-
-        # Objections: checked, own values only, one open per value.
-        assert (await object_to(a, noticed, A, "invention_patents", 3)).status_code == 422
-        assert (await object_to(a, noticed, A, "colour", 3)).status_code == 422
-        assert (await object_to(a, noticed, A, "rd_platform", 2)).status_code == 422
-        assert (await object_to(a, noticed, B, "invention_patents", 30)).status_code == 403
-        assert (await object_to(a, published, A, "invention_patents", 30)).status_code == 409
-        r = await object_to(a, noticed, A, "invention_patents", 30)
-        assert r.status_code == 201, r.text
-        objection = r.json()
-        assert objection["status"] == "open" and objection["run_value"] == 3
-        assert objection["run_source"]["kind"] == "import"
-        assert (await object_to(a, noticed, A, "invention_patents", 31)).status_code == 409
-        revenue = await object_to(a, noticed, A, "operating_revenue", 700)
-        assert revenue.status_code == 201, revenue.text
-        # B sees neither A's objection nor its evidence; A sees its own.
-        assert (await b.get(f"/v1/objections/{objection['id']}")).status_code == 404
-        assert (await b.get("/v1/objections")).json()["total"] == 0
-        assert (await b.get("/v1/objections", params={"uscc": A})).status_code == 403
-        assert (await a.get("/v1/objections")).json()["total"] == 2
-
-        # Publishing while the notice runs, or with objections open, is refused.
-        r = await g.post(f"/v1/evaluations/{noticed}/publish")
-        assert r.status_code == 409 and r.json()["type"].endswith("/notice-running")
-        clock.advance(days=11)
-        late = await object_to(b, noticed, B, "invention_patents", 30)
-        assert late.status_code == 409 and late.json()["type"].endswith("/notice-ended")
-        r = await g.post(f"/v1/evaluations/{noticed}/publish")
-        assert r.status_code == 409 and r.json()["type"].endswith("/objections-open")
-        assert r.json()["open_objections"] == 2
-
+        await _proposed_score_during_notice(a, published, noticed)
+        objection, revenue = await _objections_are_checked(a, b, published, noticed)
+        await _publication_waits_for_notice_and_decisions(g, b, clock, noticed)
         # A correcting run computed before the decisions misses them.
         stale = await new_run(g, corrects_run_id=noticed)
-        # The decisions: one accepted (a correction), one rejected with a note.
-        assert (
-            await a.post(
-                f"/v1/objections/{objection['id']}/decision",
-                json={"decision": "accepted", "note": "证明属实"},
-            )
-        ).status_code == 403
-        r = await g.post(
-            f"/v1/objections/{objection['id']}/decision",
-            json={"decision": "accepted", "note": "经核实，证明属实"},
-        )
-        assert r.status_code == 200, r.text
-        decided = r.json()
-        assert decided["status"] == "accepted" and decided["corrected_value"] == 30
-        assert decided["decided_by"] == "test-government"
-        correction = decided["correction_source"]
-        assert correction["kind"] == "correction"
-        assert correction["objection_id"] == objection["id"]
-        r = await g.post(
-            f"/v1/objections/{revenue.json()['id']}/decision",
-            json={"decision": "rejected", "note": "与税务数据一致"},
-        )
-        assert r.status_code == 200 and r.json()["correction_source"] is None
-        again = await g.post(
-            f"/v1/objections/{objection['id']}/decision",
-            json={"decision": "rejected", "note": "x"},
-        )
-        assert again.status_code == 409
-
-        # The noticed run cannot be published now: its facts were corrected.
-        r = await g.post(f"/v1/evaluations/{noticed}/publish")
-        assert r.status_code == 409 and r.json()["type"].endswith("/correction-required")
-        r = await g.post(f"/v1/evaluations/{stale}/publish")
-        assert r.status_code == 409 and r.json()["objections"] == [objection["id"]]
-        # Nor can a run that does not correct it.
-        plain = await new_run(g)
-        r = await g.post(f"/v1/evaluations/{plain}/publish")
-        assert r.status_code == 409 and r.json()["type"].endswith("/period-in-notice")
-
-        # The correcting run reads the corrected fact, with its provenance.
-        fixed = await new_run(g, corrects_run_id=noticed)
-        score = (await g.get(f"/v1/enterprises/{A}/score", params={"run_id": fixed})).json()
-        patents = next(i for i in score["indicators"] if i["code"] == "invention_patents")
-        assert patents["value"] == 30 and patents["source"]["id"] == correction["id"]
-        assert patents["source"]["created_by"] == "test-government"
-        history = await a.get(
-            f"/v1/enterprises/{A}/facts/2025/history", params={"indicator": "invention_patents"}
-        )
-        assert history.status_code == 200, history.text
-        h = history.json()
-        assert h["value"] == 30 and h["source"]["kind"] == "correction"
-        assert [(c["old_value"], c["new_value"]) for c in h["changes"]] == [(3, 30)]
-        assert h["changes"][0]["old_source"]["kind"] == "import"
-        assert (
-            await b.get(
-                f"/v1/enterprises/{A}/facts/2025/history", params={"indicator": "rd_expense"}
-            )
-        ).status_code == 403
-
-        # The comparison with the noticed run shows the effect.
-        r = await g.get(
-            f"/v1/evaluations/{fixed}/comparison",
-            params={"against": noticed, "downstream": False},
-        )
-        assert r.status_code == 200, r.text
-        comparison = r.json()
-        assert comparison["basis"] == "given"
-        assert A in [m["uscc"] for m in comparison["movers_up"]["items"]]
-        mover = next(m for m in comparison["movers_up"]["items"] if m["uscc"] == A)
-        assert mover["after"]["total"] > mover["before"]["total"]
-        assert comparison["migration"]["count"] == 40
-
-        # Publication without a second notice; the noticed run is superseded.
-        r = await g.post(f"/v1/evaluations/{fixed}/publish")
-        assert r.status_code == 200, r.text
-        assert r.json()["published_by"] == "test-government"
-        assert (await g.get(f"/v1/evaluations/{noticed}")).json()["status"] == "superseded"
-        assert (await a.get(f"/v1/enterprises/{A}/score")).json()["run_id"] == fixed
-        events = (await g.get("/v1/events")).json()["items"]
-        assert [e["payload"]["run_id"] for e in events] == [published, fixed]
-        # The objection's page still opens the noticed run for its enterprise.
-        r = await a.get(f"/v1/enterprises/{A}/score", params={"run_id": noticed})
-        assert r.status_code == 200 and r.json()["run_status"] == "superseded"
-
-        # Everything was audited: who, and what.
-        audit = (
-            await g.get(
-                "/v1/audit-events",
-                params={"subject_type": "objection", "subject_id": objection["id"]},
-            )
-        ).json()
-        assert [e["action"] for e in audit["items"]] == ["objection.decided", "objection.created"]
-        assert {e["actor"] for e in audit["items"]} == {A, "test-government"}
-        assert (await a.get("/v1/audit-events")).status_code == 403
+        correction = await _decisions(a, g, objection, revenue)
+        await _only_a_correcting_run_publishes(g, noticed, stale, objection)
+        fixed = await _the_correcting_run_reads_the_correction(a, b, g, noticed, correction)
+        await _the_comparison_shows_the_effect(g, fixed, noticed)
+        await _published_without_a_second_notice(a, g, published, noticed, fixed)
+        await _everything_audited(a, g, objection)
 
 
 async def test_who_may_preview_which_run(platform: Platform, clock: Clock) -> None:

@@ -176,3 +176,54 @@ async def test_models_are_data_and_immutable_once_published(published: Platform)
         assert r.status_code == 201 and r.json()["model_version"] == "1.1"
     async with published.client("scoring", "enterprise", uscc=scored_uscc(published)[0]) as e:
         assert (await e.post("/v1/models", json={"version": "x"})).status_code == 403
+
+
+async def test_model_drafts_are_for_the_government(published: Platform) -> None:
+    """Issue 10: a draft model is the government's work in progress; others see it as absent."""
+    async with published.client("scoring", "government") as gov:
+        body: dict[str, Any] = {"version": "1.1", "description": "in progress", "min_cohort": 40}
+        assert (await gov.post("/v1/models", json=body)).status_code == 201
+        listed = (await gov.get("/v1/models")).json()
+        assert [m["version"] for m in listed["items"]] == ["1.0", "1.1"] and listed["total"] == 2
+        assert (await gov.get("/v1/models/1.1")).json()["status"] == "draft"
+    uscc = scored_uscc(published)[0]
+    for kind, extra in (
+        ("enterprise", {"uscc": uscc}),
+        ("bank", {"bank_id": "bank-1"}),
+        ("service", {}),
+    ):
+        async with published.client("scoring", kind, **extra) as other:
+            listed = (await other.get("/v1/models")).json()
+            assert [m["version"] for m in listed["items"]] == ["1.0"], kind
+            assert listed["total"] == 1, kind
+            r = await other.get("/v1/models/1.1")
+            assert r.status_code == 404, (kind, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert (await other.get("/v1/models/1.0")).status_code == 200, kind
+    async with published.client("scoring", "government") as gov:
+        assert (await gov.post("/v1/models/1.1/publish")).status_code == 200
+    async with published.client("scoring", "enterprise", uscc=uscc) as e:
+        assert (await e.get("/v1/models/1.1")).status_code == 200
+
+
+async def test_the_stored_explanations_read_as_computed_ones(published: Platform) -> None:
+    """Issue 11: the published score is read from what the evaluation stored (statuses,
+    targets, reasons); a preview of the same run still computes them from the row. Both
+    documents are the same for every enterprise, scored or not, and for every reader."""
+    data = demo(N, SEED)
+    async with published.client("scoring", "government") as gov:
+        run_id = (await gov.get(f"/v1/enterprises/{data.uscc[0]}/score")).json()["run_id"]
+        for uscc in map(str, data.uscc):
+            fast = await gov.get(f"/v1/enterprises/{uscc}/score")
+            slow = await gov.get(f"/v1/enterprises/{uscc}/score", params={"run_id": run_id})
+            assert fast.status_code == slow.status_code, (uscc, fast.text, slow.text)
+            assert fast.json() == slow.json(), uscc
+            assert fast.headers["content-type"] == "application/json"
+        older = await gov.get(f"/v1/enterprises/{data.uscc[0]}/score", params={"period": 2024})
+        assert older.status_code == 200 and older.json()["period"] == 2024
+        assert (await gov.get("/v1/enterprises/91330108000000000X/score")).status_code in (404, 422)
+    uscc = scored_uscc(published)[0]
+    async with published.client("scoring", "enterprise", uscc=uscc) as me:
+        fast = (await me.get(f"/v1/enterprises/{uscc}/score")).json()
+        slow = (await me.get(f"/v1/enterprises/{uscc}/score", params={"run_id": run_id})).json()
+    assert fast == slow and fast["reasons"] and fast["improvements"]

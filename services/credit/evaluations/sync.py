@@ -21,7 +21,7 @@ from services.credit.common import raw_connection
 from services.credit.lines.service import current_evaluation, recompute_lines
 from services.credit.models import ConsumerCursor, EnterpriseScore, Evaluation
 from services.credit.settings import CreditSettings
-from shared.feed import FeedConsumer, FeedReport
+from shared.feed import FeedConsumer, FeedReport, payload_of
 from shared.service_client import ServiceClient
 
 log = structlog.get_logger("credit.sync")
@@ -64,7 +64,7 @@ def _record(run_id: uuid.UUID, item: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def import_evaluation(
-    session: AsyncSession, scoring: ServiceClient, event_id: int, payload: dict[str, Any]
+    session: AsyncSession, scoring: ServiceClient, event_id: int, payload: Mapping[str, Any]
 ) -> Evaluation:
     """Copy a published run's scores (what lines need) into this service."""
     run_id = uuid.UUID(str(payload["run_id"]))
@@ -99,10 +99,9 @@ async def import_evaluation(
 async def apply_event(
     session: AsyncSession, scoring: ServiceClient, event: Mapping[str, Any], report: FeedReport
 ) -> None:
-    if event.get("type") != "evaluation.published":
-        report.skipped += 1
+    payload = payload_of(event, "evaluation.published", report)
+    if payload is None:
         return
-    payload = event.get("payload") or {}
     run_id = uuid.UUID(str(payload["run_id"]))
     if await session.get(Evaluation, run_id) is not None:
         report.skipped += 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,8 +24,9 @@ from services.credit.whatif.schemas import (
     LineChange,
     LineCounts,
 )
-from shared.errors import Conflict, NotFound, UpstreamError
+from shared.errors import UpstreamError
 from shared.pagination import Page
+from shared.problems import raise_for_scoring_run
 from shared.service_client import ServiceClient
 
 
@@ -54,11 +54,7 @@ async def run_scores(
                     )
                 )
     except UpstreamError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 404:
-            raise NotFound(f"Scoring has no evaluation {run_id}") from exc
-        if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 409:
-            raise Conflict(f"Scoring evaluation {run_id} has no scores (yet)") from exc
+        raise_for_scoring_run(exc, run_id)
         raise
     return scores, names
 

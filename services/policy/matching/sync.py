@@ -31,7 +31,7 @@ from services.policy.matching.repository import write_columns
 from services.policy.matching.service import current_evaluation, lock, recompute
 from services.policy.models import ConsumerCursor, Evaluation
 from services.policy.settings import PolicySettings
-from shared.feed import FeedConsumer, FeedReport
+from shared.feed import FeedConsumer, FeedReport, payload_of
 from shared.service_client import ServiceClient
 
 log = structlog.get_logger("policy.sync")
@@ -113,10 +113,9 @@ async def _score_pages(scoring: ServiceClient, run_id: uuid.UUID) -> list[list[M
 async def apply_event(
     session: AsyncSession, scoring: ServiceClient, event: Mapping[str, Any], report: SyncReport
 ) -> None:
-    if event.get("type") != "evaluation.published":
-        report.skipped += 1
+    payload = payload_of(event, "evaluation.published", report)
+    if payload is None:
         return
-    payload = event.get("payload") or {}
     run_id = uuid.UUID(str(payload["run_id"]))
     period = int(payload["period"])
     current = await current_evaluation(session)

@@ -148,9 +148,11 @@ async def put(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def publish(
-    policy_id: uuid.UUID, request: Request, session: DbSession, _: GovernmentCaller
+    policy_id: uuid.UUID, request: Request, session: DbSession, principal: GovernmentCaller
 ) -> PublishOut:
-    policy, version, report = await publish_policy(session, policy_id, near_max=_near_max(request))
+    policy, version, report = await publish_policy(
+        session, policy_id, near_max=_near_max(request), by=actor(principal)
+    )
     out = policy_out(policy, version)
     matched = report.counts.get(f"policy:{policy.code}")
     return PublishOut(**out.model_dump(), matches=counts(matched or {}))
@@ -163,9 +165,11 @@ async def publish(
     responses=problem_responses(401, 403, 404, 409),
 )
 async def archive(
-    policy_id: uuid.UUID, request: Request, session: DbSession, _: GovernmentCaller
+    policy_id: uuid.UUID, request: Request, session: DbSession, principal: GovernmentCaller
 ) -> PolicyOut:
-    policy, version = await archive_policy(session, policy_id, near_max=_near_max(request))
+    policy, version = await archive_policy(
+        session, policy_id, near_max=_near_max(request), by=actor(principal)
+    )
     return policy_out(policy, version)
 
 

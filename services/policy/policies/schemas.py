@@ -79,7 +79,9 @@ class PolicyOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None
+    published_by: str | None = Field(None, description="Who published the version shown")
     archived_at: datetime | None
+    archived_by: str | None = Field(None, description="Who archived the policy")
 
 
 class Counts(BaseModel):

@@ -117,7 +117,9 @@ def policy_out(policy: Policy, version: PolicyVersion) -> PolicyOut:
         created_at=version.created_at,
         updated_at=version.updated_at,
         published_at=version.published_at,
+        published_by=version.published_by,
         archived_at=policy.archived_at,
+        archived_by=policy.archived_by,
     )
 
 
@@ -250,7 +252,7 @@ async def update_policy(
 
 
 async def publish_policy(
-    session: AsyncSession, policy_id: uuid.UUID, *, near_max: int
+    session: AsyncSession, policy_id: uuid.UUID, *, near_max: int, by: str
 ) -> tuple[Policy, PolicyVersion, RecomputeReport]:
     policy = await get_policy(session, policy_id, lock=True)
     if policy.status == "archived":
@@ -277,6 +279,7 @@ async def publish_policy(
     draft.status = "published"
     draft.problems = []
     draft.published_at = now
+    draft.published_by = by
     draft.updated_at = now
     policy.status = "published"
     policy.published_version = draft.version
@@ -287,7 +290,7 @@ async def publish_policy(
 
 
 async def archive_policy(
-    session: AsyncSession, policy_id: uuid.UUID, *, near_max: int
+    session: AsyncSession, policy_id: uuid.UUID, *, near_max: int, by: str
 ) -> tuple[Policy, PolicyVersion]:
     policy = await get_policy(session, policy_id, lock=True)
     if policy.status == "archived":
@@ -304,6 +307,7 @@ async def archive_policy(
         v.updated_at = now
     policy.status = "archived"
     policy.archived_at = now
+    policy.archived_by = by
     policy.updated_at = now
     await session.flush()
     # The rule is no longer active: its matches go; pushes already made stay as history.

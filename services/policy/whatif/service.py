@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,8 +40,9 @@ from services.policy.whatif.schemas import (
     EvaluationWhatIfOut,
     PoolCounts,
 )
-from shared.errors import Conflict, NotFound, UpstreamError
+from shared.errors import UpstreamError
 from shared.pagination import Page
+from shared.problems import raise_for_scoring_run
 from shared.service_client import ServiceClient
 
 
@@ -59,11 +59,7 @@ async def run_population(
         ):
             items.extend(page)
     except UpstreamError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 404:
-            raise NotFound(f"Scoring has no evaluation {run_id}") from exc
-        if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 409:
-            raise Conflict(f"Scoring evaluation {run_id} has no scores (yet)") from exc
+        raise_for_scoring_run(exc, run_id)
         raise
     enterprises = enterprises_of(items)
     return population_of(enterprises), {e.uscc: e.name for e in enterprises}

@@ -19,7 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from contracts.catalogue import INDICATOR_CODES
-from services.scoring.engine import EngineResult
+from services.scoring.engine import (
+    EXPLAIN_WIDTH,
+    BandTables,
+    EngineResult,
+    band_tables,
+    explain_codes,
+)
 from services.scoring.provenance.repository import SOURCE_INDEX
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -130,10 +136,11 @@ SCORE_COLUMNS = (
     "revenue",
     "value_sources",
     "revenue_source",
+    "explain",
 )
 
 
-def _score_dtype() -> np.dtype[np.void]:
+def _score_dtype(explained: bool) -> np.dtype[np.void]:
     fields: list[tuple[str, str]] = [
         ("nfields", ">i2"),
         ("run_len", ">i4"),
@@ -165,6 +172,9 @@ def _score_dtype() -> np.dtype[np.void]:
     fields += [("rev_len", ">i4"), ("rev", ">f8")]
     fields += _array_field("srcs", _N, ">i4")
     fields += [("rsrc_len", ">i4"), ("rsrc", ">i4")]
+    fields += [("explain_len", ">i4")]  # -1 (NULL) when the run's tables cannot be searched
+    if explained:
+        fields += [("explain", f"V{EXPLAIN_WIDTH}")]
     return np.dtype(fields)
 
 
@@ -198,16 +208,17 @@ async def write_scores(
     # Must run inside the caller's transaction: FREEZE needs the table created in it.
     await conn.execute(f"CREATE TABLE scoring.{part} (LIKE scoring.scores INCLUDING DEFAULTS)")
     all_scored = np.flatnonzero(result.scored)
+    tables = band_tables(result)
     if all_scored.size:
         await conn.copy_to_table(
             part,
             schema_name="scoring",
-            source=_score_stream(run_id, inputs, result, all_scored),
+            source=_score_stream(run_id, inputs, result, all_scored, tables),
             columns=list(SCORE_COLUMNS),
             format="binary",
             freeze=True,
         )
-    await _write_unscored(conn, part, run_id, inputs, result)
+    await _write_unscored(conn, part, run_id, inputs, result, tables)
     # A CHECK matching the partition bound lets ATTACH skip its validation scan.
     await conn.execute(
         f"ALTER TABLE scoring.{part} ADD CONSTRAINT {part}_run CHECK (run_id = '{run_id}')"
@@ -225,11 +236,12 @@ async def _score_stream(
     inputs: EvaluationInputs,
     result: EngineResult,
     rows: npt.NDArray[np.intp],
+    tables: BandTables | None,
 ) -> AsyncIterator[bytes]:
     """The binary COPY stream, built a chunk at a time so memory stays flat."""
     yield _SIGNATURE + b"\x00\x00\x00\x00\x00\x00\x00\x00"
     for start in range(0, rows.size, WRITE_CHUNK):
-        yield _score_chunk(run_id, inputs, result, rows[start : start + WRITE_CHUNK])
+        yield _score_chunk(run_id, inputs, result, rows[start : start + WRITE_CHUNK], tables)
     yield b"\xff\xff"
 
 
@@ -238,8 +250,9 @@ def _score_chunk(
     inputs: EvaluationInputs,
     result: EngineResult,
     scored: npt.NDArray[np.intp],
+    tables: BandTables | None,
 ) -> bytes:
-    buf = np.zeros(scored.size, dtype=_score_dtype())
+    buf = np.zeros(scored.size, dtype=_score_dtype(tables is not None))
     buf["nfields"] = len(SCORE_COLUMNS)
     buf["run_len"] = 16
     buf["run"] = np.frombuffer(run_id.bytes, dtype="V16")[0]
@@ -275,6 +288,11 @@ def _score_chunk(
     sources = _sources(inputs)[scored]
     _fill_array(buf, "srcs", np.ascontiguousarray(sources[:, :_N]))
     buf["rsrc"] = sources[:, _N]
+    if tables is None:
+        buf["explain_len"] = -1
+    else:
+        buf["explain_len"] = EXPLAIN_WIDTH
+        buf["explain"] = explain_codes(result, scored, tables).view(f"V{EXPLAIN_WIDTH}")[:, 0]
     return buf.tobytes()
 
 
@@ -284,10 +302,12 @@ async def _write_unscored(
     run_id: uuid.UUID,
     inputs: EvaluationInputs,
     result: EngineResult,
+    tables: BandTables | None,
 ) -> None:
     unscored = np.flatnonzero(~result.scored)
     sources = _sources(inputs)
     if unscored.size:
+        explained = None if tables is None else explain_codes(result, unscored, tables)
         nan4 = [float("nan")] * 4
         records = [
             (
@@ -309,8 +329,9 @@ async def _write_unscored(
                 float(inputs.revenue[i]),
                 [int(v) for v in sources[i, :_N]],
                 int(sources[i, _N]),
+                None if explained is None else explained[k].tobytes(),
             )
-            for i in unscored
+            for k, i in enumerate(unscored)
         ]
         await conn.copy_records_to_table(
             part, schema_name="scoring", records=records, columns=list(SCORE_COLUMNS)

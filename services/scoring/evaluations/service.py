@@ -229,6 +229,19 @@ async def _ensure_closed(session: AsyncSession, noticed: EvaluationRun, now: dat
         )
 
 
+class ShadowRun(Conflict):
+    slug = "shadow-run"
+    title = "A challenger's shadow run is never noticed or published"
+
+
+def _not_shadow(run: EvaluationRun) -> None:
+    if run.shadow:
+        raise ShadowRun(
+            f"Run {run.id} evaluated model {run.model_version} in shadow; publish the model, "
+            "then evaluate the period with it"
+        )
+
+
 async def open_notice(
     session: AsyncSession, run_id: uuid.UUID, ends_at: datetime, actor: str, now: datetime
 ) -> EvaluationRun:
@@ -240,6 +253,7 @@ async def open_notice(
     run = await session.get(EvaluationRun, run_id, with_for_update=True)
     if run is None:
         raise NotFound(f"No evaluation {run_id}")
+    _not_shadow(run)
     if ends_at <= now:
         raise Unprocessable("ends_at must be in the future")
     if ends_at > now + MAX_NOTICE:
@@ -343,6 +357,7 @@ async def publish_run(
         raise NotFound(f"No evaluation {run_id}")
     if run.status == "published":
         return run, False
+    _not_shadow(run)
     if run.status not in ("completed", "in_notice", "superseded"):
         raise Conflict(f"A {run.status} evaluation cannot be published")
     # Publications are rare: serialising all of them makes event ids commit in id order, so a

@@ -97,6 +97,14 @@ class FileFormatError(ValueError):
     """The file as a whole cannot be read (wrong type, encoding, no header)."""
 
 
+class FileTooLarge(FileFormatError):
+    """The file holds more than a reader may take (an XLSX sheet's cells)."""
+
+
+# A sheet of a million rows of every known column stays well below this.
+MAX_XLSX_CELLS = 80_000_000
+
+
 def detect_format(filename: str, content: bytes) -> str:
     if content[:4] == b"PK\x03\x04":
         return "xlsx"
@@ -129,7 +137,7 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def iter_rows(fmt: str, content: bytes) -> Iterator[list[str]]:
+def iter_rows(fmt: str, content: bytes, max_cells: int = MAX_XLSX_CELLS) -> Iterator[list[str]]:
     if fmt == "csv":
         text = _decode(content)
         try:
@@ -146,7 +154,14 @@ def iter_rows(fmt: str, content: bytes) -> Iterator[list[str]]:
         raise FileFormatError("The XLSX file cannot be opened") from exc
     try:
         ws = wb.worksheets[0]
+        # The declared dimension first (a sheet may claim none, or lie: cells are counted too).
+        if (ws.max_row or 0) * (ws.max_column or 0) > max_cells:
+            raise FileTooLarge(f"The sheet has more than {max_cells} cells")
+        cells = 0
         for values in ws.iter_rows(values_only=True):
+            cells += len(values)
+            if cells > max_cells:
+                raise FileTooLarge(f"The sheet has more than {max_cells} cells")
             yield [_cell_text(v) for v in values]
     finally:
         wb.close()
@@ -301,12 +316,11 @@ class _Reader:
         if code is None:
             self._bad("uscc", "invalid_uscc", why or "invalid", raw_uscc)
             return
-        if code in self.seen:
-            self._bad(
-                "uscc", "duplicate_row", f"the same enterprise is on row {self.seen[code]}", code
-            )
-        else:
-            self.seen[code] = self.line_no
+        # `seen` may come filled with the first line of every repeated code (the columnar
+        # reader finds them before it hands rows here).
+        first = self.seen.setdefault(code, self.line_no)
+        if first != self.line_no:
+            self._bad("uscc", "duplicate_row", f"the same enterprise is on row {first}", code)
         self.row["uscc"] = code
 
     def _name(self) -> None:

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from services.scoring.common import read_limited
 from services.scoring.imports import service
 from services.scoring.imports.schemas import ImportOut
+from services.scoring.imports.upload import spool
 from services.scoring.settings import ScoringSettings
 from shared.auth.deps import GovernmentCaller, actor
 from shared.db import CommittingRoute, DbSession
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/imports", tags=["imports"], route_class=Committin
     "",
     status_code=201,
     response_model=ImportOut,
-    summary="Upload a CSV or XLSX file of facts for one period",
+    summary="Upload a CSV (optionally gzip-compressed, .csv.gz) or XLSX file of facts",
     responses=problem_responses(400, 401, 403, 413, 415, 422),
 )
 async def create_import(
@@ -40,16 +40,22 @@ async def create_import(
     ] = None,
 ) -> Any:
     settings: ScoringSettings = request.app.state.settings
-    content = await read_limited(file, settings.max_import_bytes, "Import files")
-    record = await service.create_import(
-        session,
-        content=content,
-        filename=file.filename or "upload",
-        period=period,
-        created_by=actor(principal),
-        max_errors=settings.max_reported_errors,
-        as_of=as_of,
+    upload = await spool(
+        file, max_bytes=settings.max_import_bytes, max_inflated=settings.max_import_inflated_bytes
     )
+    try:
+        record = await service.create_import(
+            session,
+            upload=upload,
+            period=period,
+            created_by=actor(principal),
+            max_errors=settings.max_reported_errors,
+            as_of=as_of,
+            max_inflated=settings.max_xlsx_inflated_bytes,
+            max_cells=settings.max_xlsx_cells,
+        )
+    finally:
+        upload.remove()
     if record.status == "rejected":
         # The rejection itself is recorded (who tried what file), but no fact is written; a
         # problem response is not committed by the route, so commit it here.

@@ -6,6 +6,7 @@ every list is a keyset or offset page of one run.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -62,24 +63,48 @@ async def history_rows(session: AsyncSession, enterprise_id: int) -> Sequence[Ro
     )
 
 
+USCC_PREFIX = re.compile(r"[0-9A-Za-z]{1,18}")
+
+
+def _like(q: str) -> str:
+    """A LIKE pattern matching `q` literally anywhere (its own % and _ are not wildcards)."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def ranking(
-    session: AsyncSession, run_id: uuid.UUID, stage: int, limit: int, offset: int
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    stage: int,
+    limit: int,
+    offset: int,
+    q: str | None = None,
 ) -> tuple[Sequence[RowMapping], int]:
-    """One page of a stage's scored enterprises, best first, and how many there are."""
-    params = {"r": run_id, "s": stage, "limit": limit, "offset": offset}
-    total: int = (
-        await session.execute(
-            text("SELECT count(*) FROM scoring.scores WHERE run_id = :r AND stage = :s AND scored"),
-            params,
-        )
-    ).scalar_one()
+    """One page of a stage's scored enterprises, best first, and how many there are; with
+    `q`, only those whose name contains it or whose USCC starts with it (ranks stay the
+    stage's)."""
+    params: dict[str, object] = {"r": run_id, "s": stage, "limit": limit, "offset": offset}
+    where = "s.run_id = :r AND s.stage = :s AND s.scored"
+    if q:
+        params["like"] = _like(q)
+        if USCC_PREFIX.fullmatch(q):
+            where += " AND (e.name ILIKE :like ESCAPE '\\' OR e.uscc LIKE :prefix)"
+            params["prefix"] = q.upper() + "%"
+        else:
+            where += " AND e.name ILIKE :like ESCAPE '\\'"
+    base = "FROM scoring.scores s JOIN scoring.enterprises e ON e.id = s.enterprise_id "
+    count_sql = (
+        "SELECT count(*) FROM scoring.scores s WHERE run_id = :r AND stage = :s AND scored"
+        if not q
+        else f"SELECT count(*) {base}WHERE {where}"
+    )
+    total: int = (await session.execute(text(count_sql), params)).scalar_one()
     rows = (
         (
             await session.execute(
                 text(
                     "SELECT e.uscc, e.name, s.stage, s.total, s.rank, s.tier, s.percentile "
-                    "FROM scoring.scores s JOIN scoring.enterprises e ON e.id = s.enterprise_id "
-                    "WHERE s.run_id = :r AND s.stage = :s AND s.scored "
+                    f"{base}WHERE {where} "
                     "ORDER BY s.rank, e.uscc LIMIT :limit OFFSET :offset"
                 ),
                 params,

@@ -6,12 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+import orjson
+from fastapi import APIRouter, Query, Request, Response
 
 from contracts.catalogue import Stage
 from services.scoring.common import reject_banks
 from services.scoring.evaluations.service import published_run
 from services.scoring.scores import service
+from services.scoring.scores.detail import ScoreReader
 from services.scoring.scores.schemas import (
     ChampionItem,
     CohortStatsOut,
@@ -47,17 +49,24 @@ StageQuery = Annotated[Stage, Query(description="The growth stage")]
 async def get_score(
     uscc: VisibleUSCC,
     request: Request,
-    session: DbSession,
     principal: CurrentPrincipal,
     period: Period = None,
     run_id: Annotated[uuid.UUID | None, Query(description="Preview this run")] = None,
-) -> ScoreOut:
+) -> Response:
     state = request.app.state
-    run = await service.visible_run(session, principal, period, run_id)
-    score, _, _ = await service.load_score(
-        session, state.specs, state.runs, uscc, run, with_person=principal.is_government
-    )
-    return score
+    with_person = principal.is_government
+    if run_id is None:
+        # The hot path: the published run's score, one query (see scores/detail.py).
+        reader: ScoreReader = state.score_reader
+        doc = await reader.published_score(state.specs, uscc, period, with_person=with_person)
+        if doc is not None:
+            return Response(orjson.dumps(doc), media_type="application/json")
+    async with state.sessionmaker() as session:
+        run = await service.visible_run(session, principal, period, run_id)
+        score, _, _ = await service.load_score(
+            session, state.specs, state.runs, uscc, run, with_person=with_person
+        )
+    return Response(score.model_dump_json(), media_type="application/json")
 
 
 @router.get(
@@ -109,11 +118,22 @@ async def rankings(
     paging: Paging,
     stage: StageQuery,
     period: Period = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Search: name contains it, or the USCC starts with it",
+        ),
+    ] = None,
 ) -> Page[RankingItem]:
     if principal.kind not in (PrincipalKind.GOVERNMENT, PrincipalKind.SERVICE):
         raise Forbidden("Rankings of other enterprises are for the government")
     run = await published_run(session, period)
-    items, total = await service.rankings(session, run, stage, paging.limit, paging.offset)
+    query = q.strip() if q else None
+    items, total = await service.rankings(
+        session, run, stage, paging.limit, paging.offset, query or None
+    )
     return Page.of(items, total, paging)
 
 

@@ -367,9 +367,14 @@ def portrait(score: ScoreOut, stats: dict[str, Any], trend: list[HistoryItem]) -
 
 
 async def rankings(
-    session: AsyncSession, run: EvaluationRun, stage: Stage, limit: int, offset: int
+    session: AsyncSession,
+    run: EvaluationRun,
+    stage: Stage,
+    limit: int,
+    offset: int,
+    q: str | None = None,
 ) -> tuple[list[RankingItem], int]:
-    rows, total = await repository.ranking(session, run.id, STAGES.index(stage), limit, offset)
+    rows, total = await repository.ranking(session, run.id, STAGES.index(stage), limit, offset, q)
     items = [
         RankingItem(
             uscc=r["uscc"],

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from services.scoring.models import ScoringModel
 
@@ -18,6 +19,17 @@ class ModelOut(BaseModel):
     created_by: str
     created_at: datetime
     published_at: datetime | None
+    published_by: str | None = None
+    challenger_report_id: uuid.UUID | None = Field(
+        None, description="The challenger report the version was published on"
+    )
+    challenger_report: str | None = Field(None, description="Its URL under /v1")
+
+    @model_validator(mode="after")
+    def _link(self) -> ModelOut:
+        if self.challenger_report_id is not None:
+            self.challenger_report = f"/v1/challenger-reports/{self.challenger_report_id}"
+        return self
 
     @classmethod
     def of(cls, model: ScoringModel) -> ModelOut:

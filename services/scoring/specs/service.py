@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.models import ScoringModel
+from services.scoring.models import ChallengerReport, ScoringModel
 from services.scoring.specs.schemas import ModelCreate
 from services.scoring.specs.spec import DEFAULT_MODEL, ModelSpec
 from shared.errors import Conflict, NotFound, Unprocessable
@@ -20,6 +20,10 @@ class SpecCache:
 
     def __init__(self) -> None:
         self._specs: dict[str, ModelSpec] = {}
+
+    def cached(self, version: str) -> ModelSpec | None:
+        """A published spec already read, without a session (the score read's hot path)."""
+        return self._specs.get(version)
 
     async def get(self, session: AsyncSession, version: str) -> ModelSpec:
         spec = self._specs.get(version)
@@ -50,11 +54,15 @@ async def seed_default_spec(session: AsyncSession) -> None:
 
 
 async def list_specs(
-    session: AsyncSession, limit: int, offset: int
+    session: AsyncSession, limit: int, offset: int, *, published_only: bool = False
 ) -> tuple[Sequence[ScoringModel], int]:
-    total = (await session.execute(select(func.count()).select_from(ScoringModel))).scalar_one()
+    visible = [ScoringModel.status == "published"] if published_only else []
+    total = (
+        await session.execute(select(func.count()).select_from(ScoringModel).where(*visible))
+    ).scalar_one()
     rows = await session.scalars(
         select(ScoringModel)
+        .where(*visible)
         .order_by(ScoringModel.created_at, ScoringModel.version)
         .limit(limit)
         .offset(offset)
@@ -103,13 +111,20 @@ async def create_spec(session: AsyncSession, body: ModelCreate, created_by: str)
     return model
 
 
-async def publish_spec(session: AsyncSession, version: str) -> ScoringModel:
+async def publish_spec(session: AsyncSession, version: str, by: str = "system") -> ScoringModel:
     model = await session.get(ScoringModel, version, with_for_update=True)
     if model is None:
         raise NotFound(f"No scoring model {version}")
     if model.status != "published":
         model.status = "published"
         model.published_at = datetime.now(UTC)
+        model.published_by = by
+        model.challenger_report_id = await session.scalar(
+            select(ChallengerReport.id)
+            .where(ChallengerReport.challenger_version == version)
+            .order_by(ChallengerReport.created_at.desc())
+            .limit(1)
+        )
         await session.flush()
     return model
 

@@ -1,7 +1,7 @@
 """who published a product version and who withdrew a product
 
 Revision ID: 8e3f1a6c52d7
-Revises: d770d76b121d
+Revises: a13e0c7d5f21
 Create Date: 2026-12-01 09:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "8e3f1a6c52d7"
-down_revision: str | None = "d770d76b121d"
+down_revision: str | None = "a13e0c7d5f21"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Loan outcomes (贷后表现): banks report how each disbursed loan performs (issue 13)."""
