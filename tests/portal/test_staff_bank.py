@@ -5,6 +5,7 @@ there; a viewer changes nothing; products drafted, published and withdrawn by a 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
@@ -19,10 +20,17 @@ HZUB_OFFICER = next(a for a in STAFF if a.org == "hzub-binjiang")
 
 
 async def _apply(portal: StaffPortal, bank_id: str = "icbc-binjiang") -> dict[str, Any]:
-    await sync_evaluations(portal.gw.platform.fastapi["credit"])
     ent = await portal.gw.login(ENTERPRISE_A["uscc"])
     async with portal.gw.client(ent["access_token"]) as api:
-        offers = (await api.get(f"/v1/credit/enterprises/{ENTERPRISE_A['uscc']}/offers")).json()
+        offers_url = f"/v1/credit/enterprises/{ENTERPRISE_A['uscc']}/offers"
+        for _ in range(40):  # until credit has taken in the published evaluation
+            await sync_evaluations(portal.gw.platform.fastapi["credit"])
+            r = await api.get(offers_url)
+            if r.status_code != 409:
+                break
+            await asyncio.sleep(0.25)
+        assert r.status_code == 200, r.text
+        offers = r.json()
         offer = next(o for o in offers["items"] if o["bank_id"] == bank_id)
         r = await api.post(
             "/v1/credit/applications",
