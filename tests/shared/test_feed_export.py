@@ -44,8 +44,8 @@ async def test_credit_imports_the_rows_the_pages_give(platform: Platform) -> Non
     app = platform.fastapi["credit"]
     report = await sync_evaluations(app)
     assert report.imported == [run_id]
-    fields = ("uscc", "name", "stage", "scored", "exclusion", "total", "rank")
-    fields += ("cohort_size", "percentile", "tier")
+    fields: tuple[str, ...] = ("uscc", "name", "stage", "scored", "exclusion", "total")
+    fields += ("rank", "cohort_size", "percentile", "tier")
     async with app.state.sessionmaker() as session:
         rows = (
             await session.execute(
