@@ -13,17 +13,20 @@ every consumer.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeAlias, TypeVar
 
+import httpx
 from sqlalchemy import BigInteger, DateTime, String, func, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.errors import ServiceUnavailable, UpstreamError
 from shared.metrics import FEED_LAG
 from shared.service_client import ServiceClient
 
@@ -157,3 +160,87 @@ class FeedConsumer(Generic[R]):
                 await advance_cursor(session, self.cursors, self.feed, int(event["id"]))
                 report.events += 1
                 report.cursor = int(event["id"])
+
+
+# A run's export is one long body: the read timeout bounds the wait for each chunk (the first
+# one comes once PostgreSQL has sorted the run), never the whole body.
+EXPORT_TIMEOUT = httpx.Timeout(30.0, read=300.0)
+
+
+@dataclass
+class Export:
+    """An export's body as it arrives, and the row count the producer announced."""
+
+    total: int | None
+    header: list[str]
+    label: str
+    _body: AsyncIterator[bytes]  # the response's one byte iterator, past `_first`
+    _first: bytes = b""
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body from its first byte (header line included); a cut body or a stalled
+        producer is an `UpstreamError`."""
+        if self._first:
+            yield self._first
+        try:
+            async for chunk in self._body:
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{self.label}: {type(exc).__name__}: {exc}") from exc
+
+    def check(self, rows: int) -> None:
+        """Refuse a body with another number of rows than announced."""
+        if self.total is not None and rows != self.total:
+            raise UpstreamError(f"{self.label}: {rows} rows read, {self.total} announced")
+
+
+async def _first_line(body: AsyncIterator[bytes], label: str) -> bytes:
+    buf = b""
+    while b"\n" not in buf and len(buf) <= 1 << 16:
+        chunk = await anext(body, None)
+        if chunk is None:
+            break
+        buf += chunk
+    if b"\n" not in buf:
+        raise UpstreamError(f"{label}: no header line")
+    return buf
+
+
+@asynccontextmanager
+async def open_export(
+    client: ServiceClient, path: str, params: dict[str, Any] | None = None
+) -> AsyncIterator[Export]:
+    """A CSV export of another service, streamed (`Export.chunks`) rather than read whole.
+
+    Any failure (unreachable, a problem answer, a timeout between chunks) is an
+    `UpstreamError`, as `ServiceClient.get` does, so the event's transaction rolls back.
+    """
+    if client.tokens is None:
+        raise ServiceUnavailable(f"No token source configured for calling {client.audience}")
+    label = f"{client.audience} {path}"
+    token = await client.tokens.token(client.audience)
+    request = client.http.build_request(
+        "GET",
+        client.base_url + path,
+        params=params,
+        headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"},
+        timeout=EXPORT_TIMEOUT,
+    )
+    try:
+        response = await client.http.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"{label}: {type(exc).__name__}: {exc}") from exc
+    try:
+        if response.status_code != 200:
+            await response.aread()
+            raise UpstreamError(f"{label}: {response.status_code}: {response.text[:500]}")
+        try:
+            body = response.aiter_bytes()
+            first = await _first_line(body, label)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{label}: {type(exc).__name__}: {exc}") from exc
+        total = response.headers.get("X-Total-Count")
+        header = first.split(b"\n", 1)[0].decode().strip().split(",")
+        yield Export(int(total) if total and total.isdigit() else None, header, label, body, first)
+    finally:
+        await response.aclose()

@@ -21,7 +21,8 @@ from services.credit.common import raw_connection
 from services.credit.lines.service import current_evaluation, recompute_lines
 from services.credit.models import ConsumerCursor, EnterpriseScore, Evaluation
 from services.credit.settings import CreditSettings
-from shared.feed import FeedConsumer, FeedReport, payload_of
+from shared.errors import UpstreamError
+from shared.feed import FeedConsumer, FeedReport, open_export, payload_of
 from shared.service_client import ServiceClient
 
 log = structlog.get_logger("credit.sync")
@@ -47,29 +48,21 @@ def ScoringClient(app: FastAPI) -> ServiceClient:
     return ServiceClient(app, "scoring", settings.scoring_url)
 
 
-def _record(run_id: uuid.UUID, item: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        run_id,
-        item["uscc"],
-        item.get("name") or "",
-        item.get("stage"),
-        bool(item.get("scored")),
-        item.get("exclusion"),
-        item.get("total"),
-        item.get("rank"),
-        item.get("cohort_size"),
-        item.get("percentile"),
-        item.get("tier"),
-    )
+# What lines need of a run, as scoring's export names its columns (in its order).
+EXPORT_COLUMNS = SCORE_COLUMNS[1:]
 
 
 async def import_evaluation(
     session: AsyncSession, scoring: ServiceClient, event_id: int, payload: Mapping[str, Any]
 ) -> Evaluation:
-    """Copy a published run's scores (what lines need) into this service."""
+    """Copy a published run's scores (what lines need) into this service.
+
+    Scoring's CSV export goes straight into PostgreSQL's own CSV COPY as it arrives (into a
+    table of this transaction, then beside the run id): no Python object per row, and a
+    cut or malformed body fails the COPY, which rolls the whole event back.
+    """
     run_id = uuid.UUID(str(payload["run_id"]))
     conn = await raw_connection(session)
-    count = scored = 0
     evaluation = Evaluation(
         run_id=run_id,
         period=int(payload["period"]),
@@ -80,18 +73,34 @@ async def import_evaluation(
     )
     session.add(evaluation)
     await session.flush()
-    async for items in scoring.pages(
-        f"/v1/evaluations/{run_id}/scores", {"limit": scoring.settings.scores_page_size}
-    ):
-        records = [_record(run_id, item) for item in items]
-        if records:
-            await conn.copy_records_to_table(
-                "enterprise_scores", schema_name="credit", columns=SCORE_COLUMNS, records=records
-            )
-        count += len(records)
-        scored += sum(1 for r in records if r[4] and r[5] is None)
-    evaluation.enterprise_count = count
-    evaluation.scored_count = scored
+    await conn.execute(
+        "CREATE TEMPORARY TABLE run_export "
+        "(LIKE credit.enterprise_scores INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
+    await conn.execute("ALTER TABLE run_export ALTER COLUMN run_id DROP NOT NULL")
+    async with open_export(scoring, f"/v1/evaluations/{run_id}/scores/export") as export:
+        if tuple(export.header) != EXPORT_COLUMNS:
+            raise UpstreamError(f"{export.label}: unexpected columns {export.header}")
+        status = await conn.copy_to_table(
+            "run_export",
+            source=export.chunks(),
+            columns=EXPORT_COLUMNS,
+            format="csv",
+            header=True,
+        )
+        export.check(int(status.split()[-1]))
+    cols = ", ".join(EXPORT_COLUMNS)
+    inserted = await conn.fetchrow(
+        f"WITH rows AS (INSERT INTO credit.enterprise_scores (run_id, {cols}) "
+        f"SELECT $1, {cols} FROM run_export "
+        "RETURNING scored, exclusion) "
+        "SELECT count(*) AS n, count(*) FILTER (WHERE scored AND exclusion IS NULL) AS s "
+        "FROM rows",
+        run_id,
+    )
+    await conn.execute("DROP TABLE run_export")
+    evaluation.enterprise_count = int(inserted["n"])
+    evaluation.scored_count = int(inserted["s"])
     await session.flush()
     return evaluation
 

@@ -7,14 +7,20 @@ from the same items; `matching.repository` stores and reads its columns.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 import structlog
+from pyarrow import csv as pa_csv
 
+from contracts.catalogue import INDICATOR_CODES, PROFILE
 from services.policy.criteria import FACTS, FactError, FactTable, coerce_facts
 
 log = structlog.get_logger("policy.population")
@@ -128,6 +134,75 @@ def population_from_items(items: Iterable[Mapping[str, Any]]) -> Population:
     """Scoring's bulk items (`/v1/evaluations/{id}/scores?include=facts`) as a population,
     cleaned exactly as the feed sync stores them: what a what-if of a run matches."""
     return population_of(enterprises_of(items))
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring's CSV export (`/v1/evaluations/{id}/scores/export?include=facts`) as bulk items
+# --------------------------------------------------------------------------------------------
+
+_ITEM_FIELDS: tuple[str, ...] = ("uscc", "name", "stage", "scored", "exclusion", "total")
+_ITEM_FIELDS += ("rank", "cohort_size", "percentile", "tier")
+_TAG_FACTS = frozenset(p.code for p in PROFILE if p.kind == "tags")
+
+
+def _export_types() -> dict[str, pa.DataType]:
+    types: dict[str, pa.DataType] = {c: pa.string() for c in ("uscc", "name", "stage")}
+    types.update(exclusion=pa.string(), founded_on=pa.string(), scored=pa.bool_())
+    types.update({c: pa.int64() for c in ("rank", "cohort_size", "tier")})
+    types.update({c: pa.float64() for c in ("total", "percentile", "age_years")})
+    types.update({c: pa.float64() for c in INDICATOR_CODES})
+    for p in PROFILE:
+        kind = {"bool": pa.bool_(), "tags": pa.string()}.get(p.kind, pa.float64())
+        types[p.code] = kind
+    return types
+
+
+EXPORT_TYPES = _export_types()
+
+
+@lru_cache(maxsize=4096)
+def _tags(cell: str) -> tuple[str, ...]:
+    return tuple(json.loads(cell))
+
+
+def _values(column: pa.ChunkedArray, code: str) -> list[Any]:
+    """A column as Python values, NaN as None (as the JSON pages give it)."""
+    if pa.types.is_floating(column.type):
+        column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+    values: list[Any] = column.to_pylist()
+    if code in _TAG_FACTS:
+        return [list(_tags(v)) if v is not None else None for v in values]
+    return values
+
+
+def export_items(path: str) -> list[dict[str, Any]]:
+    """The items of scoring's CSV export in the bulk pages' shape (facts nested), parsed by
+    pyarrow column by column: what `enterprises_of` cleans, as for the pages."""
+    table = pa_csv.read_csv(
+        path,
+        convert_options=pa_csv.ConvertOptions(
+            column_types=EXPORT_TYPES,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+    names = table.column_names
+    missing = [c for c in ("uscc", "name") if c not in names]
+    if missing:
+        raise ValueError(f"export without {missing}")
+    top = [c for c in names if c in _ITEM_FIELDS]
+    facts = [c for c in names if c not in _ITEM_FIELDS and c != "uscc"]
+    top_values = [_values(table.column(c), c) for c in top]
+    fact_values = [_values(table.column(c), c) for c in facts]
+    fact_rows = zip(*fact_values, strict=True) if fact_values else iter([()] * table.num_rows)
+    items: list[dict[str, Any]] = []
+    for row, fact_row in zip(zip(*top_values, strict=True), fact_rows, strict=True):
+        item = dict(zip(top, row, strict=True))
+        item["facts"] = dict(zip(facts, fact_row, strict=True))
+        items.append(item)
+    return items
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +320,7 @@ __all__ = [
     "encode_columns",
     "enterprise_facts",
     "enterprises_of",
+    "export_items",
     "population_from_items",
     "population_from_json_rows",
     "population_of",

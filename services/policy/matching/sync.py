@@ -8,13 +8,16 @@ cursor and misses nothing. Re-reading an event already applied changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
+import pyarrow as pa
 import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,13 +28,15 @@ from services.policy.matching.population import (
     encode_columns,
     enterprise_facts,
     enterprises_of,
+    export_items,
     population_of,
 )
 from services.policy.matching.repository import write_columns
 from services.policy.matching.service import current_evaluation, lock, recompute
 from services.policy.models import ConsumerCursor, Evaluation
 from services.policy.settings import PolicySettings
-from shared.feed import FeedConsumer, FeedReport, payload_of
+from shared.errors import UpstreamError
+from shared.feed import FeedConsumer, FeedReport, open_export, payload_of
 from shared.service_client import ServiceClient
 
 log = structlog.get_logger("policy.sync")
@@ -105,9 +110,21 @@ async def store_evaluation(
     return evaluation
 
 
-async def _score_pages(scoring: ServiceClient, run_id: uuid.UUID) -> list[list[Mapping[str, Any]]]:
-    params = {"limit": scoring.settings.scores_page_size, "include": "facts"}
-    return [items async for items in scoring.pages(f"/v1/evaluations/{run_id}/scores", params)]
+async def _export_items(scoring: ServiceClient, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The run's scores with facts, from scoring's CSV export: streamed to a temporary file
+    (never the body in memory, a timeout per chunk, not per page), parsed by pyarrow."""
+    with tempfile.NamedTemporaryFile(prefix="policy-run-", suffix=".csv") as f:
+        path = f"/v1/evaluations/{run_id}/scores/export"
+        async with open_export(scoring, path, {"include": "facts"}) as export:
+            async for chunk in export.chunks():
+                f.write(chunk)
+            f.flush()
+            try:
+                items = await asyncio.to_thread(export_items, f.name)
+            except (pa.ArrowException, ValueError) as exc:
+                raise UpstreamError(f"{export.label}: unreadable export: {exc}") from exc
+            export.check(len(items))
+    return items
 
 
 async def apply_event(
@@ -125,7 +142,7 @@ async def apply_event(
         return
     # Everything from scoring is read before anything is written, so a failing page leaves
     # the current population (and the cursor) as they were.
-    pages = await _score_pages(scoring, run_id)
+    items = await _export_items(scoring, run_id)
     await lock(session)
     evaluation = await store_evaluation(
         session,
@@ -133,7 +150,7 @@ async def apply_event(
         period,
         str(payload.get("model_version", "")),
         int(event["id"]),
-        pages,
+        items=items,
     )
     settings: PolicySettings = scoring.settings
     result = await recompute(session, near_max=settings.near_max)

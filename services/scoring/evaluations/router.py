@@ -7,10 +7,11 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from services.scoring.common import reject_banks
 from services.scoring.evaluations import service
+from services.scoring.evaluations.export import stream_scores
 from services.scoring.evaluations.schemas import (
     EventOut,
     EventPage,
@@ -193,6 +194,37 @@ async def run_scores(
     run = await service.get_run(session, run_id)
     spec = await request.app.state.specs.get(session, run.model_version)
     return await scores.run_scores(session, run, spec, after, limit, with_facts=include == "facts")
+
+
+@router.get(
+    "/evaluations/{run_id}/scores/export",
+    response_class=StreamingResponse,
+    summary="Every score of a run as one CSV stream (for the credit and policy services)",
+    description=(
+        "The fields of the paged endpoint's items (without `dimensions`), one row per "
+        "enterprise in USCC order, with a header; `include=facts` adds the period's facts "
+        "(tags as JSON arrays). `X-Total-Count` is the run's enterprise count, so a reader "
+        "can tell a complete body from a cut one."
+    ),
+    responses={200: {"content": {"text/csv": {}}}, **problem_responses(401, 403, 404)},
+)
+async def export_run_scores(
+    run_id: uuid.UUID,
+    request: Request,
+    session: DbSession,
+    _: GovernmentOrServiceCaller,
+    include: Annotated[Literal["facts"] | None, Query()] = None,
+) -> StreamingResponse:
+    run = await service.get_run(session, run_id)
+    period, count = run.period, run.enterprise_count
+    # The request's session is not held while the body streams: COPY has its own connection.
+    await session.commit()
+    body = stream_scores(request.app.state.engine, run_id, period, include == "facts")
+    return StreamingResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"X-Total-Count": str(count or 0), "Cache-Control": "no-store"},
+    )
 
 
 @router.get(

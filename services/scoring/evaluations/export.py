@@ -1,0 +1,126 @@
+"""A run's scores as one CSV stream, straight out of PostgreSQL, for credit and policy.
+
+The paged JSON endpoint builds a pydantic object per row (most of scoring's time at a
+million enterprises) and its consumers spend most of theirs decoding it; a page timing out
+restarted their whole catch-up. Here PostgreSQL writes the CSV itself (`COPY (SELECT ...) TO
+STDOUT`) and the chunks are passed on as they come: no Python object per row, memory bounded
+by a small queue of chunks, and the consumer reads the body with a timeout per chunk.
+
+The columns are what the paged endpoint's items carry and the consumers read, with the same
+values: the stage by name, NaN totals and percentiles as empty (null), and with `facts` the
+period's facts, `founded_on` and `age_years` as `_facts` computes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.catalogue import INDICATOR_CODES, PROFILE, STAGES
+
+SCORE_FIELDS = (
+    "uscc",
+    "name",
+    "stage",
+    "scored",
+    "exclusion",
+    "total",
+    "rank",
+    "cohort_size",
+    "percentile",
+    "tier",
+)
+TAG_FACTS = tuple(p.code for p in PROFILE if p.kind == "tags")
+BOOL_FACTS = tuple(p.code for p in PROFILE if p.kind == "bool")
+FACT_FIELDS = (*INDICATOR_CODES, *(p.code for p in PROFILE), "founded_on", "age_years")
+
+# Constants of the catalogue, never caller input: safe to write into the statement.
+_STAGE_NAMES = "ARRAY[" + ", ".join(f"'{s.value}'" for s in STAGES) + "]::text[]"
+
+
+def _fact_select(code: str) -> str:
+    if code in TAG_FACTS:
+        # A JSON array in one CSV cell: the reader needs no PostgreSQL array syntax.
+        return f'array_to_json(f."{code}")::text AS "{code}"'
+    return f'f."{code}"'
+
+
+def export_query(with_facts: bool) -> str:
+    """The statement for one run (`$1`), in USCC order; with facts, of its period (`$2`)."""
+    cols = [
+        "e.uscc",
+        "e.name",
+        f"({_STAGE_NAMES})[s.stage + 1] AS stage",
+        "s.scored",
+        "s.exclusion",
+        "NULLIF(s.total, 'NaN') AS total",
+        "s.rank",
+        "s.cohort_size",
+        "NULLIF(s.percentile, 'NaN') AS percentile",
+        "s.tier",
+    ]
+    join = ""
+    if with_facts:
+        cols += [_fact_select(c) for c in (*INDICATOR_CODES, *(p.code for p in PROFILE))]
+        # As `_facts` does: days to the period's last day over 365.25, to 2 places.
+        cols += [
+            "e.founded_on",
+            "round(((make_date($2::int, 12, 31) - e.founded_on) / 365.25)::numeric, 2)"
+            "::float8 AS age_years",
+        ]
+        join = "LEFT JOIN scoring.facts f ON f.uscc = e.uscc AND f.period = $2 "
+    return (
+        f"SELECT {', '.join(cols)} "
+        "FROM scoring.scores s JOIN scoring.enterprises e ON e.id = s.enterprise_id "
+        f"{join}WHERE s.run_id = $1 ORDER BY e.uscc"
+    )
+
+
+async def stream_scores(
+    engine: AsyncEngine, run_id: uuid.UUID, period: int, with_facts: bool, queue_size: int = 8
+) -> AsyncIterator[bytes]:
+    """The CSV (with a header) of a run's scores, chunk by chunk as PostgreSQL writes it.
+
+    COPY pushes into a bounded queue from its own task, so a slow reader slows the COPY
+    instead of the chunks piling up here; a reader that goes away cancels it.
+    """
+    queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(queue_size)
+
+    async def push(data: bytes) -> None:
+        await queue.put(bytes(data))  # asyncpg hands over a buffer it may reuse
+
+    async def produce() -> None:
+        try:
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
+                args = (run_id, period) if with_facts else (run_id,)
+                await driver.copy_from_query(
+                    export_query(with_facts),
+                    *args,
+                    output=push,
+                    format="csv",
+                    header=True,
+                )
+        except Exception as exc:  # handed to the reader, which raises it
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    task = asyncio.create_task(produce())
+    try:
+        while True:
+            chunk = await queue.get()
+            if chunk is None:
+                return
+            if isinstance(chunk, Exception):
+                raise chunk
+            yield chunk
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
