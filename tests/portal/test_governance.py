@@ -4,6 +4,7 @@ by tier, PSI, migration), who may see the page, no inline script."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -43,7 +44,13 @@ async def _loan(portal: Portal, uscc: str, state: str) -> None:
     """The enterprise borrows from its first offer; the bank reports the loan's state."""
     me = (await portal.gw.login(uscc))["access_token"]
     async with portal.gw.client(me) as ent:
-        r = await ent.get(f"/v1/credit/enterprises/{uscc}/offers")
+        for _ in range(40):  # until credit has taken in the published evaluation
+            # (the background feed loop may hold the sync lock when the test asks)
+            await sync_evaluations(portal.gw.platform.fastapi["credit"])
+            r = await ent.get(f"/v1/credit/enterprises/{uscc}/offers")
+            if r.status_code != 409:
+                break
+            await asyncio.sleep(0.25)
         assert r.status_code == 200, r.text
         offers = r.json()["items"]
         assert offers, uscc
