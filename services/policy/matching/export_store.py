@@ -10,14 +10,16 @@ against the known columns, never of values.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 
 import asyncpg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from services.policy.criteria import FACTS
-from services.policy.matching.population import EXPORT_SOURCE, EXPORT_TYPES
+from services.policy.matching.population import EXPORT_SOURCE, EXPORT_TYPES, _tag_mask
 
 _PG_TYPES = {pa.string(): "text", pa.bool_(): "boolean", pa.int64(): "bigint"}
 
@@ -35,9 +37,8 @@ def _clean(code: str, column: str) -> str:
     spec = FACTS[code]
     c = _quote(column)
     if spec.type == "tags":
-        tags = f"ARRAY(SELECT DISTINCT t FROM jsonb_array_elements_text({c}::jsonb) t ORDER BY 1)"
-        vocabulary = _literal_array(spec.values)
-        return f"CASE WHEN {c} IS NOT NULL AND {tags} <@ {vocabulary} THEN to_jsonb({tags}) END"
+        # A run has few distinct tag cells: each cleaned once (`tag_cells`), passed as `$2`.
+        return f"($2::jsonb -> '{code}' -> {c})"
     if spec.type == "enum":
         return f"CASE WHEN {c} = ANY({_literal_array(spec.values)}) THEN {c} END"
     if spec.type == "bool":
@@ -74,18 +75,35 @@ def insert_statement(header: Sequence[str]) -> str:
         "(uscc, run_id, position, name, stage, score, tier, facts) "
         'SELECT uscc, $1, row_number() OVER (ORDER BY uscc COLLATE "C") - 1, '
         f"COALESCE(name, ''), {stage}, {score}, {tier}, "
-        f"jsonb_strip_nulls({facts}) FROM run_export"
+        f"jsonb_strip_nulls({facts}) FROM run_export WHERE $2::jsonb IS NOT NULL"
     )
 
 
+def tag_cells(table: pa.Table) -> str:
+    """For each tags fact, each distinct cell of the export and its cleaned value (sorted,
+    distinct; null when a tag is unknown), as JSON: `$2` of `insert_statement`."""
+    out: dict[str, dict[str, list[str] | None]] = {}
+    for code, spec in FACTS.items():
+        if spec.type != "tags" or code not in table.column_names:
+            continue
+        cells = pc.unique(table.column(code).drop_null()).to_pylist()
+        out[code] = {}
+        for cell in cells:
+            mask = _tag_mask(cell, spec.values)
+            out[code][cell] = (
+                None if mask < 0 else sorted(t for i, t in enumerate(spec.values) if mask >> i & 1)
+            )
+    return json.dumps(out)
+
+
 async def write_facts(
-    conn: asyncpg.Connection, run_id: uuid.UUID, path: str, header: Sequence[str]
+    conn: asyncpg.Connection, run_id: uuid.UUID, path: str, header: Sequence[str], tags: str
 ) -> int:
     """The export's rows as `policy.enterprise_facts` of `run_id`; the number written."""
     await conn.execute(table_statement(header))
     await conn.copy_to_table(
         "run_export", source=path, columns=list(header), format="csv", header=True
     )
-    status = await conn.execute(insert_statement(header), run_id)
+    status = await conn.execute(insert_statement(header), run_id, tags)
     await conn.execute("DROP TABLE run_export")
     return int(status.split()[-1])

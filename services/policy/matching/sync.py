@@ -23,8 +23,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.common import raw_connection
-from services.policy.matching.export_store import write_facts
+from services.policy.matching.export_store import tag_cells, write_facts
 from services.policy.matching.population import (
+    Population,
     clean_facts,
     encode_columns,
     enterprise_facts,
@@ -112,6 +113,11 @@ async def store_evaluation(
     return evaluation
 
 
+def _read(path: str) -> tuple[Population, str]:
+    table = read_export(path)
+    return population_from_export(table), tag_cells(table)
+
+
 async def store_export(
     session: AsyncSession,
     scoring: ServiceClient,
@@ -131,7 +137,7 @@ async def store_export(
                 f.write(chunk)
             f.flush()
             try:
-                population = population_from_export(await asyncio.to_thread(read_export, f.name))
+                population, tags = await asyncio.to_thread(_read, f.name)
             except (pa.ArrowException, ValueError) as exc:
                 raise UpstreamError(f"{export.label}: unreadable export: {exc}") from exc
             export.check(population.n)
@@ -150,7 +156,7 @@ async def store_export(
             session.add(evaluation)
             await session.flush()
             try:
-                written = await write_facts(conn, run_id, f.name, export.header)
+                written = await write_facts(conn, run_id, f.name, export.header, tags)
             except ValueError as exc:
                 raise UpstreamError(f"{export.label}: {exc}") from exc
             export.check(written)
