@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -180,9 +181,11 @@ async def apply_event(
         return
     # Everything from scoring is read before anything is written, so a failing page leaves
     # the current population (and the cursor) as they were.
+    started = time.perf_counter()
     evaluation = await store_export(
         session, scoring, run_id, period, str(payload.get("model_version", "")), int(event["id"])
     )
+    imported = time.perf_counter() - started
     settings: PolicySettings = scoring.settings
     result = await recompute(session, near_max=settings.near_max)
     report.imported.append(str(run_id))
@@ -195,6 +198,7 @@ async def apply_event(
         rules=len(result.rules),
         pushes=result.pushes,
         seconds=round(result.seconds, 3),
+        import_seconds=round(imported, 3),
     )
 
 
