@@ -12,9 +12,8 @@ from sqlalchemy import func, select, text
 from services.credit.evaluations.sync import ScoringClient as CreditScoring
 from services.credit.evaluations.sync import import_evaluation, sync_evaluations
 from services.credit.models import Evaluation
-from services.policy.matching.population import enterprises_of
-from services.policy.matching.sync import ScoringClient as PolicyScoring
-from services.policy.matching.sync import _export_items
+from services.policy.matching.population import encode_columns, enterprises_of, population_of
+from services.policy.matching.sync import sync_evaluations as policy_sync
 from shared.errors import UpstreamError
 from shared.feed import Export
 from tests.platform import Platform
@@ -63,12 +62,45 @@ async def test_credit_imports_the_rows_the_pages_give(platform: Platform) -> Non
     assert evaluation.scored_count == sum(p["scored"] and p["exclusion"] is None for p in pages)
 
 
-async def test_policy_cleans_the_export_as_it_cleaned_the_pages(platform: Platform) -> None:
+async def test_policy_stores_what_it_stored_from_the_pages(platform: Platform) -> None:
     run_id = await publish_demo(platform, n=N, seed=12)
     await platform.start("policy", sync_interval=0)
-    items = await _export_items(PolicyScoring(platform.fastapi["policy"]), uuid.UUID(run_id))
-    assert enterprises_of(items) == enterprises_of(await _pages(platform, run_id, "facts"))
-    assert len(items) == N
+    app = platform.fastapi["policy"]
+    assert (await policy_sync(app)).imported == [run_id]
+    expected = enterprises_of(await _pages(platform, run_id, "facts"))
+    async with app.state.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT uscc, position, name, stage, score, tier, facts "
+                    "FROM policy.enterprise_facts WHERE run_id = :r ORDER BY position"
+                ),
+                {"r": run_id},
+            )
+        ).all()
+        columns = (
+            await session.execute(
+                text(
+                    "SELECT name, dtype, vocabulary, data FROM policy.population_columns "
+                    "WHERE run_id = :r ORDER BY name"
+                ),
+                {"r": run_id},
+            )
+        ).all()
+    assert len(rows) == len(expected) == N
+    for i, (row, e) in enumerate(zip(rows, expected, strict=True)):
+        tier = e.facts.get("tier")
+        assert tuple(row[:6]) == (
+            e.uscc,
+            i,
+            e.name,
+            e.facts.get("stage"),
+            e.facts.get("score"),
+            int(tier) if tier is not None else None,
+        )
+        assert row.facts == e.facts, e.uscc
+    stored = sorted((n, d, v, bytes(b)) for n, d, v, b in columns)
+    assert stored == sorted(encode_columns(population_of(expected)))
 
 
 async def test_a_failing_export_leaves_nothing_written(platform: Platform) -> None:

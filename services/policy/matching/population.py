@@ -176,18 +176,9 @@ def _values(column: pa.ChunkedArray, code: str) -> list[Any]:
 
 
 def export_items(path: str) -> list[dict[str, Any]]:
-    """The items of scoring's CSV export in the bulk pages' shape (facts nested), parsed by
-    pyarrow column by column: what `enterprises_of` cleans, as for the pages."""
-    table = pa_csv.read_csv(
-        path,
-        convert_options=pa_csv.ConvertOptions(
-            column_types=EXPORT_TYPES,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            true_values=["t"],
-            false_values=["f"],
-        ),
-    )
+    """The items of scoring's CSV export in the bulk pages' shape (facts nested): what
+    `enterprises_of` cleans, as for the pages (the reference the column path is tested by)."""
+    table = read_export(path)
     names = table.column_names
     missing = [c for c in ("uscc", "name") if c not in names]
     if missing:
@@ -203,6 +194,87 @@ def export_items(path: str) -> list[dict[str, Any]]:
         item["facts"] = dict(zip(facts, fact_row, strict=True))
         items.append(item)
     return items
+
+
+# The export's column for each fact (the item's top-level fields stand for four of them).
+EXPORT_SOURCE = {"score": "total", "tier": "tier", "percentile": "percentile", "stage": "stage"}
+
+
+def read_export(path: str) -> pa.Table:
+    """Scoring's CSV export, typed, as pyarrow columns (no Python object per row)."""
+    return pa_csv.read_csv(
+        path,
+        convert_options=pa_csv.ConvertOptions(
+            column_types=EXPORT_TYPES,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+
+
+def _floats(col: pa.ChunkedArray) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = np.asarray(
+        col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+    )
+    return out.copy()
+
+
+def _tag_mask(cell: str, values: Sequence[str]) -> int:
+    """A cell's tags as a bitmask; -1 (missing) when any is unknown, as `clean_facts` drops
+    the fact."""
+    try:
+        tags = _tags(cell)
+    except (ValueError, TypeError):
+        return -1
+    if any(not isinstance(t, str) or t not in values for t in tags):
+        return -1
+    return sum(1 << values.index(t) for t in set(tags))
+
+
+def _clean_column(code: str, col: pa.ChunkedArray) -> npt.NDArray[Any]:
+    """One fact column cleaned as `clean_facts` cleans each value, encoded as `FactTable`
+    holds it: an unusable value is missing, never an error."""
+    spec = FACTS[code]
+    if spec.type == "tags":
+        encoded = col.combine_chunks().dictionary_encode()
+        words = encoded.dictionary.to_pylist()
+        masks = np.array([_tag_mask(w, spec.values) for w in words] + [-1], dtype=np.int64)
+        idx = encoded.indices.fill_null(len(words)).to_numpy(zero_copy_only=False)
+        out: npt.NDArray[np.int64] = masks[idx]
+        return out
+    if spec.type == "enum":
+        found = pc.index_in(col.cast(pa.string()), value_set=pa.array(spec.values))
+        return _floats(found)
+    values = _floats(col)
+    if spec.type == "bool":
+        values[(values != 0.0) & (values != 1.0)] = np.nan
+    return values
+
+
+def population_from_export(table: pa.Table) -> Population:
+    """The population of an export, in USCC order, cleaned as `enterprises_of` cleans items
+    (the same columns `population_of` would build from them), without an object per row."""
+    usccs = np.asarray(table.column("uscc").to_numpy(zero_copy_only=False), dtype=str)
+    order = np.argsort(usccs, kind="stable")
+    columns: dict[str, npt.NDArray[Any]] = {}
+    for code in FACTS:
+        source = EXPORT_SOURCE.get(code, code)
+        if source not in table.column_names:
+            continue
+        col = _clean_column(code, table.column(source))[order]
+        missing = col == -1 if FACTS[code].type == "tags" else np.isnan(col)
+        if not missing.all():  # `population_of` has no column for a fact nobody has
+            columns[code] = col
+    population = Population(
+        usccs=usccs[order],
+        stages=np.empty(len(usccs), dtype=object),
+        table=FactTable.from_columns(columns, len(usccs)),
+    )
+    codes, names = population.stage_index()
+    population.stages = np.array(names, dtype=object)[codes]
+    return population
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,7 +393,9 @@ __all__ = [
     "enterprise_facts",
     "enterprises_of",
     "export_items",
+    "population_from_export",
     "population_from_items",
     "population_from_json_rows",
     "population_of",
+    "read_export",
 ]

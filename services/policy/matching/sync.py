@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,13 +24,16 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.common import raw_connection
+from services.policy.matching.export_store import tag_cells, write_facts
 from services.policy.matching.population import (
+    Population,
     clean_facts,
     encode_columns,
     enterprise_facts,
     enterprises_of,
-    export_items,
+    population_from_export,
     population_of,
+    read_export,
 )
 from services.policy.matching.repository import write_columns
 from services.policy.matching.service import current_evaluation, lock, recompute
@@ -110,9 +114,23 @@ async def store_evaluation(
     return evaluation
 
 
-async def _export_items(scoring: ServiceClient, run_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The run's scores with facts, from scoring's CSV export: streamed to a temporary file
-    (never the body in memory, a timeout per chunk, not per page), parsed by pyarrow."""
+def _read(path: str) -> tuple[Population, str]:
+    table = read_export(path)
+    return population_from_export(table), tag_cells(table)
+
+
+async def store_export(
+    session: AsyncSession,
+    scoring: ServiceClient,
+    run_id: uuid.UUID,
+    period: int,
+    model_version: str,
+    event_id: int,
+) -> Evaluation:
+    """Replace the population with the run's, read from scoring's CSV export: streamed to a
+    temporary file (never the body in memory; a read timeout per chunk, not per page),
+    columns built by pyarrow, facts rows written by PostgreSQL's COPY. Same rows and columns
+    as `store_evaluation` stores from the pages' items."""
     with tempfile.NamedTemporaryFile(prefix="policy-run-", suffix=".csv") as f:
         path = f"/v1/evaluations/{run_id}/scores/export"
         async with open_export(scoring, path, {"include": "facts"}) as export:
@@ -120,11 +138,32 @@ async def _export_items(scoring: ServiceClient, run_id: uuid.UUID) -> list[dict[
                 f.write(chunk)
             f.flush()
             try:
-                items = await asyncio.to_thread(export_items, f.name)
+                population, tags = await asyncio.to_thread(_read, f.name)
             except (pa.ArrowException, ValueError) as exc:
                 raise UpstreamError(f"{export.label}: unreadable export: {exc}") from exc
-            export.check(len(items))
-    return items
+            export.check(population.n)
+            await lock(session)
+            conn = await raw_connection(session)
+            await conn.execute("DELETE FROM policy.evaluations")
+            # DELETE, not TRUNCATE: see `store_evaluation`.
+            await conn.execute("DELETE FROM policy.enterprise_facts")
+            evaluation = Evaluation(
+                run_id=run_id,
+                period=period,
+                model_version=model_version,
+                event_id=event_id,
+                enterprise_count=population.n,
+            )
+            session.add(evaluation)
+            await session.flush()
+            try:
+                written = await write_facts(conn, run_id, f.name, export.header, tags)
+            except ValueError as exc:
+                raise UpstreamError(f"{export.label}: {exc}") from exc
+            export.check(written)
+    await write_columns(session, run_id, encode_columns(population))
+    await conn.execute("UPDATE policy.rule_matches SET pushed = false WHERE run_id = $1", run_id)
+    return evaluation
 
 
 async def apply_event(
@@ -142,16 +181,11 @@ async def apply_event(
         return
     # Everything from scoring is read before anything is written, so a failing page leaves
     # the current population (and the cursor) as they were.
-    items = await _export_items(scoring, run_id)
-    await lock(session)
-    evaluation = await store_evaluation(
-        session,
-        run_id,
-        period,
-        str(payload.get("model_version", "")),
-        int(event["id"]),
-        items=items,
+    started = time.perf_counter()
+    evaluation = await store_export(
+        session, scoring, run_id, period, str(payload.get("model_version", "")), int(event["id"])
     )
+    imported = time.perf_counter() - started
     settings: PolicySettings = scoring.settings
     result = await recompute(session, near_max=settings.near_max)
     report.imported.append(str(run_id))
@@ -164,6 +198,7 @@ async def apply_event(
         rules=len(result.rules),
         pushes=result.pushes,
         seconds=round(result.seconds, 3),
+        import_seconds=round(imported, 3),
     )
 
 
@@ -186,5 +221,6 @@ __all__ = [
     "clean_facts",
     "enterprise_facts",
     "store_evaluation",
+    "store_export",
     "sync_evaluations",
 ]
