@@ -247,4 +247,19 @@ PROFILE: tuple[ProfileAttribute, ...] = (
 )
 
 PROFILE_CODES: tuple[str, ...] = tuple(p.code for p in PROFILE)
+
+# A run's score fields as scoring's export writes them and credit and policy read them (in
+# this order).
+RUN_SCORE_FIELDS: tuple[str, ...] = (
+    "uscc",
+    "name",
+    "stage",
+    "scored",
+    "exclusion",
+    "total",
+    "rank",
+    "cohort_size",
+    "percentile",
+    "tier",
+)
 PROFILE_BY_CODE: dict[str, ProfileAttribute] = {p.code: p for p in PROFILE}

@@ -23,7 +23,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -39,6 +38,7 @@ from scripts.bench_gateway import (
     ensure_wrk,
     free_port,
     load_scores,
+    py_spy,
     run_wrk,
     start,
     wait_ready,
@@ -73,17 +73,6 @@ def measure(
     before = cpu_seconds(pid)
     result = run_wrk(wrk, url, token, conns, seconds, script=script)
     return result, (cpu_seconds(pid) - before) / max(result.requests, 1) * 1e6
-
-
-def profile(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes] | None:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        print("py-spy not found: `pip install py-spy` into the venv to profile")
-        return None
-    cmd = [spy, "record", "-p", str(pid), "-d", str(seconds), "-o", str(out), "-r", "200"]
-    if out.suffix != ".svg":
-        cmd += ["-f", "raw"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def report(rows: dict[str, list[tuple[WrkResult, float]]], conns: int) -> dict[str, object]:
@@ -144,7 +133,7 @@ def rounds(
     ratios: list[float] = []
     for i in range(args.runs):
         h = measure(wrk, health, token, args.connections, args.seconds, pid, None)
-        spy = profile(pid, args.profile, args.seconds) if args.profile and i == 0 else None
+        spy = py_spy(pid, args.profile, args.seconds) if args.profile and i == 0 else None
         s = measure(wrk, score, token, args.connections, args.seconds, pid, script)
         if spy is not None:
             spy.wait()

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.catalogue import RUN_SCORE_FIELDS
 from services.credit.common import raw_connection
 from services.credit.lines.service import current_evaluation, recompute_lines
 from services.credit.models import ConsumerCursor, EnterpriseScore, Evaluation
@@ -28,19 +29,7 @@ from shared.service_client import ServiceClient
 log = structlog.get_logger("credit.sync")
 
 CURSOR = "scoring.events"
-SCORE_COLUMNS = (
-    "run_id",
-    "uscc",
-    "name",
-    "stage",
-    "scored",
-    "exclusion",
-    "total",
-    "rank",
-    "cohort_size",
-    "percentile",
-    "tier",
-)
+SCORE_COLUMNS = ("run_id", *RUN_SCORE_FIELDS)
 
 
 def ScoringClient(app: FastAPI) -> ServiceClient:

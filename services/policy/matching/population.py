@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import structlog
 from pyarrow import csv as pa_csv
 
-from contracts.catalogue import INDICATOR_CODES, PROFILE
+from contracts.catalogue import INDICATOR_CODES, PROFILE, RUN_SCORE_FIELDS
 from services.policy.criteria import FACTS, FactError, FactTable, coerce_facts
 
 log = structlog.get_logger("policy.population")
@@ -140,8 +140,6 @@ def population_from_items(items: Iterable[Mapping[str, Any]]) -> Population:
 # Scoring's CSV export (`/v1/evaluations/{id}/scores/export?include=facts`) as bulk items
 # --------------------------------------------------------------------------------------------
 
-_ITEM_FIELDS: tuple[str, ...] = ("uscc", "name", "stage", "scored", "exclusion", "total")
-_ITEM_FIELDS += ("rank", "cohort_size", "percentile", "tier")
 _TAG_FACTS = frozenset(p.code for p in PROFILE if p.kind == "tags")
 
 
@@ -183,8 +181,8 @@ def export_items(path: str) -> list[dict[str, Any]]:
     missing = [c for c in ("uscc", "name") if c not in names]
     if missing:
         raise ValueError(f"export without {missing}")
-    top = [c for c in names if c in _ITEM_FIELDS]
-    facts = [c for c in names if c not in _ITEM_FIELDS and c != "uscc"]
+    top = [c for c in names if c in RUN_SCORE_FIELDS]
+    facts = [c for c in names if c not in RUN_SCORE_FIELDS and c != "uscc"]
     top_values = [_values(table.column(c), c) for c in top]
     fact_values = [_values(table.column(c), c) for c in facts]
     fact_rows = zip(*fact_values, strict=True) if fact_values else iter([()] * table.num_rows)

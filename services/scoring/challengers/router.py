@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.scoring.challengers import service
-from services.scoring.evaluations.service import get_run
+from services.scoring.evaluations.service import execute_run, get_run
 from shared.auth.deps import GovernmentCaller, actor, require_kind
 from shared.auth.principal import Principal, PrincipalKind
 from shared.db import CommittingRoute, DbSession
@@ -71,7 +71,7 @@ async def challenge(
     who = actor(principal)
     shadow, champion = await service.start_shadow_run(session, version, body.period, who)
     await session.commit()  # the run must exist before the evaluation that fills it
-    await service.execute_shadow(request.app.state.engine, shadow.id)
+    await execute_run(request.app.state.engine, shadow.id)
     shadow = await get_run(session, shadow.id)
     await session.refresh(shadow)
     report = await service.build_report(

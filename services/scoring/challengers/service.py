@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.audit.service import record
 from services.scoring.comparisons import downstream
 from services.scoring.comparisons import repository as comparisons
-from services.scoring.evaluations.service import execute_run
+from services.scoring.evaluations.service import add_run
 from services.scoring.governance import migration_matrix
 from services.scoring.models import ChallengerReport, EvaluationRun, ScoringModel
 from services.scoring.validations import service as validations
@@ -53,33 +53,10 @@ async def start_shadow_run(
         raise NoChampion(f"Publish a run of {period} first: the challenger is compared with it")
     if champion.model_version == version:
         raise Conflict(f"Model {version} is the champion of {period} already")
-    run = EvaluationRun(
-        id=uuid.uuid4(),
-        period=period,
-        model_version=version,
-        status="running",
-        shadow=True,
-        created_by=created_by,
-        merges=[],
-        cohort_stats={},
-    )
-    session.add(run)
-    await session.flush()
-    await record(
-        session,
-        created_by,
-        "run.shadow_created",
-        "run",
-        run.id,
-        period=period,
-        model_version=version,
-        champion_run_id=str(champion.id),
+    run = await add_run(
+        session, period, version, created_by, shadow=True, champion_run_id=str(champion.id)
     )
     return run, champion
-
-
-async def execute_shadow(engine: AsyncEngine, run_id: uuid.UUID) -> None:
-    await execute_run(engine, run_id)
 
 
 def _distribution(

@@ -22,21 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.catalogue import INDICATOR_CODES, PROFILE, STAGES
 
-SCORE_FIELDS = (
-    "uscc",
-    "name",
-    "stage",
-    "scored",
-    "exclusion",
-    "total",
-    "rank",
-    "cohort_size",
-    "percentile",
-    "tier",
-)
 TAG_FACTS = tuple(p.code for p in PROFILE if p.kind == "tags")
-BOOL_FACTS = tuple(p.code for p in PROFILE if p.kind == "bool")
-FACT_FIELDS = (*INDICATOR_CODES, *(p.code for p in PROFILE), "founded_on", "age_years")
 
 # Constants of the catalogue, never caller input: safe to write into the statement.
 _STAGE_NAMES = "ARRAY[" + ", ".join(f"'{s.value}'" for s in STAGES) + "]::text[]"

@@ -95,11 +95,27 @@ async def create_run(
             raise NotFound(f"No evaluation {corrects_run_id}")
         if noticed.period != period or noticed.status != "in_notice":
             raise Conflict(f"A run corrects a run of the same period in notice, not {noticed.id}")
+    return await add_run(session, period, version, created_by, corrects_run_id=corrects_run_id)
+
+
+async def add_run(
+    session: AsyncSession,
+    period: int,
+    version: str,
+    created_by: str,
+    *,
+    shadow: bool = False,
+    corrects_run_id: uuid.UUID | None = None,
+    **audit: str | int | None,
+) -> EvaluationRun:
+    """A new run, still to be scored (`execute_run`), and its audit entry
+    (`run.created`, or `run.shadow_created` for a challenger's shadow run)."""
     run = EvaluationRun(
         id=uuid.uuid4(),
         period=period,
         model_version=version,
         status="running",
+        shadow=shadow,
         created_by=created_by,
         corrects_run_id=corrects_run_id,
         merges=[],
@@ -107,15 +123,13 @@ async def create_run(
     )
     session.add(run)
     await session.flush()
+    if shadow:
+        action = "run.shadow_created"
+    else:
+        action = "run.created"
+        audit["corrects_run_id"] = str(corrects_run_id) if corrects_run_id else None
     await record(
-        session,
-        created_by,
-        "run.created",
-        "run",
-        run.id,
-        period=period,
-        model_version=version,
-        corrects_run_id=str(corrects_run_id) if corrects_run_id else None,
+        session, created_by, action, "run", run.id, period=period, model_version=version, **audit
     )
     return run
 

@@ -190,6 +190,8 @@ class _Columns:
         try:
             values = pc.cast(text, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            # One cell that is not a plain number fails the whole column's cast: cast only
+            # the plain ones and mark the others, whose rows the row reader then reports.
             plain = pc.or_(pc.equal(raw, ""), pc.match_substring_regex(raw, _NUMBER_RE))
             self.mark(~_np(plain))
             values = pc.cast(pc.if_else(plain, text, pa.scalar(None, pa.string())), pa.float64())
