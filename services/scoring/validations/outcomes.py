@@ -30,6 +30,24 @@ class Outcomes:
     lines_run_id: str | None = None
     with_line: frozenset[str] = frozenset()
 
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Outcomes:
+        """From credit's performance answer (`GET /v1/outcomes/performance`)."""
+        return cls(
+            period=int(body["period"]),
+            snapshot=str(body["snapshot"]),
+            window_start=str(body["window_start"]),
+            window_end=str(body["window_end"]),
+            definition=str(body["definition"]),
+            synthetic=bool(body["synthetic"]),
+            last_outcome_id=body.get("last_outcome_id"),
+            bad_by_uscc={str(i["uscc"]): bool(i["bad"]) for i in body["items"]},
+            approved=frozenset(body.get("approved") or ()),
+            rejected=frozenset(body.get("rejected") or ()),
+            lines_run_id=body.get("lines_run_id"),
+            with_line=frozenset(body.get("with_line") or ()),
+        )
+
     def aligned(self, uscc: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """1 bad, 0 good, NaN not observed, row for row with `uscc`."""
         out = np.full(uscc.shape[0], np.nan)
@@ -82,17 +100,4 @@ async def fetch(app: FastAPI, period: int) -> Outcomes:
     body = await ServiceClient(app, "credit", settings.credit_url).get(
         PERFORMANCE_PATH, {"period": period}
     )
-    return Outcomes(
-        period=int(body["period"]),
-        snapshot=str(body["snapshot"]),
-        window_start=str(body["window_start"]),
-        window_end=str(body["window_end"]),
-        definition=str(body["definition"]),
-        synthetic=bool(body["synthetic"]),
-        last_outcome_id=body.get("last_outcome_id"),
-        bad_by_uscc={str(i["uscc"]): bool(i["bad"]) for i in body["items"]},
-        approved=frozenset(body.get("approved") or ()),
-        rejected=frozenset(body.get("rejected") or ()),
-        lines_run_id=body.get("lines_run_id"),
-        with_line=frozenset(body.get("with_line") or ()),
-    )
+    return Outcomes.of(body)
