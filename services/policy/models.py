@@ -91,7 +91,9 @@ class EnterpriseFacts(Base):
     stage: Mapped[str | None] = mapped_column(String(16))
     score: Mapped[float | None] = mapped_column(Double)
     tier: Mapped[int | None] = mapped_column(SmallInteger)
-    facts: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The facts are read from the population's columns at `position`; this document is only
+    # that of a population stored before the columns existed (NULL since).
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class CultivationPool(Base):

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.common import raw_connection
-from services.policy.matching.population import USCC_COLUMN, Encoded
+from services.policy.matching.population import USCC_COLUMN, Encoded, facts_at
 
 
 async def write_columns(session: AsyncSession, run_id: uuid.UUID, columns: list[Encoded]) -> None:
@@ -193,6 +193,34 @@ async def copy_pushes(session: AsyncSession, rows: AsyncIterator[bytes]) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+# An enterprise's entry in every stored fact column of its run (`f`: its `enterprise_facts`
+# row), in one LATERAL subquery: the bytes at its position, the columns' names, types and
+# vocabularies. The columns are stored uncompressed, so each substring fetches one chunk.
+_COLUMN_ENTRIES = f"""
+    SELECT array_agg(c.name ORDER BY c.name) AS fact_names,
+           array_agg(c.dtype ORDER BY c.name) AS fact_dtypes,
+           json_agg(c.vocabulary ORDER BY c.name)::text AS fact_vocabularies,
+           array_agg(substring(c.data FROM f.position * 8 + 1 FOR 8) ORDER BY c.name)
+               AS fact_slices
+    FROM policy.population_columns c WHERE c.run_id = f.run_id AND c.name <> '{USCC_COLUMN}'
+"""
+
+
+def _facts_of(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """The facts of rows selected with `_COLUMN_ENTRIES` (all of one run), built from the
+    columns; from the `facts` document of a population stored before its columns were."""
+    first = rows[0] if rows else None
+    if first is None or not first.fact_names:
+        return [dict(r.facts or {}) for r in rows]
+    width = len(first.fact_names)
+    if any(r.fact_names != first.fact_names or len(r.fact_slices) != width for r in rows):
+        return [dict(r.facts or {}) for r in rows]
+    slices = [[bytes(r.fact_slices[c]) for r in rows] for c in range(width)]
+    vocabularies = json.loads(first.fact_vocabularies)
+    built = facts_at(first.fact_names, first.fact_dtypes, vocabularies, slices)
+    return built if built is not None else [dict(r.facts or {}) for r in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredStatus:
     """One enterprise's entry in a rule's vectors, with what it was matched on."""
@@ -222,10 +250,11 @@ async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry 
     row = (
         await session.execute(
             text(
-                """
+                f"""
                 SELECT f.name, f.stage, f.score, f.facts, f.run_id, m.keys, m.fingerprints,
-                       m.near_max, m.statuses
+                       m.near_max, m.statuses, c.*
                 FROM policy.enterprise_facts f
+                CROSS JOIN LATERAL ({_COLUMN_ENTRIES}) c
                 CROSS JOIN LATERAL (
                     SELECT array_agg(r.rule_key) AS keys,
                            array_agg(r.fingerprint) AS fingerprints,
@@ -252,7 +281,8 @@ async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry 
             strict=True,
         )
     }
-    return EnterpriseEntry(row.name, row.stage, row.score, row.facts, row.run_id, statuses)
+    facts = _facts_of([row])[0]
+    return EnterpriseEntry(row.name, row.stage, row.score, facts, row.run_id, statuses)
 
 
 async def stored_rules(session: AsyncSession, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -289,7 +319,7 @@ async def rule_summaries(session: AsyncSession, keys: Sequence[str] | None) -> l
 
 async def enterprises_with_status(
     session: AsyncSession, key: str, status: int, stage: str | None, limit: int, offset: int
-) -> list[Any]:
+) -> list[PageRow]:
     """A page of the enterprises with `status` under rule `key`, best score first.
 
     The vector is read once, as an uncorrelated subquery (one InitPlan); `|| ''` makes it a
@@ -297,18 +327,40 @@ async def enterprises_with_status(
     """
     rows = await session.execute(
         text(
-            """
-            SELECT f.uscc, f.name, f.stage, f.score, f.tier, f.facts
-            FROM policy.enterprise_facts f
-            WHERE f.run_id = (SELECT run_id FROM policy.rule_matches WHERE rule_key = :key)
-              AND get_byte(
-                    (SELECT statuses || ''::bytea FROM policy.rule_matches WHERE rule_key = :key),
-                    f.position) = :status
-              AND (CAST(:stage AS text) IS NULL OR coalesce(f.stage, 'unstaged') = :stage)
+            f"""
+            SELECT f.uscc, f.name, f.stage, f.score, f.tier, f.facts, c.*
+            FROM (
+                SELECT f.* FROM policy.enterprise_facts f
+                WHERE f.run_id = (SELECT run_id FROM policy.rule_matches WHERE rule_key = :key)
+                  AND get_byte(
+                        (SELECT statuses || ''::bytea FROM policy.rule_matches
+                         WHERE rule_key = :key),
+                        f.position) = :status
+                  AND (CAST(:stage AS text) IS NULL OR coalesce(f.stage, 'unstaged') = :stage)
+                ORDER BY f.score DESC NULLS LAST, f.uscc
+                LIMIT :limit OFFSET :offset
+            ) f
+            CROSS JOIN LATERAL ({_COLUMN_ENTRIES}) c
             ORDER BY f.score DESC NULLS LAST, f.uscc
-            LIMIT :limit OFFSET :offset
             """
         ),
         {"key": key, "status": status, "stage": stage, "limit": limit, "offset": offset},
     )
-    return list(rows)
+    found = list(rows)
+    facts = _facts_of(found)
+    return [
+        PageRow(r.uscc, r.name, r.stage, r.score, r.tier, f)
+        for r, f in zip(found, facts, strict=True)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRow:
+    """An enterprise of a pool page, with its facts."""
+
+    uscc: str
+    name: str
+    stage: str | None
+    score: float | None
+    tier: int | None
+    facts: dict[str, Any]
