@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+from sqlalchemy import select
 
 from devtools.demo import from_demo, generate
 from scripts.bench_validation import peak_rss_mib
@@ -106,18 +107,34 @@ async def _one(maker: Any, run_ids: list[uuid.UUID], answers: list[dict[str, Any
     return elapsed
 
 
-async def bench(size: int, runs: int, server_url: str) -> None:
-    name = f"ip_bench_{uuid.uuid4().hex[:8]}"
+async def _prepared(maker: Any) -> list[uuid.UUID]:
+    async with maker() as session:
+        runs = (
+            await session.execute(
+                select(EvaluationRun.id)
+                .where(EvaluationRun.period.in_(PERIODS), EvaluationRun.status == "completed")
+                .order_by(EvaluationRun.period)
+            )
+        ).scalars()
+        return list(runs)
+
+
+async def bench(size: int, runs: int, server_url: str, database: str | None, keep: bool) -> None:
+    name = database or f"ip_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(plain_url(server_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    if database is None:
+        await admin.execute(f'CREATE DATABASE "{name}"')
     url = other_database(server_url, name)
     try:
-        upgrade(MIGRATIONS, url, "scoring")
         engine = create_engine(url, pool_size=2)
         maker = create_sessionmaker(engine)
-        t = time.perf_counter()
-        run_ids = await _setup(maker, engine, size)
-        print(f"setup              {time.perf_counter() - t:.1f} s (load, evaluate 2 periods)")
+        if database is None:
+            upgrade(MIGRATIONS, url, "scoring")
+            t = time.perf_counter()
+            run_ids = await _setup(maker, engine, size)
+            print(f"setup              {time.perf_counter() - t:.1f} s (load, evaluate 2 periods)")
+        else:
+            run_ids = await _prepared(maker)
         async with maker() as session:
             answers = []
             for period, run_id in zip(PERIODS, run_ids, strict=True):
@@ -125,12 +142,16 @@ async def bench(size: int, runs: int, server_url: str) -> None:
                 assert run is not None
                 cols = await run_columns(session, run)
                 answers.append(_answer(cols.uscc.tolist(), period, period))
+        size = len(answers[-1]["items"])
         load_before = os.getloadavg()
         times = [await _one(maker, run_ids, answers) for _ in range(max(1, runs))]
         load_after = os.getloadavg()
         await engine.dispose()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if keep or database:
+            print(f"database kept      {name}")
+        else:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
     each = ", ".join(f"{x:.2f}" for x in times)
     print(f"enterprises        {size:,} x 2 periods, an outcome for every firm")
@@ -144,10 +165,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database", help="reuse a database kept by --keep (no setup)")
     args = parser.parse_args()
     server = os.environ.get("DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     server_url = asyncpg_url(server) if server else embedded_url(Path("var/pgdata"))
-    asyncio.run(bench(args.size, args.runs, server_url))
+    asyncio.run(bench(args.size, args.runs, server_url, args.database, args.keep))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,10 +86,10 @@ def _floats(table: pa.Table, name: str) -> npt.NDArray[np.float64]:
 
 
 def _labels(table: pa.Table, name: str) -> npt.NDArray[Any]:
-    column = table.column(name).fill_null("")
-    out = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    out[out == ""] = "unknown"
-    return out
+    column = table.column(name)
+    missing = pc.or_kleene(pc.is_null(column), pc.equal(column, ""))
+    filled = pc.if_else(missing, pa.scalar("unknown"), column)
+    return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def columns_of(run: EvaluationRun, table: pa.Table) -> RunColumns:
