@@ -49,7 +49,8 @@ _IMPROVEMENTS = 3
 # The period's published run (the latest when no period is asked), the enterprise and its
 # score in that run: the partition is pruned at execution, the row found by its key.
 SCORE_SQL = """
-SELECT r.id AS run_id, r.period, r.model_version, r.status AS run_status, e.uscc, e.name,
+SELECT r.id AS run_id, r.period, r.model_version, r.status AS run_status, e.id AS enterprise_id,
+       e.uscc, e.name,
        s.stage, s.cohort, s.scored, s.exclusion, s.total, s.rank, s.cohort_size, s.percentile,
        s.tier, s.dimension_scores, s.dimension_percentiles, s.points, s."values", s.revenue,
        s.value_sources, s.revenue_source, s.explain
@@ -92,6 +93,14 @@ class ScoreReader:
         self, specs: SpecCache, uscc: str, period: int | None, *, with_person: bool
     ) -> dict[str, Any] | None:
         """The document, or None when this path cannot answer (`build_score` then does)."""
+        found = await self.published_score_and_stats(specs, uscc, period, with_person=with_person)
+        return None if found is None else found[0]
+
+    async def published_score_and_stats(
+        self, specs: SpecCache, uscc: str, period: int | None, *, with_person: bool
+    ) -> tuple[dict[str, Any], dict[str, Any], int] | None:
+        """The document, the run's cohort statistics and the enterprise's id (the portrait's
+        needs), or None when this path cannot answer."""
         conn = await self.connections.acquire()
         try:
             found = await self._read(conn, specs, uscc, period, with_person)
@@ -102,7 +111,8 @@ class ScoreReader:
         if found is None:
             return None
         row, spec, stats, sources = found
-        return score_document(row, self._cohort(spec, row, stats), sources)
+        doc = score_document(row, self._cohort(spec, row, stats), sources)
+        return doc, stats, row["enterprise_id"]
 
     async def _read(
         self,

@@ -306,6 +306,10 @@ async def load_score(
 
 
 async def history(session: AsyncSession, ent: Enterprise) -> list[HistoryItem]:
+    return await history_of(session, ent.id)
+
+
+async def history_of(session: AsyncSession, enterprise_id: int) -> list[HistoryItem]:
     return [
         HistoryItem(
             period=r["period"],
@@ -317,7 +321,7 @@ async def history(session: AsyncSession, ent: Enterprise) -> list[HistoryItem]:
             },
             **standing(r),
         )
-        for r in await repository.history_rows(session, ent.id)
+        for r in await repository.history_rows(session, enterprise_id)
     ]
 
 
