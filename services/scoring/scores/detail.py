@@ -37,6 +37,7 @@ from services.scoring.engine import (
     explanation,
 )
 from services.scoring.provenance.schemas import SourceOut
+from services.scoring.scores import repository
 from services.scoring.scores.connections import Connections
 from services.scoring.specs.service import SpecCache
 from services.scoring.specs.spec import ModelSpec
@@ -63,6 +64,7 @@ WHERE e.uscc = $1 AND s.run_id = (
     ORDER BY period DESC LIMIT 1
 )
 """
+HISTORY_SQL = repository.HISTORY_SQL.format(enterprise="$1")
 STATS_SQL = "SELECT cohort_stats FROM scoring.evaluation_runs WHERE id = $1"
 SOURCES_SQL = (
     "SELECT id, kind, system, precedence, period, as_of, import_id, objection_id, file_name, "
@@ -93,14 +95,6 @@ class ScoreReader:
         self, specs: SpecCache, uscc: str, period: int | None, *, with_person: bool
     ) -> dict[str, Any] | None:
         """The document, or None when this path cannot answer (`build_score` then does)."""
-        found = await self.published_score_and_stats(specs, uscc, period, with_person=with_person)
-        return None if found is None else found[0]
-
-    async def published_score_and_stats(
-        self, specs: SpecCache, uscc: str, period: int | None, *, with_person: bool
-    ) -> tuple[dict[str, Any], dict[str, Any], int] | None:
-        """The document, the run's cohort statistics and the enterprise's id (the portrait's
-        needs), or None when this path cannot answer."""
         conn = await self.connections.acquire()
         try:
             found = await self._read(conn, specs, uscc, period, with_person)
@@ -111,8 +105,28 @@ class ScoreReader:
         if found is None:
             return None
         row, spec, stats, sources = found
-        doc = score_document(row, self._cohort(spec, row, stats), sources)
-        return doc, stats, row["enterprise_id"]
+        return score_document(row, self._cohort(spec, row, stats), sources)
+
+    async def published_portrait(
+        self, specs: SpecCache, uscc: str, period: int | None
+    ) -> tuple[dict[str, Any], dict[str, Any], list[asyncpg.Record]] | None:
+        """What the portrait is made of: the document, the run's cohort statistics and the
+        enterprise's score in every published run (`repository.history_rows`), on one
+        connection; or None when this path cannot answer."""
+        conn = await self.connections.acquire()
+        try:
+            found = await self._read(conn, specs, uscc, period, False)
+            history = (
+                None if found is None else await conn.fetch(HISTORY_SQL, found[0]["enterprise_id"])
+            )
+        except BaseException:
+            self.connections.discard(conn)
+            raise
+        self.connections.release(conn)
+        if found is None or history is None:
+            return None
+        row, spec, stats, sources = found
+        return score_document(row, self._cohort(spec, row, stats), sources), stats, history
 
     async def _read(
         self,
