@@ -107,6 +107,14 @@ async def get_portrait(
     period: Period = None,
 ) -> PortraitOut:
     state = request.app.state
+    # The published score as the score read has it (scores/detail.py): one query, no
+    # explanation computed again; anything that read cannot show goes the way it always did.
+    reader: ScoreReader = state.score_reader
+    found = await reader.published_portrait(state.specs, uscc, period)
+    if found is not None:
+        doc, stats, history = found
+        score = ScoreOut.model_validate(doc)
+        return service.portrait(score, stats, service.history_items(history))
     run = await published_run(session, period)
     score, stats, ent = await service.load_score(session, state.specs, state.runs, uscc, run)
     return service.portrait(score, stats, await service.history(session, ent))
