@@ -320,6 +320,7 @@ class ProxyFastPath:
     ) -> None:
         self.app = app
         self.routes = proxy_routes()
+        self.by_prefix = {route.path.removesuffix("{path:path}"): route for route in self.routes}
         self.component = component
         self.limits = BodyLimitMiddleware(app, proxied_max=proxied_max, import_max=import_max)
         # As Starlette's ExceptionMiddleware keeps them: by status code and by class.
@@ -331,14 +332,32 @@ class ProxyFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(_PROXIED):
-            for route in self.routes:
-                match, child = route.matches(scope)
-                if match is Match.FULL:
-                    scope.update(child)
-                    scope["route"] = route
-                    await self._answer(scope, receive, send)
-                    return
+            route = self._match(scope)
+            if route is not None:
+                scope["route"] = route
+                await self._answer(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    def _match(self, scope: Scope) -> Route | None:
+        """The proxy route taking this request, its path parameter set as the router would."""
+        path: str = scope["path"]
+        prefix = path[: path.find("/", 4) + 1]
+        route = self.by_prefix.get(prefix)
+        if route is not None and not scope.get("root_path") and "\n" not in path:
+            # What the route's pattern matches: everything after the prefix (`.` stops only
+            # at a newline, and the whole path is its own when there is no root path).
+            if route.methods is not None and scope["method"] not in route.methods:
+                return None
+            scope["endpoint"] = route.endpoint
+            scope["path_params"] = {**scope.get("path_params", {}), "path": path[len(prefix) :]}
+            return route
+        for route in self.routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                return route
+        return None
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
