@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import httpx
 from fastapi import FastAPI
 from httpx_aiohttp import AiohttpTransport
@@ -20,6 +21,7 @@ from gateway.auth.esso import EssoClient
 from gateway.auth.identity import ACCESS_COOKIE, GATEWAY_AUDIENCE, Identity, RevocationList
 from gateway.auth.staff import StaffVerifier
 from gateway.bodylimit import BodyLimitMiddleware
+from gateway.proxy.router import ProxyFastPath
 from gateway.proxy.upstreams import Upstreams
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
@@ -98,23 +100,34 @@ def create_app(
             else load_or_create_secret_key(settings.var_dir)
         )
         app.state.limiter = RateLimiter(settings.rate_limit_storage)
-        # The hot path: aiohttp underneath httpx (see shared.http); tests route in-process.
+        # The hot path calls aiohttp directly (gateway.proxy.upstreams); the httpx client
+        # over the same aiohttp pool serves the rest (and the proxy while tracing is on).
+        # Tests route the httpx client in-process and have no aiohttp session.
         limits = httpx.Limits(
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_connections,
         )
+        session = None
+        if overrides.http_transport is None and settings.upstream_transport == "aiohttp":
+            session = upstream_session(limits)
         app.state.upstream_http = create_http_client(
             timeout=settings.upstream_timeout,
             connect_timeout=settings.upstream_connect_timeout,
             max_connections=settings.upstream_max_connections,
             transport=overrides.http_transport
             or (
-                AiohttpTransport(limits=limits)
-                if settings.upstream_transport == "aiohttp"
+                AiohttpTransport(limits=limits, client=session)
+                if session is not None
                 else httpx.AsyncHTTPTransport(limits=limits)
             ),
         )
-        app.state.upstreams = Upstreams(settings, app.state.upstream_http)
+        app.state.upstreams = Upstreams(
+            settings,
+            app.state.upstream_http,
+            session,
+            # configure_tracing runs after this hook: asked per call, not now.
+            tracing=lambda: getattr(app.state, "tracer_provider", None) is not None,
+        )
         app.state.staff_verifier = StaffVerifier.from_settings(settings, app.state.http)
         app.state.esso = EssoClient(
             app.state.http,
@@ -150,5 +163,24 @@ def create_app(
         proxied_max=settings.max_body_bytes,
         import_max=settings.max_import_body_bytes,
     )
+    # Outermost: proxied requests skip the router (see ProxyFastPath).
+    app.add_middleware(
+        ProxyFastPath,
+        root=app,
+        component=spec.name,
+        proxied_max=settings.max_body_bytes,
+        import_max=settings.max_import_body_bytes,
+    )
     public_openapi.install(app)
     return app
+
+
+def upstream_session(limits: httpx.Limits) -> aiohttp.ClientSession:
+    """The aiohttp pool, as httpx-aiohttp made it for these limits (keep-alive expiry, TLS
+    verification with httpx's defaults, no proxies from the environment)."""
+    connector = aiohttp.TCPConnector(
+        limit=limits.max_connections or 0,
+        keepalive_timeout=limits.keepalive_expiry,
+        ssl=httpx.create_ssl_context(),
+    )
+    return aiohttp.ClientSession(connector=connector)

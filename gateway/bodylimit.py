@@ -22,7 +22,7 @@ from gateway.settings import UPSTREAMS
 
 OWN_ROUTES_MAX_BODY = 64 * 1024
 IMPORT_PATH = "/v1/scoring/imports"
-_PROXIED = tuple(f"/v1/{name}/" for name in UPSTREAMS)
+PROXIED_PREFIXES = tuple(f"/v1/{name}/" for name in UPSTREAMS)
 
 
 def is_import_upload(scope: Scope) -> bool:
@@ -46,7 +46,7 @@ class BodyLimitMiddleware:
 
     def limit(self, scope: Scope) -> int:
         path: str = scope.get("path", "")
-        if not path.startswith(_PROXIED):
+        if not path.startswith(PROXIED_PREFIXES):
             return OWN_ROUTES_MAX_BODY
         return self.import_max if is_import_upload(scope) else self.proxied_max
 
@@ -54,22 +54,26 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit(scope)
-        declared = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
-        received = 0
+        await self.app(scope, limited_receive(scope, receive, self.limit(scope)), send)
 
-        def too_large() -> HTTPException:
-            return HTTPException(413, f"Bodies are limited to {limit} bytes")
 
-        async def limited() -> Message:
-            nonlocal received
-            if declared is not None and declared.isdigit() and int(declared) > limit:
+def limited_receive(scope: Scope, receive: Receive, limit: int) -> Receive:
+    """`receive` that raises 413 once the body (declared or received) exceeds `limit`."""
+    declared = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
+    received = 0
+
+    def too_large() -> HTTPException:
+        return HTTPException(413, f"Bodies are limited to {limit} bytes")
+
+    async def limited() -> Message:
+        nonlocal received
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise too_large()
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
                 raise too_large()
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise too_large()
-            return message
+        return message
 
-        await self.app(scope, limited, send)
+    return limited

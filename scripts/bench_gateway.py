@@ -152,6 +152,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def idle_cpu(pid: int, seconds: float = 5.0) -> float:
+    """CPU seconds per second the process spends with no requests at all."""
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / seconds
+
+
 def start(factory: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
@@ -315,7 +322,13 @@ def measure_and_report(
     load_before = os.getloadavg()
     for url, tok in (direct, via):
         run_wrk(wrk, url, tok, args.connections, 3)  # warm-up: pools, caches, JIT-less paths
+    idle = idle_cpu(gateway_pid)
+    print(
+        f"gateway CPU while idle: {idle * 1000:.1f} ms/s (its background work: the revocation "
+        "poll; counted in the per-request figures below)"
+    )
     summary = measure_levels(args, wrk, gateway_pid, direct, via)
+    summary["gateway_idle_cpu_ms_per_s"] = round(idle * 1000, 1)
     load_after = os.getloadavg()
     print(
         "load average before: {:.2f} {:.2f} {:.2f}  after: {:.2f} {:.2f} {:.2f}".format(

@@ -18,23 +18,34 @@ service secret must not read every bank's and enterprise's data from the interne
 A service's `Location` names its own path (`/v1/applications/7`); the caller is told the
 public one (`/v1/credit/applications/7`).
 
-A plain Starlette-style endpoint (no FastAPI parameter parsing): this is the hot path.
+This is the hot path: an ASGI endpoint reached without the router (`ProxyFastPath`), calling
+the service with aiohttp directly (`gateway.proxy.upstreams`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
+from typing import Any
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth.identity import Caller
-from gateway.bodylimit import import_deadline
+from gateway.bodylimit import PROXIED_PREFIXES as _PROXIED
+from gateway.bodylimit import BodyLimitMiddleware, import_deadline, limited_receive
+from gateway.proxy.upstreams import Answer
 from gateway.settings import UPSTREAMS
+from shared.app import _own_origins as own_origins
+from shared.app import _relative as relative_location
 from shared.auth.principal import Principal, PrincipalKind
 from shared.errors import BadRequest, Forbidden
 from shared.identifiers import canonical_uscc
-from shared.logging import current_request_id
+from shared.logging import RequestIdMiddleware, current_request_id
+from shared.metrics import DURATION, REQUESTS
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -188,54 +199,222 @@ def public_location(value: str, name: str, base_url: str) -> str:
     return value
 
 
-async def proxy(request: Request, name: str) -> Response:
-    state = request.app.state
-    path, segments = _upstream_path(request, name)
-    caller: Caller = await state.identity.require(request)
-    principal = caller.principal
-    limit = (
-        state.settings.rate_limit_enterprise
-        if principal.kind is PrincipalKind.ENTERPRISE
-        else state.settings.rate_limit_client
-    )
-    await state.limiter.check(limit, rate_limit_key(principal))
-    _first_line_check(principal, segments)
-    _scope_check(principal, name, request.method)
-    # The size bound is BodyLimitMiddleware's, enforced while the body streams in.
-    body = await request.body() if request.method in ("POST", "PUT", "PATCH", "DELETE") else b""
-    token = state.identity.mint_internal(principal, name, state.settings.internal_token_ttl)
-    resp = await state.upstreams.request(
-        name,
-        request.method,
-        path,
-        query=request.scope.get("query_string", b""),
-        headers=forward_headers(request, token),
-        content=body,
-        deadline=import_deadline(request.scope, state.settings.import_timeout),
-    )
-    base_url = state.upstreams.by_name[name].base_url
-    headers = {}
-    for key, value in resp.headers.items():
-        lower = key.lower()
-        if lower in DROPPED_RESPONSE_HEADERS:
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (its bound is BodyLimitMiddleware's, enforced as it streams)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+
+
+def answer_headers(answer: Answer, name: str, base_url: str) -> list[tuple[bytes, bytes]]:
+    """The service's response headers the caller gets, `Content-Length` of the body added."""
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in answer.headers:
+        if key in _DROPPED:
             continue
-        headers[key] = (
-            public_location(value, name, base_url) if lower in LOCATION_HEADERS else value
+        if key in _LOCATION:
+            value = public_location(value.decode("latin-1"), name, base_url).encode("latin-1")
+        headers.append((key, value))
+    status = answer.status_code
+    if not (status < 200 or status in (204, 304)):
+        headers.append((b"content-length", str(len(answer.content)).encode()))
+    return headers
+
+
+_DROPPED = frozenset(h.encode() for h in DROPPED_RESPONSE_HEADERS)
+_LOCATION = frozenset(h.encode() for h in LOCATION_HEADERS)
+
+
+class ProxyEndpoint:
+    """The proxy of one upstream as an ASGI endpoint: no request or response objects are
+    built beyond what authentication reads, and the answer is sent as the service's raw
+    headers, filtered once (this is the hot path: see `ProxyFastPath`)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = self.name
+        request = Request(scope, receive)
+        state = request.app.state
+        settings = state.settings
+        path, segments = _upstream_path(request, name)
+        caller: Caller = await state.identity.require(request)
+        principal = caller.principal
+        limit = (
+            settings.rate_limit_enterprise
+            if principal.kind is PrincipalKind.ENTERPRISE
+            else settings.rate_limit_client
         )
-    return Response(content=resp.content, status_code=resp.status_code, headers=headers)
+        await state.limiter.check(limit, rate_limit_key(principal))
+        _first_line_check(principal, segments)
+        method: str = scope["method"]
+        _scope_check(principal, name, method)
+        body = await read_body(receive) if method in BODY_METHODS else b""
+        token = state.identity.mint_internal(principal, name, settings.internal_token_ttl)
+        upstreams = state.upstreams
+        answer = await upstreams.request(
+            name,
+            method,
+            path,
+            query=scope.get("query_string", b""),
+            headers=forward_headers(request, token),
+            content=body,
+            deadline=import_deadline(scope, settings.import_timeout),
+        )
+        headers = answer_headers(answer, name, upstreams.by_name[name].base_url)
+        await send(
+            {"type": "http.response.start", "status": answer.status_code, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": answer.content})
 
 
-def _endpoint(name: str) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        return await proxy(request, name)
-
-    return endpoint
+def proxy_routes() -> list[Route]:
+    """`/v1/<name>/{path}` for every upstream (HEAD comes with GET, as for any route)."""
+    return [
+        Route(
+            f"/v1/{name}/{{path:path}}",
+            ProxyEndpoint(name),
+            methods=METHODS,
+            include_in_schema=False,
+        )
+        for name in UPSTREAMS
+    ]
 
 
 def router() -> APIRouter:
     r = APIRouter()
-    for name in UPSTREAMS:
-        r.add_route(
-            f"/v1/{name}/{{path:path}}", _endpoint(name), methods=METHODS, include_in_schema=False
-        )
+    r.routes.extend(proxy_routes())
     return r
+
+
+class ProxyFastPath:
+    """The proxied routes without the router and the middleware layers in between.
+
+    The outermost user middleware of the gateway. A request for a proxy route (path and
+    method as the route takes them) is answered here, doing in one layer what the
+    application's stack would have done on the way to the proxy endpoint: the request id
+    (`RequestIdMiddleware` itself), the body limit, the request metrics under the route's
+    template, relative redirects, and the problem answers of the application's own exception
+    handlers. Anything else (another path, or a method the route does not take: 405 from the
+    router as before) goes down the application's stack. An unexpected exception propagates
+    to Starlette's error middleware, as it would have.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        root: FastAPI,
+        component: str,
+        proxied_max: int,
+        import_max: int,
+    ) -> None:
+        self.app = app
+        self.routes = proxy_routes()
+        self.by_prefix = {route.path.removesuffix("{path:path}"): route for route in self.routes}
+        self.component = component
+        self.limits = BodyLimitMiddleware(app, proxied_max=proxied_max, import_max=import_max)
+        # As Starlette's ExceptionMiddleware keeps them: by status code and by class.
+        handlers = {k: h for k, h in root.exception_handlers.items() if k not in (500, Exception)}
+        self.status_handlers = {k: h for k, h in handlers.items() if isinstance(k, int)}
+        self.class_handlers = {k: h for k, h in handlers.items() if not isinstance(k, int)}
+        self._answer = RequestIdMiddleware(self._handle)
+        self._metrics: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(_PROXIED):
+            route = self._match(scope)
+            if route is not None:
+                scope["route"] = route
+                await self._answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _match(self, scope: Scope) -> Route | None:
+        """The proxy route taking this request, its path parameter set as the router would."""
+        path: str = scope["path"]
+        prefix = path[: path.find("/", 4) + 1]
+        route = self.by_prefix.get(prefix)
+        if route is not None and not scope.get("root_path") and "\n" not in path:
+            # What the route's pattern matches: everything after the prefix (`.` stops only
+            # at a newline, and the whole path is its own when there is no root path).
+            if route.methods is not None and scope["method"] not in route.methods:
+                return None
+            scope["endpoint"] = route.endpoint
+            scope["path_params"] = {**scope.get("path_params", {}), "path": path[len(prefix) :]}
+            return route
+        for route in self.routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                return route
+        return None
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        status = 500
+        started = False
+
+        async def respond(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                if 300 <= status < 400:
+                    own = own_origins(scope)
+                    message["headers"] = [
+                        (k, relative_location(v, own) if k == b"location" else v)
+                        for k, v in message.get("headers", [])
+                    ]
+            await send(message)
+
+        try:
+            route: Route = scope["route"]
+            try:
+                await route.app(scope, self._limited(scope, receive), respond)
+            except Exception as exc:
+                handler = self._handler(exc)
+                if handler is None:
+                    raise
+                if started:
+                    raise RuntimeError(
+                        "Caught handled exception, but response already started."
+                    ) from exc
+                response = await handler(Request(scope, receive), exc)
+                await response(scope, receive, respond)
+        finally:
+            self._observe(scope["method"], scope["route"].path, status, start)
+
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        # Only the methods whose body the proxy reads; the bound is BodyLimitMiddleware's.
+        if scope["method"] not in BODY_METHODS:
+            return receive
+        return limited_receive(scope, receive, self.limits.limit(scope))
+
+    def _handler(self, exc: Exception) -> Any:
+        if isinstance(exc, HTTPException) and exc.status_code in self.status_handlers:
+            return self.status_handlers[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls in self.class_handlers:
+                return self.class_handlers[cls]
+        return None
+
+    def _observe(self, method: str, template: str, status: int, start: float) -> None:
+        key = (method, template, status)
+        children = self._metrics.get(key)
+        if children is None:
+            children = self._metrics[key] = (
+                REQUESTS.labels(self.component, method, template, str(status)),
+                DURATION.labels(self.component, method, template),
+            )
+        children[0].inc()
+        children[1].observe(time.perf_counter() - start)
