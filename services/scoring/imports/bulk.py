@@ -20,6 +20,7 @@ import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import INDICATOR_CODES, PROFILE
+from services.scoring.imports.repository import merge_enterprises
 from services.scoring.models import FACT_VALUE_COLUMNS
 from services.scoring.provenance import service as provenance
 from services.scoring.provenance.repository import fact_upsert_sql, protected_sources
@@ -161,14 +162,8 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
             "bulk_text", records=_text_records(facts, order[start : start + CHUNK])
         )
     kept = ("founded_on", "industry", "district", "legal_rep")  # a missing one keeps ours
-    await conn.execute(
-        f"INSERT INTO scoring.enterprises AS e (uscc, name, {', '.join(kept)}) "
-        f"SELECT uscc, name, {', '.join(kept)} FROM bulk_text "
-        "ON CONFLICT (uscc) DO UPDATE SET name = EXCLUDED.name, "
-        + ", ".join(f"{c} = coalesce(EXCLUDED.{c}, e.{c})" for c in kept)
-        + ", updated_at = now() "
-        f"WHERE (e.name, {', '.join(f'e.{c}' for c in kept)}) IS DISTINCT FROM "
-        f"(EXCLUDED.name, {', '.join(f'coalesce(EXCLUDED.{c}, e.{c})' for c in kept)})"
+    await merge_enterprises(
+        conn, f"SELECT uscc, name, {', '.join(kept)} FROM bulk_text", ("name", *kept), kept
     )
     exprs = [f"NULLIF(s.\"{c}\", 'NaN')" for c in float_cols]
     exprs += [f'CASE WHEN s."{c}" < 0 THEN NULL ELSE s."{c}" = 1 END' for c in BOOL_PROFILE]
