@@ -132,7 +132,9 @@ async def bench_size(admin: str, size: int, runs: int) -> None:
 
         async def forget() -> None:
             async with maker() as session, session.begin():
-                await session.execute(text("TRUNCATE policy.pushes"))
+                await session.execute(
+                    text("TRUNCATE policy.push_sets, policy.push_batches, policy.push_reads")
+                )
                 await session.execute(text("DELETE FROM policy.rule_matches"))
 
         async def nothing() -> None:
@@ -140,8 +142,10 @@ async def bench_size(admin: str, size: int, runs: int) -> None:
 
         async def unpush_policy() -> None:
             async with maker() as session, session.begin():
+                # Pushes are stored per enterprise across rules: all of them go, so that the
+                # policy's pushes are made again (the lookup of earlier pushes finds none).
                 await session.execute(
-                    text("DELETE FROM policy.pushes WHERE rule_key = 'policy:rd_subsidy'")
+                    text("TRUNCATE policy.push_sets, policy.push_batches, policy.push_reads")
                 )
                 await session.execute(
                     text("DELETE FROM policy.rule_matches WHERE rule_key = 'policy:rd_subsidy'")
