@@ -290,11 +290,13 @@ async def recompute(
     *,
     near_max: int = 2,
     push: bool = True,
+    population: Population | None = None,
 ) -> RecomputeReport:
     """Rewrite the matches of `keys` (every active rule when None) and push what is new.
 
     Keys that are no longer active (an archived policy) lose their rows. Idempotent: the
-    same facts and rules give the same rows, and nothing is pushed twice.
+    same facts and rules give the same rows, and nothing is pushed twice. `population`, when
+    given, is the current evaluation's as just stored (the feed sync's), not read back.
     """
     start = time.perf_counter()
     await lock(session)
@@ -309,7 +311,8 @@ async def recompute(
         report.seconds = time.perf_counter() - start
         return report
     await repository.delete_rules(session, wanted, keep=report.rules)
-    population = await load_population(session, evaluation)
+    if population is None or population.n != evaluation.enterprise_count:
+        population = await load_population(session, evaluation)
     if not population.stored:
         await repository.write_columns(session, evaluation.run_id, encode_columns(population))
     report.enterprises = population.n

@@ -129,7 +129,7 @@ async def store_export(
     period: int,
     model_version: str,
     event_id: int,
-) -> Evaluation:
+) -> tuple[Evaluation, Population]:
     """Replace the population with the run's, read from scoring's CSV export: streamed to a
     temporary file (never the body in memory; a read timeout per chunk, not per page),
     columns built by pyarrow and numpy, the enterprises' rows written with one binary COPY.
@@ -162,7 +162,7 @@ async def store_export(
             export.check(await write_rows(conn, run_id, population, names))
     await write_columns(session, run_id, encode_columns(population))
     await conn.execute("UPDATE policy.rule_matches SET pushed = false WHERE run_id = $1", run_id)
-    return evaluation
+    return evaluation, population
 
 
 async def apply_event(
@@ -185,12 +185,13 @@ async def apply_event(
     # cost seconds apiece (EXPLAIN ANALYZE), and the sorts fit in memory at 128 MB.
     await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SET LOCAL work_mem = '128MB'"))
-    evaluation = await store_export(
+    evaluation, population = await store_export(
         session, scoring, run_id, period, str(payload.get("model_version", "")), int(event["id"])
     )
     imported = time.perf_counter() - started
     settings: PolicySettings = scoring.settings
-    result = await recompute(session, near_max=settings.near_max)
+    # The population just stored, not read back (a million enterprises' columns).
+    result = await recompute(session, near_max=settings.near_max, population=population)
     report.imported.append(str(run_id))
     report.pushes += result.pushes
     log.info(
