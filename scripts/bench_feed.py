@@ -62,7 +62,7 @@ RESET = {
         "DELETE FROM policy.enterprise_facts",
         "DELETE FROM policy.population_columns",
         "DELETE FROM policy.rule_matches",
-        "TRUNCATE policy.pushes",
+        "TRUNCATE policy.push_sets, policy.push_batches, policy.push_reads",
         "VACUUM policy.enterprise_facts",
     ),
     "credit": (
