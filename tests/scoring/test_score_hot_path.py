@@ -26,7 +26,8 @@ from tests.scoring_fixtures import demo, evaluate_and_publish, import_period
 N = 60
 SEED = 5
 # A query parameter the hot path does not take (and the route ignores): the route answers.
-ROUTE = {"period": 2025, "via": "route"}
+Query = dict[str, str | int]
+ROUTE: Query = {"period": 2025, "via": "route"}
 
 
 @pytest.fixture
@@ -67,7 +68,8 @@ async def test_the_hot_path_answers_with_the_routes_bytes(published: Platform) -
     a, b = _scored(published)[:2]
     for kind, uscc in (("government", b), ("enterprise", a)):
         async with published.client("scoring", kind, uscc=a if kind == "enterprise" else None) as c:
-            for query in ({}, {"period": 2025}):
+            queries: list[Query] = [{}, {"period": 2025}]
+            for query in queries:
                 fast = await c.get(f"/v1/enterprises/{uscc}/score", params=query)
                 slow = await c.get(f"/v1/enterprises/{uscc}/score", params=ROUTE)
                 assert fast.status_code == slow.status_code == 200, (fast.text, slow.text)
@@ -194,7 +196,8 @@ async def test_the_hot_path_is_traced_as_the_route(platform: Platform) -> None:
     a = _scored(platform)[0]
     names = []
     async with platform.client("scoring", "government") as gov:
-        for query in ({}, ROUTE):
+        queries: list[Query] = [{}, ROUTE]
+        for query in queries:
             exporter.clear()
             assert (await gov.get(f"/v1/enterprises/{a}/score", params=query)).status_code == 200
             names.append(
