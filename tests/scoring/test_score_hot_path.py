@@ -12,6 +12,8 @@ import uuid
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from scripts.bench_gateway import code
 from services.scoring.evaluations.service import published_run
@@ -24,7 +26,8 @@ from tests.scoring_fixtures import demo, evaluate_and_publish, import_period
 N = 60
 SEED = 5
 # A query parameter the hot path does not take (and the route ignores): the route answers.
-ROUTE = {"period": 2025, "via": "route"}
+Query = dict[str, str | int]
+ROUTE: Query = {"period": 2025, "via": "route"}
 
 
 @pytest.fixture
@@ -65,7 +68,8 @@ async def test_the_hot_path_answers_with_the_routes_bytes(published: Platform) -
     a, b = _scored(published)[:2]
     for kind, uscc in (("government", b), ("enterprise", a)):
         async with published.client("scoring", kind, uscc=a if kind == "enterprise" else None) as c:
-            for query in ({}, {"period": 2025}):
+            queries: list[Query] = [{}, {"period": 2025}]
+            for query in queries:
                 fast = await c.get(f"/v1/enterprises/{uscc}/score", params=query)
                 slow = await c.get(f"/v1/enterprises/{uscc}/score", params=ROUTE)
                 assert fast.status_code == slow.status_code == 200, (fast.text, slow.text)
@@ -181,3 +185,22 @@ async def test_the_portrait_from_the_stored_score_is_the_computed_one(published:
             assert r.json() == expected.model_dump(mode="json"), uscc
         r = await gov.get(f"/v1/enterprises/{_scored(published)[0]}/portrait?period=2024")
         assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_hot_path_is_traced_as_the_route(platform: Platform) -> None:
+    exporter = InMemorySpanExporter()
+    platform.extra["scoring"] = {"span_exporter": exporter}
+    await platform.start("scoring")
+    await import_period(platform, N, SEED, 2025)
+    await evaluate_and_publish(platform, 2025)
+    a = _scored(platform)[0]
+    names = []
+    async with platform.client("scoring", "government") as gov:
+        queries: list[Query] = [{}, ROUTE]
+        for query in queries:
+            exporter.clear()
+            assert (await gov.get(f"/v1/enterprises/{a}/score", params=query)).status_code == 200
+            names.append(
+                [s.name for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+            )
+    assert names[0] == names[1] and len(names[0]) == 1, names
