@@ -14,6 +14,9 @@ the credit service's real Alembic history, so the three seeded products are the 
    load. The rule alone is timed too: in Python one pair at a time (`compute_lines`, the
    reference) and on columns (`compute_line_columns`, what runs). Median and worst of
    --repeat runs (3 for a million), with the load average before and after.
+3. (`--catch-up N`, a million by default, 0 to skip) the real path from a published
+   evaluation: credit's feed consumer taking in scoring's export of N enterprises, its
+   scores stored and lines recomputed (`scripts.bench_feed`: the first evaluation each run).
 2. Idempotency: the credit app in-process (its real lifespan, pool and database); 200
    concurrent POST /v1/applications with one Idempotency-Key, by one enterprise; exactly one
    application must exist afterwards and all 200 answers must carry its id.
@@ -35,6 +38,7 @@ import asyncpg
 import httpx
 from joserfc.jwk import KeySet
 
+from scripts.bench_feed import bench_catch_up
 from services.credit.app import MIGRATIONS, create_app
 from services.credit.common import raw_connection
 from services.credit.evaluations.sync import SCORE_COLUMNS
@@ -332,8 +336,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5036, 1_000_000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--catch-up",
+        type=int,
+        default=1_000_000,
+        help="enterprises of the feed catch-up from a published run (scripts.bench_feed); 0: none",
+    )
     args = parser.parse_args()
     asyncio.run(main_async(args.sizes, args.repeat))
+    if args.catch_up:
+        print(f"Feed catch-up from a published evaluation (load {_load():.2f}):")
+        asyncio.run(bench_catch_up(args.catch_up, 3, ("credit",)))
+        print(f"  load after {_load():.2f}")
 
 
 if __name__ == "__main__":

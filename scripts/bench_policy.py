@@ -18,6 +18,10 @@ and failing-criteria vectors, push what is new, commit -- is timed:
 
 Every case prints the median and the worst of `--runs` runs, and the machine's load average
 before and after. The scratch database is dropped at the end.
+
+Then (`--catch-up N`, a million by default, 0 to skip) the real path from a published
+evaluation: policy's feed consumer taking in scoring's export of N enterprises, stored,
+matched and pushed (`scripts.bench_feed`: the first evaluation each run).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from scripts.bench_feed import bench_catch_up
 from scripts.bench_policy_engine import records_from, synthetic_columns
 from services.policy.app import MIGRATIONS
 from services.policy.matching.service import RecomputeReport, recompute
@@ -132,7 +137,9 @@ async def bench_size(admin: str, size: int, runs: int) -> None:
 
         async def forget() -> None:
             async with maker() as session, session.begin():
-                await session.execute(text("TRUNCATE policy.pushes"))
+                await session.execute(
+                    text("TRUNCATE policy.push_sets, policy.push_batches, policy.push_reads")
+                )
                 await session.execute(text("DELETE FROM policy.rule_matches"))
 
         async def nothing() -> None:
@@ -140,8 +147,10 @@ async def bench_size(admin: str, size: int, runs: int) -> None:
 
         async def unpush_policy() -> None:
             async with maker() as session, session.begin():
+                # Pushes are stored per enterprise across rules: all of them go, so that the
+                # policy's pushes are made again (the lookup of earlier pushes finds none).
                 await session.execute(
-                    text("DELETE FROM policy.pushes WHERE rule_key = 'policy:rd_subsidy'")
+                    text("TRUNCATE policy.push_sets, policy.push_batches, policy.push_reads")
                 )
                 await session.execute(
                     text("DELETE FROM policy.rule_matches WHERE rule_key = 'policy:rd_subsidy'")
@@ -170,12 +179,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5036, 1_000_000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--catch-up",
+        type=int,
+        default=1_000_000,
+        help="enterprises of the feed catch-up from a published run (scripts.bench_feed); 0: none",
+    )
     args = parser.parse_args()
     configured = os.environ.get("POLICY_DATABASE_URL") or os.environ.get("DATABASE_URL")
     admin = resolve_database_url(configured, Path("var"))
     print(f"cores: {os.cpu_count()}")
     for size in args.sizes:
         asyncio.run(bench_size(admin, size, max(args.runs, 3)))
+    if args.catch_up:
+        print(f"\nfeed catch-up from a published evaluation (load {_load()})")
+        asyncio.run(bench_catch_up(args.catch_up, max(args.runs, 3), ("policy",)))
+        print(f"load after {_load()}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ scored cohort, then alternates wrk runs (4 connections by default) on
 Each of `--runs` rounds runs both; reported: the median and the worst round of each, the
 score's share of the /healthz throughput within each round (target >= 30 %), and the CPU the
 service process spends per read (target <= 1 ms; unlike throughput this does not depend on
-what else the machine is doing). `--profile out.svg` records the reads with py-spy.
+what else the machine is doing). When PostgreSQL runs on this machine, the CPU its backends
+for the benchmark's database spend per request is reported too (`DB µs/req`): on two cores
+the reads share the machine with them, which is why the score read's throughput falls
+further than its own CPU under load. `--profile out.svg` records the reads with py-spy.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from scripts.bench_gateway import (
 from shared.auth.keys import load_or_create_key_set
 from shared.auth.principal import Principal, PrincipalKind
 from shared.auth.tokens import TokenIssuer
+from shared.db import plain_url
 from shared.migrations import upgrade
 from shared.pg import admin_execute, other_database, resolve_database_url
 
@@ -66,35 +70,84 @@ def rotate_script(work: Path, paths: list[str]) -> Path:
     return script
 
 
+def backend_pids(db: str, name: str) -> list[int]:
+    """The PostgreSQL backends serving the benchmark's database (other than this query's)."""
+
+    async def fetch() -> list[int]:
+        import asyncpg
+
+        conn = await asyncpg.connect(plain_url(db))
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+        finally:
+            await conn.close()
+        return [int(r["pid"]) for r in rows]
+
+    return asyncio.run(fetch())
+
+
+class DatabaseCpu:
+    """CPU of the benchmark database's backends, from /proc when PostgreSQL is local."""
+
+    def __init__(self, db: str, name: str) -> None:
+        self.db, self.name = db, name
+
+    def snapshot(self) -> dict[int, float]:
+        return {p: cpu_seconds(p) for p in backend_pids(self.db, self.name)}
+
+    @staticmethod
+    def spent(before: dict[int, float], after: dict[int, float]) -> float:
+        """Seconds between two snapshots (a backend started between them counts whole)."""
+        return sum(t - before.get(p, 0.0) for p, t in after.items() if t == t)
+
+
 def measure(
-    wrk: str, url: str, token: str, conns: int, seconds: int, pid: int, script: Path | None
-) -> tuple[WrkResult, float]:
-    """One wrk run and the service's CPU per request (µs) during it."""
-    before = cpu_seconds(pid)
+    wrk: str,
+    url: str,
+    token: str,
+    conns: int,
+    seconds: int,
+    pids: tuple[int, DatabaseCpu],
+    script: Path | None,
+) -> tuple[WrkResult, float, float]:
+    """One wrk run, and the service's and the database's CPU per request (µs) during it."""
+    pid, database = pids
+    before, db_before = cpu_seconds(pid), database.snapshot()
     result = run_wrk(wrk, url, token, conns, seconds, script=script)
-    return result, (cpu_seconds(pid) - before) / max(result.requests, 1) * 1e6
+    service, db_after = cpu_seconds(pid) - before, database.snapshot()
+    n = max(result.requests, 1)
+    return result, service / n * 1e6, DatabaseCpu.spent(db_before, db_after) / n * 1e6
 
 
-def report(rows: dict[str, list[tuple[WrkResult, float]]], conns: int) -> dict[str, object]:
+Run = tuple[WrkResult, float, float]
+
+
+def report(rows: dict[str, list[Run]], conns: int) -> dict[str, object]:
     print(
-        f"\n{'c=' + str(conns):14}{'':8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU µs/req':>12}"
+        f"\n{'c=' + str(conns):14}{'':8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
+        f"{'CPU µs/req':>12}{'DB µs/req':>11}"
     )
     summary: dict[str, object] = {}
     for side, runs in rows.items():
-        rps = [r.rps for r, _ in runs]
-        cpu = [c for _, c in runs]
+        rps = [r.rps for r, _, _ in runs]
+        cpu = [c for _, c, _ in runs]
+        db = [d for _, _, d in runs]
         med = statistics.median(rps)
         worst = min(rps)
-        p50 = statistics.median(r.p50_ms for r, _ in runs)
-        p99 = statistics.median(r.p99_ms for r, _ in runs)
+        p50 = statistics.median(r.p50_ms for r, _, _ in runs)
+        p99 = statistics.median(r.p99_ms for r, _, _ in runs)
         print(
-            f"{side:14}{'median':>8}{med:10.0f}{p50:10.2f}{p99:10.2f}{statistics.median(cpu):12.0f}"
+            f"{side:14}{'median':>8}{med:10.0f}{p50:10.2f}{p99:10.2f}"
+            f"{statistics.median(cpu):12.0f}{statistics.median(db):11.0f}"
         )
         print(
-            f"{'':14}{'worst':>8}{worst:10.0f}{max(r.p50_ms for r, _ in runs):10.2f}"
-            f"{max(r.p99_ms for r, _ in runs):10.2f}{max(cpu):12.0f}"
+            f"{'':14}{'worst':>8}{worst:10.0f}{max(r.p50_ms for r, _, _ in runs):10.2f}"
+            f"{max(r.p99_ms for r, _, _ in runs):10.2f}{max(cpu):12.0f}{max(db):11.0f}"
         )
-        failures = sum(r.failures for r, _ in runs)
+        failures = sum(r.failures for r, _, _ in runs)
         summary[side] = {
             "rps_median": round(med),
             "rps_worst": round(worst),
@@ -102,6 +155,7 @@ def report(rows: dict[str, list[tuple[WrkResult, float]]], conns: int) -> dict[s
             "p99_ms_median": p99,
             "cpu_us_median": round(statistics.median(cpu)),
             "cpu_us_worst": round(max(cpu)),
+            "db_cpu_us_median": round(statistics.median(db)),
             "failures": failures,
         }
     return summary
@@ -122,19 +176,19 @@ def rounds(
     wrk: str,
     urls: tuple[str, str],
     token: str,
-    pid: int,
+    pids: tuple[int, DatabaseCpu],
     script: Path,
 ) -> None:
     """`/healthz` and the score read alternate: each round gives a ratio on the same load."""
     health, score = urls
     load_before = os.getloadavg()
     run_wrk(wrk, score, token, args.connections, 2, script=script)  # warm-up
-    rows: dict[str, list[tuple[WrkResult, float]]] = {"healthz": [], "score": []}
+    rows: dict[str, list[Run]] = {"healthz": [], "score": []}
     ratios: list[float] = []
     for i in range(args.runs):
-        h = measure(wrk, health, token, args.connections, args.seconds, pid, None)
-        spy = py_spy(pid, args.profile, args.seconds) if args.profile and i == 0 else None
-        s = measure(wrk, score, token, args.connections, args.seconds, pid, script)
+        h = measure(wrk, health, token, args.connections, args.seconds, pids, None)
+        spy = py_spy(pids[0], args.profile, args.seconds) if args.profile and i == 0 else None
+        s = measure(wrk, score, token, args.connections, args.seconds, pids, script)
         if spy is not None:
             spy.wait()
         rows["healthz"].append(h)
@@ -203,7 +257,8 @@ def main() -> None:
             f"worker, {args.connections} connections, {args.runs} runs of {args.seconds} s, "
             f"{os.cpu_count()} cores"
         )
-        rounds(args, wrk, (base + "/healthz", base + paths[0]), token, proc.pid, script)
+        pids = (proc.pid, DatabaseCpu(db, name))
+        rounds(args, wrk, (base + "/healthz", base + paths[0]), token, pids, script)
     finally:
         if proc is not None:
             proc.terminate()

@@ -3,7 +3,9 @@ peak memory. `SIZE=1000000 make bench-scoring` for the large run.
 
 Phases: generate (the demo generator), import (the bulk loader: binary COPY of the typed
 columns + the same upsert as the import API), evaluate = read (binary COPY into numpy) +
-compute (the engine) + write (binary COPY of every score) + commit. Separate lines time
+compute (the engine) + write (binary COPY of every score) + commit; the CPU seconds of each
+phase in this process (`cpu_client`) and in the server processes serving it (`cpu_server`,
+when the server runs on this machine), which hold on a busy machine. Separate lines time
 the import API's CSV path (inflate a .csv.gz, validate column by column, stage by COPY, upsert)
 on the next period of the same data, a first load of that period.
 Uses DATABASE_URL / TEST_DATABASE_URL, or the embedded PostgreSQL; works in a scratch
@@ -26,6 +28,7 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+from sqlalchemy import text
 
 from devtools.demo import from_demo, generate, write_csv
 from services.scoring.app import MIGRATIONS
@@ -41,6 +44,25 @@ from shared.migrations import upgrade
 from shared.pg import embedded_url, other_database
 
 PERIOD = 2025
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+async def server_cpu(admin: asyncpg.Connection, database: str) -> float:
+    """CPU seconds used so far by the server processes serving `database`, when the server
+    runs on this machine (NaN otherwise): with the client's CPU, a figure that holds on a
+    busy machine where wall time does not. The pool keeps its connections for the run."""
+    pids = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+    total = 0.0
+    for row in pids:
+        try:
+            with open(f"/proc/{row['pid']}/stat") as fh:  # noqa: ASYNC230 (procfs: no I/O)
+                stat = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        total += (int(stat[11]) + int(stat[12])) / _TICK
+    return total
 
 
 def peak_rss_mb() -> float:
@@ -72,10 +94,15 @@ async def bench(size: int, server_url: str, csv_path: bool) -> dict[str, float]:
         data = generate(size, seed=20200908, periods=periods)
         figures["generate"] = time.perf_counter() - t
 
-        t0 = time.perf_counter()
+        bulk = from_demo(data, PERIOD)
+        async with maker() as session:  # the pool's connections exist before the clocks start
+            await session.execute(text("SELECT 1"))
+        t0, c0, s0 = time.perf_counter(), time.process_time(), await server_cpu(admin, name)
         async with maker() as session, session.begin():
-            await bulk_load(session, from_demo(data, PERIOD))
+            await bulk_load(session, bulk)
         figures["import"] = time.perf_counter() - t0
+        c1, s1 = time.process_time(), await server_cpu(admin, name)
+        figures["import.cpu_client"], figures["import.cpu_server"] = c1 - c0, s1 - s0
 
         t = time.perf_counter()
         async with maker() as session, session.begin():
@@ -85,7 +112,10 @@ async def bench(size: int, server_url: str, csv_path: bool) -> dict[str, float]:
         await execute_run(engine, run_id, timings)
         figures["evaluate"] = time.perf_counter() - t
         figures.update({f"evaluate.{k}": v for k, v in timings.items()})
+        c2, s2 = time.process_time(), await server_cpu(admin, name)
+        figures["evaluate.cpu_client"], figures["evaluate.cpu_server"] = c2 - c1, s2 - s1
         figures["end_to_end"] = figures["import"] + figures["evaluate"]
+        figures["end_to_end.cpu"] = c2 - c0 + s2 - s0
         figures["peak_rss_mb"] = peak_rss_mb()
 
         if csv_path:

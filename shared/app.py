@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,11 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.service_tokens import GatewayTokenSource, TokenSource
@@ -29,8 +34,13 @@ from shared.db import create_engine, create_sessionmaker
 from shared.docs import install_offline_docs
 from shared.errors import install_problem_handlers
 from shared.http import create_http_client
-from shared.logging import RequestIdMiddleware, configure_logging
-from shared.metrics import MetricsMiddleware, serve_metrics
+from shared.logging import (
+    bind_request_id,
+    configure_logging,
+    unbind_request_id,
+    with_request_id,
+)
+from shared.metrics import observe_request, route_template, serve_metrics
 from shared.migrations import head_revisions, known_revisions
 from shared.pg import resolve_database_url
 from shared.settings import ComponentSettings
@@ -50,6 +60,8 @@ class ServiceSpec:
     version: str = "1.0.0"
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
+    # Reads answered before routing when they can be (see `HotRoute`).
+    hot_routes: list[HotRoute] = field(default_factory=list)
 
 
 @dataclass
@@ -149,40 +161,139 @@ def create_service_app(
     app.include_router(health_router(spec))
     for router in spec.routers:
         app.include_router(router)
-    app.add_middleware(RelativeRedirects)
-    app.add_middleware(MetricsMiddleware, component=spec.name, root=app)
-    app.add_middleware(RequestIdMiddleware)
+    check_hot_routes(app, spec.hot_routes)
+    app.add_middleware(ServiceMiddleware, component=spec.name, root=app, hot_routes=spec.hot_routes)
     return app
 
 
-class RelativeRedirects:
-    """Redirects to this very site say only the path.
+HotHandler = Callable[[Scope, dict[str, str]], Awaitable[Response | None]]
 
-    Starlette's trailing-slash redirect (`/v1/me/` -> `/v1/me`) builds an absolute URL from
-    the request's `Host` header, which the caller chooses: `Host: evil.example` came back as
-    `Location: http://evil.example/v1/me` (issue 10), and behind the gateway a service's
-    redirect named the service's own address. A relative reference means the same to the
-    browser and reflects nothing. Redirects elsewhere (the login provider) are left alone.
+
+@dataclass(frozen=True)
+class HotRoute:
+    """A read answered before FastAPI's routing and dependency solving, when it can be.
+
+    The route stays an ordinary FastAPI route (`method path`): its OpenAPI entry, its
+    validation, its errors and its authorization are that route's. The handler, given the
+    scope and the path's parameters, answers only the plain successful case, with exactly
+    the route's checks and answer; for anything else (no or bad token, a code that fails
+    its check, a query parameter it does not handle, a row it cannot show) it returns None
+    and the request goes on to the route as if the handler were not there. So a handler
+    never answers an error: the route does, as it always did.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    method: str
+    path: str
+    handler: HotHandler
+
+    def compile(self) -> re.Pattern[str]:
+        # Starlette's `{name}` matches one path segment.
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
+
+
+class ServiceMiddleware:
+    """What every component does around each request, in one pure-ASGI layer: the request id
+    (`shared.logging`), the request metrics (`shared.metrics`), relative redirects, and the
+    hot routes. One layer and one `send` wrapper instead of three: each layer is a coroutine
+    and a closure per request and a call per message on the hot path.
+
+    Redirects to this very site say only the path. Starlette's trailing-slash redirect
+    (`/v1/me/` -> `/v1/me`) builds an absolute URL from the request's `Host` header, which
+    the caller chooses: `Host: evil.example` came back as `Location: http://evil.example/v1/me`
+    (issue 10), and behind the gateway a service's redirect named the service's own address.
+    A relative reference means the same to the browser and reflects nothing. Redirects
+    elsewhere (the login provider) are left alone.
+    """
+
+    def __init__(
+        self, app: ASGIApp, component: str, root: ASGIApp, hot_routes: Sequence[HotRoute] = ()
+    ) -> None:
         self.app = app
+        self.component = component
+        self.root = root
+        self.hot = [(r.method, r.compile(), r.path, r.handler) for r in hot_routes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        own = _own_origins(scope)
+        start = time.perf_counter()
+        rid, token = bind_request_id(scope)
+        rid_bytes = rid.encode()
+        status = 500
 
-        async def relative(message: Message) -> None:
-            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
-                message["headers"] = [
-                    (k, _relative(v, own) if k == b"location" else v)
-                    for k, v in message.get("headers", [])
-                ]
+        async def wrapped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = message.get("headers", [])
+                if 300 <= status < 400:
+                    own = _own_origins(scope)
+                    headers = [
+                        (k, _relative(v, own) if k == b"location" else v) for k, v in headers
+                    ]
+                message["headers"] = with_request_id(headers, rid_bytes)
             await send(message)
 
-        await self.app(scope, receive, relative)
+        template = None
+        try:
+            hot = await self._hot(scope)
+            if hot is not None:
+                template, response = hot
+                await response(scope, receive, wrapped)
+            else:
+                await self.app(scope, receive, wrapped)
+        finally:
+            unbind_request_id(token)
+            observe_request(
+                self.component,
+                scope.get("method", "GET"),
+                template or route_template(self.root, scope),
+                status,
+                time.perf_counter() - start,
+            )
+
+    async def _hot(self, scope: Scope) -> tuple[str, Response] | None:
+        if not self.hot or scope.get("root_path"):
+            return None
+        method, path = scope["method"], scope["path"]
+        for hot_method, pattern, template, handler in self.hot:
+            if method != hot_method:
+                continue
+            match = pattern.match(path)
+            if match is None:
+                continue
+            response = await handler(scope, match.groupdict())
+            return None if response is None else (template, response)
+        return None
+
+
+def _routed(routes: Sequence[BaseRoute], scope: Scope) -> BaseRoute | None:
+    """The route routing chooses for `scope`: the first full match, looked into when it is
+    an included router (FastAPI keeps those as `_IncludedRouter`, matched in turn)."""
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match != Match.FULL:
+            continue
+        select = getattr(route, "_match", None)
+        if select is None:
+            return route
+        chosen: BaseRoute | None = select(scope)[2]
+        while chosen is not None and hasattr(chosen, "_match"):
+            chosen = chosen._match(scope)[2]
+        return chosen
+    return None
+
+
+def check_hot_routes(app: FastAPI, hot_routes: Sequence[HotRoute]) -> None:
+    """Each hot route is a documented route of the app, and the one routing would choose
+    for its paths (no earlier route shadows it), so falling through reaches that route."""
+    for hot in hot_routes:
+        sample = re.sub(r"\{\w+\}", "x", hot.path)
+        scope: Scope = {"type": "http", "method": hot.method, "path": sample, "root_path": ""}
+        chosen = _routed(app.router.routes, scope)
+        if not isinstance(chosen, APIRoute) or chosen.path != hot.path:
+            raise RuntimeError(f"hot route {hot.method} {hot.path} is not the route it shadows")
 
 
 def _own_origins(scope: Scope) -> set[bytes]:

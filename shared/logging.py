@@ -18,7 +18,7 @@ import re
 import sys
 import uuid
 from collections.abc import Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 import structlog
@@ -182,7 +182,34 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
         logger.propagate = True
 
 
+def bind_request_id(scope: Scope) -> tuple[str, Token[str | None]]:
+    """The request's id (its well-formed `X-Request-ID`, else a new one), bound for every log
+    line of the request and kept in the scope's state (`request_id_of`). Undo with
+    `unbind_request_id` once the request is answered."""
+    incoming = None
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")
+            break
+    rid = well_formed_request_id(incoming) or new_request_id()
+    scope.setdefault("state", {})["request_id"] = rid
+    return rid, _request_id.set(rid)
+
+
+def unbind_request_id(token: Token[str | None]) -> None:
+    _request_id.reset(token)
+
+
+def with_request_id(headers: list[tuple[bytes, bytes]], rid: bytes) -> list[tuple[bytes, bytes]]:
+    """The response's headers with ours as the only `x-request-id`."""
+    out = [(k, v) for k, v in headers if k != b"x-request-id"]
+    out.append((b"x-request-id", rid))
+    return out
+
+
 class RequestIdMiddleware:
+    """The request id alone (the portal's; services have it in `shared.app.ServiceMiddleware`)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -190,23 +217,15 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
-        rid = well_formed_request_id(incoming) or new_request_id()
-        token = _request_id.set(rid)
-        scope.setdefault("state", {})["request_id"] = rid
+        rid, token = bind_request_id(scope)
+        rid_bytes = rid.encode()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
-                headers.append((b"x-request-id", rid.encode()))
-                message["headers"] = headers
+                message["headers"] = with_request_id(message.get("headers", []), rid_bytes)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            _request_id.reset(token)
+            unbind_request_id(token)

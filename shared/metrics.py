@@ -56,16 +56,57 @@ CIRCUIT_STATE = Gauge(
 )
 
 
-def _route_template(app: ASGIApp, scope: Scope) -> str:
+def route_template(app: ASGIApp, scope: Scope) -> str:
+    """The template of the route that answered (`scope["route"]`), else of the first that
+    matches, else `unmatched`."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if template:
+        return str(template)
     router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        match, _ = route.matches(scope)
+    for candidate in getattr(router, "routes", []):
+        match, _ = candidate.matches(scope)
         if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
+            return str(getattr(candidate, "path", "unmatched"))
     return "unmatched"
 
 
+class _Series:
+    """The per-label children of the two request metrics, looked up once per label set.
+
+    prometheus-client's `labels()` stringifies the values and takes a lock on every call;
+    the children it returns live as long as the registry (nothing here removes a series),
+    so keeping them is the same series, found faster on the hot path.
+    """
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, component: str, method: str, route: str, status: int, seconds: float) -> None:
+        key = (component, method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (
+                REQUESTS.labels(component, method, route, str(status)),
+                DURATION.labels(component, method, route),
+            )
+            self._children[key] = found
+        found[0].inc()
+        found[1].observe(seconds)
+
+
+_SERIES = _Series()
+
+
+def observe_request(component: str, method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request and its duration (what `MetricsMiddleware` records)."""
+    _SERIES.observe(component, method, route, status, seconds)
+
+
 class MetricsMiddleware:
+    """Request metrics alone (the portal's; services have them in
+    `shared.app.ServiceMiddleware`)."""
+
     def __init__(self, app: ASGIApp, component: str, root: ASGIApp | None = None) -> None:
         self.app = app
         self.component = component
@@ -87,11 +128,14 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or _route_template(self.root or self.app, scope)
-            method = scope.get("method", "GET")
-            REQUESTS.labels(self.component, method, template, str(status)).inc()
-            DURATION.labels(self.component, method, template).observe(time.perf_counter() - start)
+            template = route_template(self.root or self.app, scope)
+            observe_request(
+                self.component,
+                scope.get("method", "GET"),
+                template,
+                status,
+                time.perf_counter() - start,
+            )
 
 
 def serve_metrics(host: str, port: int) -> Callable[[], None]:

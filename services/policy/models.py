@@ -91,7 +91,9 @@ class EnterpriseFacts(Base):
     stage: Mapped[str | None] = mapped_column(String(16))
     score: Mapped[float | None] = mapped_column(Double)
     tier: Mapped[int | None] = mapped_column(SmallInteger)
-    facts: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The facts are read from the population's columns at `position`; this document is only
+    # that of a population stored before the columns existed (NULL since).
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class CultivationPool(Base):
@@ -231,21 +233,53 @@ class RuleMatch(Base):
     )
 
 
-class Push(Base):
-    """A match pushed to an enterprise (一键配): newly eligible, or newly near."""
+class PushBatch(Base):
+    """The pushes one recompute made: the rules they are for (a push names its rule by its
+    index here) with their titles as pushed, the run matched, and when.
 
-    __tablename__ = "pushes"
-    # Keyed by enterprise: its feed (newest first), a push it marks read and the check that a
-    # match was pushed before (a handful of rows per enterprise) all read this one index.
-    # `id` stays unique through its identity. Keyed by `id` with two more indexes, inserting
-    # the pushes of a first evaluation at a million enterprises took half as long again.
-    __table_args__ = (PrimaryKeyConstraint("uscc", "id", name="pk_pushes"),)
+    Pushes are stored per enterprise and batch (`PushSet`), not one row each: a first
+    evaluation of a million enterprises makes ten million pushes, which took 148 s to write
+    as rows (at load 8-10, BENCHMARKS.md) against seconds for a million sets. The view
+    `policy.pushes` (created by the migration) shows them as one row per push, `(id, uscc,
+    rule_key, title, status, run_id, created_at, read_at)`, as the table was.
+    """
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity())
-    uscc: Mapped[str] = mapped_column(String(18))
-    rule_key: Mapped[str] = mapped_column(String(80))
-    title: Mapped[str] = mapped_column(Text)
-    status: Mapped[int] = mapped_column(SmallInteger)
+    __tablename__ = "push_batches"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     run_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    rule_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    titles: Mapped[list[str]] = mapped_column(ARRAY(Text))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PushSet(Base):
+    """An enterprise's pushes of one batch (一键配: a match newly eligible, or newly near).
+
+    Push k of the set has the id `first_id + k`, the rule `rule_keys[rules[k]]` of its batch
+    and the status `statuses[k]` (an index into `criteria.STATUSES`); ids are taken from the
+    sequence `policy.push_ids` a batch at a time, in the order enterprise, rule key. Keyed by
+    enterprise: its feed (newest first), a push it marks read and the check that a match was
+    pushed before all read this one index.
+    """
+
+    __tablename__ = "push_sets"
+    __table_args__ = (PrimaryKeyConstraint("uscc", "first_id", name="pk_push_sets"),)
+
+    uscc: Mapped[str] = mapped_column(String(18))
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    # No foreign key: its check, row by row, would cost the write what the sets saved.
+    batch_id: Mapped[int] = mapped_column(BigInteger)
+    rules: Mapped[bytes] = mapped_column(LargeBinary)
+    statuses: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PushRead(Base):
+    """When an enterprise marked one of its pushes read (a push not here is unread)."""
+
+    __tablename__ = "push_reads"
+    __table_args__ = (PrimaryKeyConstraint("uscc", "id", name="pk_push_reads"),)
+
+    uscc: Mapped[str] = mapped_column(String(18))
+    id: Mapped[int] = mapped_column(BigInteger)
+    read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -39,6 +39,7 @@ def create_app(
     settings: ScoringSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
     from services.scoring.routers import routers
+    from services.scoring.scores.hot import HOT_ROUTES
 
     spec = ServiceSpec(
         on_startup=[_startup],
@@ -52,5 +53,6 @@ def create_app(
         schema=SCHEMA,
         migrations_dir=MIGRATIONS,
         routers=routers(),
+        hot_routes=HOT_ROUTES,
     )
     return create_service_app(spec, settings or ScoringSettings(), overrides)

@@ -24,6 +24,7 @@ from services.policy.matching.population import (
     encode_columns,
     population_from_items,
 )
+from services.policy.matching.repository import enterprise_entry
 from services.policy.matching.service import (
     active_rules,
     load_population,
@@ -213,6 +214,16 @@ async def test_startup_matches_rules_without_stored_vectors(world: PolicyWorld) 
     before = await _rows(world, snapshot)
     pushes = await _rows(world, "SELECT count(*) FROM policy.pushes")
     async with world.app.state.sessionmaker() as session, session.begin():
+        # Then, the facts were a JSON document per enterprise (and there were no columns).
+        for (uscc,) in await _rows(world, "SELECT uscc FROM policy.enterprise_facts"):
+            entry = await enterprise_entry(session, uscc)
+            assert entry is not None
+            await session.execute(
+                text(
+                    "UPDATE policy.enterprise_facts SET facts = CAST(:f AS jsonb) WHERE uscc = :u"
+                ),
+                {"f": json.dumps(entry.facts), "u": uscc},
+            )
         await session.execute(text("DELETE FROM policy.rule_matches"))
         await session.execute(text("DELETE FROM policy.population_columns"))
     assert await _rows(world, snapshot) == []

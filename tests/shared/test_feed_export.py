@@ -13,6 +13,7 @@ from services.credit.evaluations.sync import ScoringClient as CreditScoring
 from services.credit.evaluations.sync import import_evaluation, sync_evaluations
 from services.credit.models import Evaluation
 from services.policy.matching.population import encode_columns, enterprises_of, population_of
+from services.policy.matching.repository import enterprise_entry
 from services.policy.matching.sync import sync_evaluations as policy_sync
 from shared.errors import UpstreamError
 from shared.feed import Export
@@ -98,7 +99,11 @@ async def test_policy_stores_what_it_stored_from_the_pages(platform: Platform) -
             e.facts.get("score"),
             int(tier) if tier is not None else None,
         )
-        assert row.facts == e.facts, e.uscc
+        # The facts are not stored twice: what an explanation reads is built from the
+        # enterprise's entry in the columns, and is the cleaned facts of the pages' item.
+        async with app.state.sessionmaker() as session:
+            entry = await enterprise_entry(session, e.uscc)
+        assert entry is not None and entry.facts == e.facts, e.uscc
     stored = sorted((n, d, v, bytes(b)) for n, d, v, b in columns)
     assert stored == sorted(encode_columns(population_of(expected)))
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.common import NoPublishedEvaluation, UnknownEnterprise
@@ -27,7 +27,6 @@ from services.policy.enterprises.schemas import (
 )
 from services.policy.matching.repository import enterprise_entry, stored_rules
 from services.policy.matching.service import active_rules, compiled, current_evaluation
-from services.policy.models import Push
 from shared.errors import NotFound
 from shared.pagination import PageParams
 
@@ -146,7 +145,8 @@ async def matches(
     )
 
 
-def _push_out(p: Push) -> PushOut:
+def _push_out(p: Any) -> PushOut:
+    """A row of the view `policy.pushes`."""
     kind, _, code = p.rule_key.partition(":")
     return PushOut(
         id=p.id,
@@ -161,16 +161,28 @@ def _push_out(p: Push) -> PushOut:
     )
 
 
+_PUSH_FIELDS = "id, rule_key, title, status, run_id, created_at, read_at"
+
+
 async def pushes(session: AsyncSession, code: str, paging: PageParams, *, unread: bool) -> PushPage:
-    query = select(Push).where(Push.uscc == code)
-    if unread:
-        query = query.where(Push.read_at.is_(None))
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    unread_count = (
-        await session.execute(select(func.count()).where(Push.uscc == code, Push.read_at.is_(None)))
-    ).scalar_one()
-    rows = await session.scalars(
-        query.order_by(Push.id.desc()).limit(paging.limit).offset(paging.offset)
+    """The enterprise's pushes, newest first (the view of its push sets)."""
+    only_unread = " AND read_at IS NULL" if unread else ""
+    counts = (
+        await session.execute(
+            text(
+                "SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread "
+                "FROM policy.pushes WHERE uscc = :u"
+            ),
+            {"u": code},
+        )
+    ).one()
+    total = counts.unread if unread else counts.total
+    rows = await session.execute(
+        text(
+            f"SELECT {_PUSH_FIELDS} FROM policy.pushes WHERE uscc = :u{only_unread} "
+            "ORDER BY id DESC LIMIT :limit OFFSET :offset"
+        ),
+        {"u": code, "limit": paging.limit, "offset": paging.offset},
     )
     items = [_push_out(p) for p in rows]
     nxt = paging.offset + len(items)
@@ -180,19 +192,23 @@ async def pushes(session: AsyncSession, code: str, paging: PageParams, *, unread
         limit=paging.limit,
         offset=paging.offset,
         next_offset=nxt if nxt < total else None,
-        unread=unread_count,
+        unread=counts.unread,
     )
 
 
 async def read_push(session: AsyncSession, code: str, push_id: int) -> PushOut:
-    push = (
-        await session.scalars(
-            select(Push).where(Push.id == push_id, Push.uscc == code).with_for_update()
-        )
-    ).first()
+    """Mark a push read (once: a second mark keeps the first time)."""
+    select_push = text(f"SELECT {_PUSH_FIELDS} FROM policy.pushes WHERE uscc = :u AND id = :id")
+    push = (await session.execute(select_push, {"u": code, "id": push_id})).first()
     if push is None:
         raise NotFound(f"No push {push_id} for {code}")
     if push.read_at is None:
-        push.read_at = datetime.now(UTC)
-        await session.flush()
+        await session.execute(
+            text(
+                "INSERT INTO policy.push_reads (uscc, id, read_at) VALUES (:u, :id, :at) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"u": code, "id": push_id, "at": datetime.now(UTC)},
+        )
+        push = (await session.execute(select_push, {"u": code, "id": push_id})).one()
     return _push_out(push)

@@ -1,112 +1,97 @@
-"""Storing a run's population from scoring's CSV export, without a Python object per row.
+"""Storing a run's enterprises, without a Python object per row: one binary COPY of numpy
+columns into `enterprise_facts`.
 
-The columns for bulk matching are built by pyarrow and numpy (`population_from_export`); the
-facts kept one row per enterprise (what explanations and single reads use) are written by
-PostgreSQL itself: the CSV goes into a table of this transaction with COPY, and one INSERT
-cleans each fact the way `clean_facts` does (an unusable value is dropped, never an error)
-and builds the JSON. The statement is made of catalogue constants and header names checked
-against the known columns, never of values.
+The facts themselves are not written a second time: they are the population's columns
+(`population_columns`, what bulk matching reads), and one enterprise's facts mapping is built
+from its entry in them when an explanation needs it (`repository._facts_of`). A row here
+holds what pages sort, filter and show (name, stage, score, tier) and the enterprise's
+position in every vector. Writing a JSON document of ~1.5 KB per enterprise instead took
+PostgreSQL 100 s at a million enterprises (the INSERT building it; measured, BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from services.policy.criteria import FACTS
-from services.policy.matching.population import EXPORT_SOURCE, EXPORT_TYPES, _tag_mask
+from services.policy.matching.population import Population
+from shared import pgcopy
 
-_PG_TYPES = {pa.string(): "text", pa.bool_(): "boolean", pa.int64(): "bigint"}
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+ROW_COLUMNS = ("uscc", "run_id", "position", "name", "stage", "score", "tier")
+_CHUNK = 250_000
 
 
-def _literal_array(values: Sequence[str]) -> str:
-    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
+def names_in_order(table: pa.Table, order: npt.NDArray[np.intp]) -> npt.NDArray[np.bytes_]:
+    """The export's `name` column as UTF-8 bytes in position order (null as empty, as the
+    pages' items give it), without decoding a Python string per row."""
+    if "name" not in table.column_names:
+        return np.zeros(len(order), dtype="S1")
+    col = pc.fill_null(table.column("name"), "").cast(pa.binary())
+    values = np.asarray(col.to_numpy(zero_copy_only=False).astype(np.bytes_))
+    out: npt.NDArray[np.bytes_] = values[order] if len(values) else values
+    return out
 
 
-def _clean(code: str, column: str) -> str:
-    """SQL for one fact cleaned as `clean_facts` cleans it (NULL: missing)."""
-    spec = FACTS[code]
-    c = _quote(column)
-    if spec.type == "tags":
-        # A run has few distinct tag cells: each cleaned once (`tag_cells`), passed as `$2`.
-        return f"($2::jsonb -> '{code}' -> {c})"
-    if spec.type == "enum":
-        return f"CASE WHEN {c} = ANY({_literal_array(spec.values)}) THEN {c} END"
-    if spec.type == "bool":
-        if EXPORT_TYPES.get(column) == pa.bool_():
-            return c
-        return f"CASE WHEN {c} = 0 THEN false WHEN {c} = 1 THEN true END"
-    return f"NULLIF({c}::float8, 'NaN')"
+def _nullable(values: npt.NDArray[np.float64], dtype: str) -> pgcopy.Field:
+    missing = np.isnan(values)
+    data = np.where(missing, 0, values).astype(dtype)
+    lengths = np.where(missing, -1, data.dtype.itemsize).astype(np.int32)
+    return pgcopy.Field(data, lengths)
 
 
-def table_statement(header: Sequence[str]) -> str:
-    """The transaction's table for the export's columns; ValueError for an unknown one."""
-    unknown = [h for h in header if h not in EXPORT_TYPES]
-    if unknown or len(set(header)) != len(header):
-        raise ValueError(f"unexpected export columns {unknown or header}")
-    cols = ", ".join(f"{_quote(h)} {_PG_TYPES.get(EXPORT_TYPES[h], 'float8')}" for h in header)
-    return f"CREATE TEMPORARY TABLE run_export ({cols}) ON COMMIT DROP"
+def _row_chunks(
+    population: Population, names: npt.NDArray[np.bytes_], run_id: uuid.UUID
+) -> Iterator[list[pgcopy.Field]]:
+    n = population.n
+    usccs = pgcopy.utf8(population.usccs)
+    stage_words = np.array([s.encode() for s in FACTS["stage"].values] + [b""], dtype=np.bytes_)
+    codes, stage_names = population.stage_index()  # unstaged last: NULL
+    stored_stage = np.where(codes == len(stage_names) - 1, len(stage_words) - 1, codes)
+    score = population.table.column("score")
+    tier = population.table.column("tier")
+    run = np.array([run_id.bytes], dtype="S16")
+    for start in range(0, n, _CHUNK):
+        stop = min(n, start + _CHUNK)
+        stage = stored_stage[start:stop]
+        stage_text = stage_words[stage]
+        yield [
+            pgcopy.text_field(usccs[start:stop]),
+            pgcopy.Field(np.repeat(run, stop - start)),
+            pgcopy.Field(np.arange(start, stop, dtype=">i4")),
+            pgcopy.text_field(names[start:stop]),
+            pgcopy.Field(
+                stage_text,
+                np.where(stage == len(stage_words) - 1, -1, np.char.str_len(stage_text)).astype(
+                    np.int32
+                ),
+            ),
+            _nullable(score[start:stop], ">f8"),
+            _nullable(tier[start:stop], ">i2"),
+        ]
 
 
-def insert_statement(header: Sequence[str]) -> str:
-    """`$1` the run: every enterprise's cleaned facts, in the population's position order."""
-    present = [code for code in FACTS if EXPORT_SOURCE.get(code, code) in header]
-    # One row turned into JSON (to_jsonb of a record) is ~25 % cheaper than building the
-    # object pair by pair; the cost is mostly the float8 to JSON numbers either way.
-    cols = ", ".join(
-        f"{_clean(code, EXPORT_SOURCE.get(code, code))} AS {_quote(code)}" for code in present
-    )
-    facts = (
-        f"(SELECT jsonb_strip_nulls(to_jsonb(r)) FROM (SELECT {cols}) r)"
-        if present
-        else "'{}'::jsonb"
-    )
-    stage = _clean("stage", "stage") if "stage" in header else "NULL"
-    score = _clean("score", "total") if "total" in header else "NULL"
-    tier = f"({_clean('tier', 'tier')})::smallint" if "tier" in header else "NULL"
-    return (
-        "INSERT INTO policy.enterprise_facts "
-        "(uscc, run_id, position, name, stage, score, tier, facts) "
-        'SELECT uscc, $1, row_number() OVER (ORDER BY uscc COLLATE "C") - 1, '
-        f"COALESCE(name, ''), {stage}, {score}, {tier}, {facts} "
-        "FROM run_export WHERE $2::jsonb IS NOT NULL"
-    )
-
-
-def tag_cells(table: pa.Table) -> str:
-    """For each tags fact, each distinct cell of the export and its cleaned value (sorted,
-    distinct; null when a tag is unknown), as JSON: `$2` of `insert_statement`."""
-    out: dict[str, dict[str, list[str] | None]] = {}
-    for code, spec in FACTS.items():
-        if spec.type != "tags" or code not in table.column_names:
-            continue
-        cells = pc.unique(table.column(code).drop_null()).to_pylist()
-        out[code] = {}
-        for cell in cells:
-            mask = _tag_mask(cell, spec.values)
-            out[code][cell] = (
-                None if mask < 0 else sorted(t for i, t in enumerate(spec.values) if mask >> i & 1)
-            )
-    return json.dumps(out)
-
-
-async def write_facts(
-    conn: asyncpg.Connection, run_id: uuid.UUID, path: str, header: Sequence[str], tags: str
+async def write_rows(
+    conn: asyncpg.Connection,
+    run_id: uuid.UUID,
+    population: Population,
+    names: npt.NDArray[np.bytes_],
 ) -> int:
-    """The export's rows as `policy.enterprise_facts` of `run_id`; the number written."""
-    await conn.execute(table_statement(header))
-    await conn.copy_to_table(
-        "run_export", source=path, columns=list(header), format="csv", header=True
+    """The population's rows of `enterprise_facts` (facts left to the columns); the number
+    written."""
+    if not population.n:
+        return 0
+    status: str = await conn.copy_to_table(
+        "enterprise_facts",
+        schema_name="policy",
+        source=pgcopy.stream(_row_chunks(population, names, run_id)),
+        columns=ROW_COLUMNS,
+        format="binary",
     )
-    status = await conn.execute(insert_statement(header), run_id, tags)
-    await conn.execute("DROP TABLE run_export")
     return int(status.split()[-1])

@@ -251,11 +251,16 @@ def _clean_column(code: str, col: pa.ChunkedArray) -> npt.NDArray[Any]:
     return values
 
 
+def export_order(table: pa.Table) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.intp]]:
+    """The export's codes, and the order that puts its rows in position (USCC byte) order."""
+    usccs = np.asarray(table.column("uscc").to_numpy(zero_copy_only=False), dtype=str)
+    return usccs, np.argsort(usccs, kind="stable")
+
+
 def population_from_export(table: pa.Table) -> Population:
     """The population of an export, in USCC order, cleaned as `enterprises_of` cleans items
     (the same columns `population_of` would build from them), without an object per row."""
-    usccs = np.asarray(table.column("uscc").to_numpy(zero_copy_only=False), dtype=str)
-    order = np.argsort(usccs, kind="stable")
+    usccs, order = export_order(table)
     columns: dict[str, npt.NDArray[Any]] = {}
     for code in FACTS:
         source = EXPORT_SOURCE.get(code, code)
@@ -366,6 +371,47 @@ def _revocabulary(
     return result
 
 
+def facts_records(population: Population) -> list[dict[str, Any]]:
+    """Each enterprise's cleaned facts as `clean_facts` gives them (numbers as floats, flags
+    as bools, the stage by name, tags as sorted lists; a missing fact absent), read back from
+    the columns: the facts mapping an explanation evaluates, built on demand for a few."""
+    out: list[dict[str, Any]] = [{} for _ in range(population.n)]
+    for code, col in sorted(population.table.columns.items()):
+        spec = FACTS[code]
+        values = col.tolist()
+        for record, v in zip(out, values, strict=True):
+            if spec.type == "tags":
+                if v != -1:
+                    record[code] = sorted(w for i, w in enumerate(spec.values) if v >> i & 1)
+            elif v == v:  # not NaN
+                if spec.type == "bool":
+                    record[code] = v == 1.0
+                elif spec.type == "enum":
+                    record[code] = spec.values[int(v)]
+                else:
+                    record[code] = float(v)
+    return out
+
+
+def facts_at(
+    names: Sequence[str],
+    dtypes: Sequence[str],
+    vocabularies: Sequence[list[str] | None],
+    slices: Sequence[Sequence[bytes]],
+) -> list[dict[str, Any]] | None:
+    """The facts of a few enterprises from their entries in the stored columns (`slices[c][i]`:
+    enterprise i's bytes of column `names[c]`); None when they cannot be read as today's facts
+    (a fact changed its type), for the caller to fall back on what else it has."""
+    if not names:
+        return None
+    k = len(slices[0])
+    rows: list[Encoded] = [(USCC_COLUMN, _TEXT, None, "\n".join(["-"] * k).encode())]
+    for name, dtype, vocabulary, parts in zip(names, dtypes, vocabularies, slices, strict=True):
+        rows.append((name, dtype, vocabulary, b"".join(parts)))
+    population = decode_columns(rows)
+    return None if population is None else facts_records(population)
+
+
 def population_from_json_rows(rows: Sequence[Sequence[Any]]) -> Population:
     """The population from stored facts rows `[uscc, stage, facts]` in position order: the
     path for a population stored before its columns were."""
@@ -391,6 +437,9 @@ __all__ = [
     "enterprise_facts",
     "enterprises_of",
     "export_items",
+    "export_order",
+    "facts_at",
+    "facts_records",
     "population_from_export",
     "population_from_items",
     "population_from_json_rows",

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.common import raw_connection
-from services.policy.matching.population import USCC_COLUMN, Encoded
+from services.policy.matching.population import USCC_COLUMN, Encoded, facts_at
 
 
 async def write_columns(session: AsyncSession, run_id: uuid.UUID, columns: list[Encoded]) -> None:
@@ -162,6 +162,18 @@ async def pushed_statuses(session: AsyncSession, keys: Sequence[str]) -> dict[st
     return {r[0]: Pushed(r[1], r[2], bytes(r[3])) for r in rows}
 
 
+async def any_pushed(session: AsyncSession, keys: Sequence[str]) -> bool:
+    """Whether any batch has pushes of these rules: when none has (a first evaluation, rules
+    never pushed), there is nothing for `pushed_before` to find (a million codes sent to it
+    for nothing took 3.7 s)."""
+    conn = await raw_connection(session)
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM policy.push_batches WHERE rule_keys && $1::text[])",
+        list(keys),
+    )
+    return found
+
+
 async def pushed_before(
     session: AsyncSession, usccs: list[str], keys: Sequence[str]
 ) -> list[tuple[str, str, bool]]:
@@ -176,14 +188,41 @@ async def pushed_before(
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-PUSH_COLUMNS = ("uscc", "rule_key", "title", "status", "run_id")
+PUSH_SET_COLUMNS = ("uscc", "first_id", "batch_id", "rules", "statuses")
 
 
-async def copy_pushes(session: AsyncSession, rows: AsyncIterator[bytes]) -> int:
-    """Insert pushes from a binary COPY stream of `PUSH_COLUMNS` (ids follow its order)."""
+async def reserve_push_ids(session: AsyncSession, n: int) -> int:
+    """The first of `n` consecutive push ids, taken from `policy.push_ids` at once.
+
+    Under `recompute`'s lock (the only writer of pushes), so no other transaction takes ids
+    between the two calls; a rolled-back recompute leaves a gap, as an identity did.
+    """
+    conn = await raw_connection(session)
+    first: int = await conn.fetchval("SELECT nextval('policy.push_ids')")
+    if n > 1:
+        await conn.execute("SELECT setval('policy.push_ids', $1)", first + n - 1)
+    return first
+
+
+async def add_push_batch(
+    session: AsyncSession, run_id: uuid.UUID | None, keys: Sequence[str], titles: Sequence[str]
+) -> int:
+    conn = await raw_connection(session)
+    batch: int = await conn.fetchval(
+        "INSERT INTO policy.push_batches (run_id, rule_keys, titles) VALUES ($1, $2, $3) "
+        "RETURNING id",
+        run_id,
+        list(keys),
+        list(titles),
+    )
+    return batch
+
+
+async def copy_push_sets(session: AsyncSession, rows: AsyncIterator[bytes]) -> int:
+    """Insert push sets from a binary COPY stream of `PUSH_SET_COLUMNS`."""
     conn = await raw_connection(session)
     result: str = await conn.copy_to_table(
-        "pushes", schema_name="policy", source=rows, columns=PUSH_COLUMNS, format="binary"
+        "push_sets", schema_name="policy", source=rows, columns=PUSH_SET_COLUMNS, format="binary"
     )
     return int(result.rsplit(" ", 1)[-1])
 
@@ -191,6 +230,34 @@ async def copy_pushes(session: AsyncSession, rows: AsyncIterator[bytes]) -> int:
 # --------------------------------------------------------------------------------------------
 # What readers take of them
 # --------------------------------------------------------------------------------------------
+
+
+# An enterprise's entry in every stored fact column of its run (`f`: its `enterprise_facts`
+# row), in one LATERAL subquery: the bytes at its position, the columns' names, types and
+# vocabularies. The columns are stored uncompressed, so each substring fetches one chunk.
+_COLUMN_ENTRIES = f"""
+    SELECT array_agg(c.name ORDER BY c.name) AS fact_names,
+           array_agg(c.dtype ORDER BY c.name) AS fact_dtypes,
+           json_agg(c.vocabulary ORDER BY c.name)::text AS fact_vocabularies,
+           array_agg(substring(c.data FROM f.position * 8 + 1 FOR 8) ORDER BY c.name)
+               AS fact_slices
+    FROM policy.population_columns c WHERE c.run_id = f.run_id AND c.name <> '{USCC_COLUMN}'
+"""
+
+
+def _facts_of(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """The facts of rows selected with `_COLUMN_ENTRIES` (all of one run), built from the
+    columns; from the `facts` document of a population stored before its columns were."""
+    first = rows[0] if rows else None
+    if first is None or not first.fact_names:
+        return [dict(r.facts or {}) for r in rows]
+    width = len(first.fact_names)
+    if any(r.fact_names != first.fact_names or len(r.fact_slices) != width for r in rows):
+        return [dict(r.facts or {}) for r in rows]
+    slices = [[bytes(r.fact_slices[c]) for r in rows] for c in range(width)]
+    vocabularies = json.loads(first.fact_vocabularies)
+    built = facts_at(first.fact_names, first.fact_dtypes, vocabularies, slices)
+    return built if built is not None else [dict(r.facts or {}) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +289,11 @@ async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry 
     row = (
         await session.execute(
             text(
-                """
+                f"""
                 SELECT f.name, f.stage, f.score, f.facts, f.run_id, m.keys, m.fingerprints,
-                       m.near_max, m.statuses
+                       m.near_max, m.statuses, c.*
                 FROM policy.enterprise_facts f
+                CROSS JOIN LATERAL ({_COLUMN_ENTRIES}) c
                 CROSS JOIN LATERAL (
                     SELECT array_agg(r.rule_key) AS keys,
                            array_agg(r.fingerprint) AS fingerprints,
@@ -252,7 +320,8 @@ async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry 
             strict=True,
         )
     }
-    return EnterpriseEntry(row.name, row.stage, row.score, row.facts, row.run_id, statuses)
+    facts = _facts_of([row])[0]
+    return EnterpriseEntry(row.name, row.stage, row.score, facts, row.run_id, statuses)
 
 
 async def stored_rules(session: AsyncSession, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -289,7 +358,7 @@ async def rule_summaries(session: AsyncSession, keys: Sequence[str] | None) -> l
 
 async def enterprises_with_status(
     session: AsyncSession, key: str, status: int, stage: str | None, limit: int, offset: int
-) -> list[Any]:
+) -> list[PageRow]:
     """A page of the enterprises with `status` under rule `key`, best score first.
 
     The vector is read once, as an uncorrelated subquery (one InitPlan); `|| ''` makes it a
@@ -297,18 +366,40 @@ async def enterprises_with_status(
     """
     rows = await session.execute(
         text(
-            """
-            SELECT f.uscc, f.name, f.stage, f.score, f.tier, f.facts
-            FROM policy.enterprise_facts f
-            WHERE f.run_id = (SELECT run_id FROM policy.rule_matches WHERE rule_key = :key)
-              AND get_byte(
-                    (SELECT statuses || ''::bytea FROM policy.rule_matches WHERE rule_key = :key),
-                    f.position) = :status
-              AND (CAST(:stage AS text) IS NULL OR coalesce(f.stage, 'unstaged') = :stage)
+            f"""
+            SELECT f.uscc, f.name, f.stage, f.score, f.tier, f.facts, c.*
+            FROM (
+                SELECT f.* FROM policy.enterprise_facts f
+                WHERE f.run_id = (SELECT run_id FROM policy.rule_matches WHERE rule_key = :key)
+                  AND get_byte(
+                        (SELECT statuses || ''::bytea FROM policy.rule_matches
+                         WHERE rule_key = :key),
+                        f.position) = :status
+                  AND (CAST(:stage AS text) IS NULL OR coalesce(f.stage, 'unstaged') = :stage)
+                ORDER BY f.score DESC NULLS LAST, f.uscc
+                LIMIT :limit OFFSET :offset
+            ) f
+            CROSS JOIN LATERAL ({_COLUMN_ENTRIES}) c
             ORDER BY f.score DESC NULLS LAST, f.uscc
-            LIMIT :limit OFFSET :offset
             """
         ),
         {"key": key, "status": status, "stage": stage, "limit": limit, "offset": offset},
     )
-    return list(rows)
+    found = list(rows)
+    facts = _facts_of(found)
+    return [
+        PageRow(r.uscc, r.name, r.stage, r.score, r.tier, f)
+        for r, f in zip(found, facts, strict=True)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRow:
+    """An enterprise of a pool page, with its facts."""
+
+    uscc: str
+    name: str
+    stage: str | None
+    score: float | None
+    tier: int | None
+    facts: dict[str, Any]

@@ -290,11 +290,13 @@ async def recompute(
     *,
     near_max: int = 2,
     push: bool = True,
+    population: Population | None = None,
 ) -> RecomputeReport:
     """Rewrite the matches of `keys` (every active rule when None) and push what is new.
 
     Keys that are no longer active (an archived policy) lose their rows. Idempotent: the
-    same facts and rules give the same rows, and nothing is pushed twice.
+    same facts and rules give the same rows, and nothing is pushed twice. `population`, when
+    given, is the current evaluation's as just stored (the feed sync's), not read back.
     """
     start = time.perf_counter()
     await lock(session)
@@ -309,7 +311,8 @@ async def recompute(
         report.seconds = time.perf_counter() - start
         return report
     await repository.delete_rules(session, wanted, keep=report.rules)
-    population = await load_population(session, evaluation)
+    if population is None or population.n != evaluation.enterprise_count:
+        population = await load_population(session, evaluation)
     if not population.stored:
         await repository.write_columns(session, evaluation.run_id, encode_columns(population))
     report.enterprises = population.n
@@ -389,7 +392,8 @@ async def push_new_matches(
     Statuses stored with their pushes (`previous`, by position) need no second look: an
     enterprise eligible then was pushed eligible, a near one was pushed. Only the others are
     looked up among the pushes made so far. The new pushes are written with one binary COPY,
-    by enterprise then rule key (their ids follow that order, as the feed shows them).
+    by enterprise then rule key (their ids follow that order, as the feed shows them), as a
+    set of pushes per enterprise (`models.PushSet`).
     """
     ordered = sorted(results, key=lambda r: r.rule.key)
     positions: list[npt.NDArray[np.intp]] = []
@@ -411,7 +415,13 @@ async def push_new_matches(
     pos, rank = pos[order], rank[order]
     status = np.stack([r.status for r in ordered])[rank, pos]
     keys = [r.rule.key for r in ordered]
-    seen = await repository.pushed_before(session, population.usccs[np.unique(pos)].tolist(), keys)
+    seen: list[tuple[str, str, bool]] = []
+    # None of these rules pushed yet (a first evaluation): nothing to look up, and no list of
+    # a million codes to build (np.unique of ten million positions and the list took 30 % of
+    # the recompute's samples at a million enterprises, py-spy).
+    if await repository.any_pushed(session, keys):
+        distinct = pos[_run_starts(pos)]
+        seen = await repository.pushed_before(session, population.usccs[distinct].tolist(), keys)
     if seen:
         where = {k: i for i, k in enumerate(keys)}
         seen_key = np.searchsorted(population.usccs, [u for u, _, _ in seen]) * len(keys) + [
@@ -422,37 +432,83 @@ async def push_new_matches(
         # Eligible: unless pushed eligible before. Near: unless pushed at all.
         drop = np.where(status == ELIGIBLE, np.isin(key, seen_eligible), np.isin(key, seen_key))
         pos, rank, status = pos[~drop], rank[~drop], status[~drop]
-    return await repository.copy_pushes(
-        session, pgcopy.stream(_push_chunks(population, ordered, pos, rank, status, run_id))
-    )
+    return await _write_pushes(session, population, ordered, pos, rank, status, run_id)
 
 
+# A push names its rule by a byte (its index in the batch's rules): a recompute of more rules
+# than that writes a batch per group of them.
+_RULES_PER_BATCH = 255
 _CHUNK = 250_000
 
 
-def _push_chunks(
+async def _write_pushes(
+    session: AsyncSession,
     population: Population,
     ordered: Sequence[RuleResult],
     pos: npt.NDArray[np.intp],
     rank: npt.NDArray[np.intp],
     status: npt.NDArray[np.uint8],
     run_id: uuid.UUID | None,
+) -> int:
+    """The pushes `(pos, rank, status)`, sorted by enterprise then rule, as a batch and a set
+    per enterprise (one binary COPY); their ids follow that order, as the feed shows them."""
+    written = 0
+    for start in range(0, len(ordered), _RULES_PER_BATCH):
+        group = ordered[start : start + _RULES_PER_BATCH]
+        mine = (rank >= start) & (rank < start + len(group))
+        p, r, s = pos[mine], (rank[mine] - start).astype(np.uint8), status[mine]
+        if not len(p):
+            continue
+        batch = await repository.add_push_batch(
+            session, run_id, [x.rule.key for x in group], [x.rule.title for x in group]
+        )
+        first = await repository.reserve_push_ids(session, len(p))
+        await repository.copy_push_sets(
+            session, pgcopy.stream(_push_set_chunks(population, p, r, s, batch, first))
+        )
+        written += len(p)
+    return written
+
+
+def _run_starts(sorted_values: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Where each run of equal values starts in a sorted, non-empty array."""
+    change = np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1
+    out: npt.NDArray[np.intp] = np.concatenate(([0], change)).astype(np.intp)
+    return out
+
+
+def _push_set_chunks(
+    population: Population,
+    pos: npt.NDArray[np.intp],
+    rules: npt.NDArray[np.uint8],
+    status: npt.NDArray[np.uint8],
+    batch: int,
+    first: int,
 ) -> Iterator[list[pgcopy.Field]]:
-    """The rows of `repository.PUSH_COLUMNS`, a chunk at a time."""
-    usccs = pgcopy.utf8(population.usccs)
-    keys = np.array([r.rule.key.encode() for r in ordered])
-    titles = np.array([r.rule.title.encode() for r in ordered])
-    run = np.array([run_id.bytes if run_id else b""], dtype="S16")
-    for start in range(0, len(pos), _CHUNK):
-        p, r = pos[start : start + _CHUNK], rank[start : start + _CHUNK]
+    """Rows of `repository.PUSH_SET_COLUMNS`: per enterprise, its pushes' rule indexes and
+    statuses as bytes (laid out at the widest set, each row's length its count)."""
+    # `pos` is sorted: its runs are the enterprises (np.unique would sort it again).
+    starts = _run_starts(pos)
+    enterprises = pos[starts]
+    counts = np.diff(np.append(starts, len(pos)))
+    width = int(counts.max())
+    group = np.repeat(np.arange(len(enterprises)), counts)
+    within = np.arange(len(pos)) - starts[group]
+    rule_bytes = np.zeros((len(enterprises), width), dtype=np.uint8)
+    status_bytes = np.zeros((len(enterprises), width), dtype=np.uint8)
+    rule_bytes[group, within] = rules
+    status_bytes[group, within] = status
+    usccs = pgcopy.utf8(population.usccs[enterprises])
+    first_ids = (first + starts).astype(">i8")
+    lengths = counts.astype(np.int32)
+    for at in range(0, len(enterprises), _CHUNK):
+        end = at + _CHUNK
         yield [
-            pgcopy.text_field(usccs[p]),
-            pgcopy.text_field(keys[r]),
-            pgcopy.text_field(titles[r]),
-            pgcopy.Field(status[start : start + _CHUNK].astype(">i2")),
-            pgcopy.Field(
-                np.repeat(run, len(p)), np.full(len(p), 16 if run_id else -1, dtype=np.int32)
-            ),
+            pgcopy.text_field(usccs[at:end]),
+            pgcopy.Field(first_ids[at:end]),
+            pgcopy.Field(np.full(len(first_ids[at:end]), batch, dtype=">i8")),
+            pgcopy.Field(rule_bytes[at:end].view(f"V{width}").reshape(-1), lengths[at:end]),
+            pgcopy.Field(status_bytes[at:end].view(f"V{width}").reshape(-1), lengths[at:end]),
         ]
 
 

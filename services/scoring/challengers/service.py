@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 import numpy as np
+import structlog
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.scoring.audit.service import record
 from services.scoring.comparisons import downstream
 from services.scoring.comparisons import repository as comparisons
-from services.scoring.evaluations.service import add_run
+from services.scoring.evaluations.service import add_run, execute_run
 from services.scoring.governance import migration_matrix
 from services.scoring.models import ChallengerReport, EvaluationRun, ScoringModel
 from services.scoring.validations import service as validations
@@ -34,6 +35,8 @@ from shared.errors import Conflict, NotFound, UpstreamError
 
 SCORE_EDGES = tuple(float(x) for x in range(0, 101, 10))
 VALIDATION_FIGURES = ("auc", "ks", "gini", "psi")
+
+log = structlog.get_logger("challengers")
 
 
 class NoChampion(Conflict):
@@ -194,6 +197,45 @@ async def build_report(
         session, created_by, "challenger.reported", "run", shadow.id, report_id=str(row.id)
     )
     return row
+
+
+async def challenge_in_background(
+    app: FastAPI,
+    shadow_id: uuid.UUID,
+    champion_id: uuid.UUID,
+    created_by: str,
+    *,
+    with_downstream: bool,
+) -> None:
+    """Evaluate the shadow run, then build and store its report, each in its own transaction.
+
+    A failure is not lost with the request that started it: the evaluation's own failure is on
+    the shadow run (`failed`, with its error); a report that cannot be built (a what-if service
+    down...) leaves an audit entry `challenger.failed` with the reason, and the run stays
+    completed so the report can be asked for again with `wait`.
+    """
+    await execute_run(app.state.engine, shadow_id)
+    maker = app.state.sessionmaker
+    try:
+        async with maker() as session, session.begin():
+            shadow = await session.get(EvaluationRun, shadow_id)
+            champion = await session.get(EvaluationRun, champion_id)
+            if shadow is None or champion is None or shadow.status != "completed":
+                return  # deleted, or failed: the run says why
+            await build_report(
+                app, session, shadow, champion, created_by, with_downstream=with_downstream
+            )
+    except Exception as exc:
+        log.warning("challenger report failed", run=str(shadow_id), error=str(exc))
+        async with maker() as session, session.begin():
+            await record(
+                session,
+                created_by,
+                "challenger.failed",
+                "run",
+                shadow_id,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
 
 
 async def get_report(session: AsyncSession, report_id: uuid.UUID) -> ChallengerReport:

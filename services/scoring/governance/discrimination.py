@@ -29,6 +29,7 @@ precision (totals on 0-100 at 2 decimals have at most 10,001 distinct values).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,17 +127,37 @@ def auc_ks_from_counts(
     AUC = sum_j bads_j * (goods above j + goods_j / 2) / (n_bad * n_good): every bad is
     compared with every good, a tie counting one half. KS = max_j |B(<=j)/n_bad - G(<=j)/n_good|.
     Accepts one vector (D,) or a matrix (B, D); returns arrays of shape (B,).
+
+    Both are computed in integers and divided once at the end, which is exact and, on the
+    bootstrap's (B, D) matrices, about seven times cheaper than the float form (profiled: the
+    float form was a fifth of a 1M validation):
+    2·sum_j b_j (n_g - G_j + g_j / 2) = 2·n_b·n_g - 2·sum_j b_j G_j + sum_j b_j g_j, and
+    |B_j/n_b - G_j/n_g| = |B_j·n_g - G_j·n_b| / (n_b·n_g). Every term is at most n_b·n_g, so
+    int64 holds them for populations up to about 10^9 firms.
     """
-    g = np.atleast_2d(goods).astype(np.float64)
-    b = np.atleast_2d(bads).astype(np.float64)
+    g = np.atleast_2d(goods).astype(np.int64, copy=False)
+    b = np.atleast_2d(bads).astype(np.int64, copy=False)
     cum_g = np.cumsum(g, axis=1)
     cum_b = np.cumsum(b, axis=1)
-    n_g = cum_g[:, -1:]
-    n_b = cum_b[:, -1:]
-    above = n_g - cum_g
-    auc = (b * (above + 0.5 * g)).sum(axis=1) / (n_b[:, 0] * n_g[:, 0])
-    ks = np.abs(cum_b / n_b - cum_g / n_g).max(axis=1)
+    n_g = cum_g[:, -1].copy()
+    n_b = cum_b[:, -1].copy()
+    pairs = n_b * n_g
+    twice_wins = 2 * pairs - 2 * np.einsum("ij,ij->i", b, cum_g) + np.einsum("ij,ij->i", b, g)
+    auc: FloatArray = twice_wins / (2.0 * pairs)
+    cum_b *= n_g[:, None]
+    cum_g *= n_b[:, None]
+    cum_b -= cum_g
+    np.abs(cum_b, out=cum_b)
+    ks: FloatArray = cum_b.max(axis=1) / pairs
     return auc, ks
+
+
+def _draw(
+    rng: np.random.Generator, n: int, p: FloatArray, at: IntArray, m: int, d: int
+) -> IntArray:
+    out = np.zeros((m, d), dtype=np.int64)
+    out[:, at] = rng.multinomial(n, p, size=m)
+    return out
 
 
 def bootstrap_auc_ks(
@@ -145,7 +166,10 @@ def bootstrap_auc_ks(
     """`resamples` stratified bootstrap replicates of (AUC, KS) from per-score counts.
 
     Goods and bads draw from two streams spawned from `seed`, so the replicates do not depend
-    on how the work is chunked (which follows the number of distinct scores).
+    on how the work is chunked (which follows the number of distinct scores). The multinomial
+    draws are most of the cost and numpy makes them without the GIL, so the bads' stream is
+    drawn in a second thread while this one draws the goods': each stream still draws in the
+    same order, so the replicates are the same as drawn one after the other.
     """
     rng_g, rng_b = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     d = goods.size
@@ -159,13 +183,14 @@ def bootstrap_auc_ks(
     chunk = max(1, _CHUNK_ELEMENTS // max(d, 1))
     aucs = np.empty(resamples)
     kss = np.empty(resamples)
-    for start in range(0, resamples, chunk):
-        m = min(chunk, resamples - start)
-        g = np.zeros((m, d), dtype=np.int64)
-        b = np.zeros((m, d), dtype=np.int64)
-        g[:, g_at] = rng_g.multinomial(n_g, p_g, size=m)
-        b[:, b_at] = rng_b.multinomial(n_b, p_b, size=m)
-        aucs[start : start + m], kss[start : start + m] = auc_ks_from_counts(g, b)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bootstrap") as pool:
+        for start in range(0, resamples, chunk):
+            m = min(chunk, resamples - start)
+            drawn_b = pool.submit(_draw, rng_b, n_b, p_b, b_at, m, d)
+            g = _draw(rng_g, n_g, p_g, g_at, m, d)
+            aucs[start : start + m], kss[start : start + m] = auc_ks_from_counts(
+                g, drawn_b.result()
+            )
     return aucs, kss
 
 

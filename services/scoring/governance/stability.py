@@ -94,23 +94,46 @@ def psi_flag(value: float, *, watch_at: float = WATCH_AT, act_at: float = ACT_AT
 def reference_edges(reference: FloatArray, bins: int | Sequence[float]) -> FloatArray:
     """Interior cut points: the reference's quantiles (merged where tied) or the given ones."""
     if isinstance(bins, int):
-        if not 1 <= bins <= MAX_BINS:
-            raise GovernanceInputError(f"bins must be between 1 and {MAX_BINS}")
-        present = reference[~np.isnan(reference)]
-        if present.size == 0 or bins == 1:
-            return np.empty(0)
-        # Cuts are reference values (the inverted CDF, no interpolation between two tied
-        # groups) and a cut at the maximum would leave the top bin empty: with right-closed bins
-        # every reference bin then holds at least its own cut value.
-        qs = np.unique(np.quantile(present, np.arange(1, bins) / bins, method="inverted_cdf"))
-        cuts: FloatArray = qs[qs < present.max()]
-        return cuts
+        _check_bin_count(bins)
+        ordered = np.sort(reference)
+        return _quantile_cuts(ordered[: _present(ordered)], bins)
     edges = as_float_vector(np.asarray(bins, dtype=np.float64), "bins")
     if edges.size > MAX_BINS:
         raise GovernanceInputError(f"at most {MAX_BINS} cut points")
     if edges.size and not (np.diff(edges) > 0).all():
         raise GovernanceInputError("cut points must be strictly increasing")
     return edges
+
+
+def _check_bin_count(bins: int) -> None:
+    if not 1 <= bins <= MAX_BINS:
+        raise GovernanceInputError(f"bins must be between 1 and {MAX_BINS}")
+
+
+def _present(ordered: FloatArray) -> int:
+    """How many values of a sorted array are not NaN (numpy sorts NaN last)."""
+    return int(ordered.size - np.count_nonzero(np.isnan(ordered)))
+
+
+def _quantile_cuts(present: FloatArray, bins: int) -> FloatArray:
+    """The cut points of `bins` quantile bins of sorted, NaN-free values.
+
+    Cuts are reference values (the inverted CDF, no interpolation between two tied groups):
+    the k-th is the value at sorted position ceil(n·k/bins) - 1, which is exactly
+    `np.quantile(..., method="inverted_cdf")` (a test checks it for every n up to thousands)
+    without its partition, which costs twice a sort of the whole column on this machine
+    (profiled: the quantiles were a sixth of a 1M validation). A cut at the maximum would
+    leave the top bin empty: with right-closed bins every reference bin then holds at least its
+    own cut value.
+    """
+    n = present.size
+    if n == 0 or bins == 1:
+        return np.empty(0)
+    probs = np.arange(1, bins) / bins
+    at = np.clip(np.ceil(n * probs - 1), 0, n - 1).astype(np.intp)
+    qs = np.unique(present[at])
+    cuts: FloatArray = qs[qs < present[-1]]
+    return cuts
 
 
 def _counts(values: FloatArray, edges: FloatArray) -> tuple[npt.NDArray[np.int64], int]:
@@ -125,6 +148,12 @@ def _counts(values: FloatArray, edges: FloatArray) -> tuple[npt.NDArray[np.int64
     present = values[~np.isnan(values)] if n_missing else values
     counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=edges.size + 1)
     return counts.astype(np.int64), n_missing
+
+
+def _sorted_counts(present: FloatArray, edges: FloatArray) -> npt.NDArray[np.int64]:
+    """Firms per bin (right-closed) of sorted, NaN-free values: a binary search per cut."""
+    at_most = np.searchsorted(present, edges, side="right")
+    return np.diff(np.concatenate([[0], at_most, [present.size]])).astype(np.int64)
 
 
 def _validate_flags(watch_at: float, act_at: float, epsilon: float) -> None:
@@ -150,8 +179,17 @@ def psi(
     cur = as_float_vector(current, f"{name} (current)", allow_nan=True)
     if ref.size == 0 or cur.size == 0:
         raise GovernanceInputError(f"{name}: both periods need at least one firm")
-    edges = reference_edges(ref, bins)
-    ref_counts, ref_missing = _counts(ref, edges)
+    if isinstance(bins, int):
+        # The quantile cuts need the reference sorted; its counts then come from the same
+        # sorted column by binary search instead of another pass per cut.
+        _check_bin_count(bins)
+        ordered = np.sort(ref)
+        present = ordered[: _present(ordered)]
+        edges = _quantile_cuts(present, bins)
+        ref_counts, ref_missing = _sorted_counts(present, edges), ref.size - present.size
+    else:
+        edges = reference_edges(ref, bins)
+        ref_counts, ref_missing = _counts(ref, edges)
     cur_counts, cur_missing = _counts(cur, edges)
     lowers: list[float | None] = [None, *edges.tolist()]
     uppers: list[float | None] = [*edges.tolist(), None]

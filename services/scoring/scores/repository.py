@@ -44,17 +44,21 @@ async def score_row(
     )
 
 
+# The enterprise's score in every published run (the read path runs it as well, with $1).
+HISTORY_SQL = (
+    "SELECT r.id, r.period, r.model_version, s.stage, s.scored, s.exclusion, "
+    "s.total, s.rank, s.cohort_size, s.percentile, s.tier, s.dimension_scores "
+    "FROM scoring.evaluation_runs r JOIN scoring.scores s ON s.run_id = r.id "
+    "WHERE r.status = 'published' AND s.enterprise_id = {enterprise} ORDER BY r.period"
+)
+
+
 async def history_rows(session: AsyncSession, enterprise_id: int) -> Sequence[RowMapping]:
     """The enterprise's score in every published run, oldest period first."""
     return (
         (
             await session.execute(
-                text(
-                    "SELECT r.id, r.period, r.model_version, s.stage, s.scored, s.exclusion, "
-                    "s.total, s.rank, s.cohort_size, s.percentile, s.tier, s.dimension_scores "
-                    "FROM scoring.evaluation_runs r JOIN scoring.scores s ON s.run_id = r.id "
-                    "WHERE r.status = 'published' AND s.enterprise_id = :e ORDER BY r.period"
-                ),
+                text(HISTORY_SQL.format(enterprise=":e")),
                 {"e": enterprise_id},
             )
         )

@@ -14,6 +14,7 @@ from services.scoring.common import reject_banks
 from services.scoring.evaluations.service import published_run
 from services.scoring.scores import service
 from services.scoring.scores.detail import ScoreReader
+from services.scoring.scores.hot import SCORE_READ_FAILED, SCORE_READ_MISSED
 from services.scoring.scores.schemas import (
     ChampionItem,
     CohortStatsOut,
@@ -55,8 +56,13 @@ async def get_score(
 ) -> Response:
     state = request.app.state
     with_person = principal.is_government
-    if run_id is None:
-        # The hot path: the published run's score, one query (see scores/detail.py).
+    # What the hot path (scores/hot.py) already found out for this very request.
+    marks = request.scope.get("state", {})
+    failed: Exception | None = marks.pop(SCORE_READ_FAILED, None)
+    if failed is not None:
+        raise failed
+    if run_id is None and not marks.get(SCORE_READ_MISSED):
+        # The published run's score, one query (see scores/detail.py).
         reader: ScoreReader = state.score_reader
         doc = await reader.published_score(state.specs, uscc, period, with_person=with_person)
         if doc is not None:
@@ -101,6 +107,14 @@ async def get_portrait(
     period: Period = None,
 ) -> PortraitOut:
     state = request.app.state
+    # The published score as the score read has it (scores/detail.py): one query, no
+    # explanation computed again; anything that read cannot show goes the way it always did.
+    reader: ScoreReader = state.score_reader
+    found = await reader.published_portrait(state.specs, uscc, period)
+    if found is not None:
+        doc, stats, history = found
+        score = ScoreOut.model_validate(doc)
+        return service.portrait(score, stats, service.history_items(history))
     run = await published_run(session, period)
     score, stats, ent = await service.load_score(session, state.specs, state.runs, uscc, run)
     return service.portrait(score, stats, await service.history(session, ent))

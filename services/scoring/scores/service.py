@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any, TypedDict, TypeVar
 
@@ -101,7 +102,7 @@ class Standing(TypedDict):
     tier: int | None
 
 
-def standing(row: RowMapping) -> Standing:
+def standing(row: Mapping[Any, Any]) -> Standing:
     """Where a stored score puts the enterprise: the fields every view of a score shares."""
     return Standing(
         stage=stage_name(row["stage"]),
@@ -306,6 +307,11 @@ async def load_score(
 
 
 async def history(session: AsyncSession, ent: Enterprise) -> list[HistoryItem]:
+    return history_items(await repository.history_rows(session, ent.id))
+
+
+def history_items(rows: Iterable[Mapping[Any, Any]]) -> list[HistoryItem]:
+    """The items of `repository.history_rows` (or of the same query on the read path)."""
     return [
         HistoryItem(
             period=r["period"],
@@ -317,7 +323,7 @@ async def history(session: AsyncSession, ent: Enterprise) -> list[HistoryItem]:
             },
             **standing(r),
         )
-        for r in await repository.history_rows(session, ent.id)
+        for r in rows
     ]
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import FastAPI
 
 from services.scoring.settings import ScoringSettings
@@ -30,23 +32,39 @@ class Outcomes:
     lines_run_id: str | None = None
     with_line: frozenset[str] = frozenset()
 
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Outcomes:
+        """From credit's performance answer (`GET /v1/outcomes/performance`)."""
+        return cls(
+            period=int(body["period"]),
+            snapshot=str(body["snapshot"]),
+            window_start=str(body["window_start"]),
+            window_end=str(body["window_end"]),
+            definition=str(body["definition"]),
+            synthetic=bool(body["synthetic"]),
+            last_outcome_id=body.get("last_outcome_id"),
+            bad_by_uscc={str(i["uscc"]): bool(i["bad"]) for i in body["items"]},
+            approved=frozenset(body.get("approved") or ()),
+            rejected=frozenset(body.get("rejected") or ()),
+            lines_run_id=body.get("lines_run_id"),
+            with_line=frozenset(body.get("with_line") or ()),
+        )
+
     def aligned(self, uscc: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """1 bad, 0 good, NaN not observed, row for row with `uscc`."""
+        keys = pa.array(list(self.bad_by_uscc), type=pa.string())
+        flags = np.fromiter(self.bad_by_uscc.values(), dtype=np.float64, count=len(keys))
+        at = _positions(uscc, keys)
         out = np.full(uscc.shape[0], np.nan)
-        for i, code in enumerate(uscc):
-            flag = self.bad_by_uscc.get(code)
-            if flag is not None:
-                out[i] = 1.0 if flag else 0.0
+        seen = at >= 0
+        out[seen] = flags[at[seen]]
         return out
 
     def approval(self, uscc: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """1 approved, 0 rejected, NaN no decided application, row for row."""
         out = np.full(uscc.shape[0], np.nan)
-        for i, code in enumerate(uscc):
-            if code in self.approved:
-                out[i] = 1.0
-            elif code in self.rejected:
-                out[i] = 0.0
+        out[_member(uscc, self.rejected)] = 0.0
+        out[_member(uscc, self.approved)] = 1.0
         return out
 
     def has_line(
@@ -55,7 +73,7 @@ class Outcomes:
         """1/0 per scored firm, NaN unscored; None when credit's lines are of another run."""
         if self.lines_run_id is None:
             return None
-        flags = np.array([code in self.with_line for code in uscc], dtype=np.float64)
+        flags = _member(uscc, self.with_line).astype(np.float64)
         return np.where(scored, flags, np.nan)
 
     def meta(self) -> dict[str, Any]:
@@ -75,6 +93,21 @@ class Outcomes:
         }
 
 
+# Lookups of a million codes in credit's sets by pyarrow's hash kernels rather than a Python
+# loop per firm (a fifth of the validation path at a million firms, profiled).
+def _positions(uscc: npt.NDArray[Any], keys: pa.Array) -> npt.NDArray[np.int64]:
+    """Index of each code in `keys`, -1 where absent."""
+    found = pc.index_in(pa.array(uscc, type=pa.string()), value_set=keys)
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _member(uscc: npt.NDArray[Any], codes: frozenset[str]) -> npt.NDArray[np.bool_]:
+    if not codes:
+        return np.zeros(uscc.shape[0], dtype=bool)
+    found = pc.is_in(pa.array(uscc, type=pa.string()), value_set=pa.array(list(codes)))
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 async def fetch(app: FastAPI, period: int) -> Outcomes:
     """Any failure is a 502 problem (`UpstreamError`): a validation without its outcomes
     would silently be another validation."""
@@ -82,17 +115,4 @@ async def fetch(app: FastAPI, period: int) -> Outcomes:
     body = await ServiceClient(app, "credit", settings.credit_url).get(
         PERFORMANCE_PATH, {"period": period}
     )
-    return Outcomes(
-        period=int(body["period"]),
-        snapshot=str(body["snapshot"]),
-        window_start=str(body["window_start"]),
-        window_end=str(body["window_end"]),
-        definition=str(body["definition"]),
-        synthetic=bool(body["synthetic"]),
-        last_outcome_id=body.get("last_outcome_id"),
-        bad_by_uscc={str(i["uscc"]): bool(i["bad"]) for i in body["items"]},
-        approved=frozenset(body.get("approved") or ()),
-        rejected=frozenset(body.get("rejected") or ()),
-        lines_run_id=body.get("lines_run_id"),
-        with_line=frozenset(body.get("with_line") or ()),
-    )
+    return Outcomes.of(body)

@@ -3,6 +3,7 @@ over HTTP with its service token; loans are made and reported through credit's A
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,3 +185,32 @@ async def test_challenger_shadow_report_and_publish_link(governed: Governed) -> 
             await bank.post("/v1/models/1.0/challenger", json={"period": 2024})
         ).status_code == 403
     assert SEEDED_PRODUCTS  # the loans above went to the seeded products
+
+
+async def test_challenger_in_the_background(governed: Governed) -> None:
+    """`wait: false` answers 202 at once; the shadow run is evaluated and the report stored
+    by the background job, the same report a waiting request gets."""
+    p = governed.world.platform
+    async with p.client("scoring", "government") as gov:
+        r = await gov.post("/v1/models", json={"version": "1.2", "base_version": "1.0"})
+        assert r.status_code == 201, r.text
+        r = await gov.post(
+            "/v1/models/1.2/challenger", json={"period": 2024, "wait": False, "downstream": False}
+        )
+        assert r.status_code == 202, r.text
+        started = r.json()
+        assert started["status"] == "running" and r.headers["location"] == started["run"]
+        assert started["champion_run_id"] == governed.run_2024
+        reports: list[dict[str, Any]] = []
+        for _ in range(600):
+            reports = (await gov.get(started["reports"])).json()
+            if reports:
+                break
+            await asyncio.sleep(0.1)
+        assert len(reports) == 1, "the background job stored no report"
+        rep = reports[0]
+        run = (await gov.get(started["run"])).json()
+    assert rep["shadow_run_id"] == started["shadow_run_id"] == run["id"]
+    assert run["status"] == "completed" and run["model_version"] == "1.2"
+    assert rep["report"]["downstream"] == {"status": "not asked"}
+    assert rep["report"]["migration"]["count"] > 0

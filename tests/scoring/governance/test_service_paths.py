@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from datetime import date
 
@@ -106,3 +107,31 @@ def test_backbook_relation_is_calibrated_and_risk_ordered() -> None:
     assert any(p["state"] == "overdue_90_plus" for p in bad_path)
     for p in bad_path + good_path:
         assert date(2025, 1, 1) <= date.fromisoformat(str(p["as_of"])) <= date(2025, 12, 31)
+
+
+def test_grouping_codes_are_those_of_np_unique() -> None:
+    module = importlib.import_module("services.scoring.validations.service")
+    rng = np.random.default_rng(3)
+    pool = np.array(["软件", "unknown", "Z-industry", "a", "滨江区", "A", "N/A"], dtype=object)
+    values = pool[rng.integers(0, pool.size, 5000)]
+    g = module._grouping(values)
+    labels, codes = np.unique(values.astype(str), return_inverse=True)
+    assert g.labels == tuple(labels.tolist())
+    np.testing.assert_array_equal(g.codes, codes)
+
+
+def test_approval_and_lines_row_for_row() -> None:
+    uscc = np.array(["A", "B", "C", "D"], dtype=object)
+    o = Outcomes(
+        2024, "s", "2025-01-01", "2025-12-31", "d", True, 7, {"B": False},
+        approved=frozenset({"A", "Z"}), rejected=frozenset({"C"}),
+        lines_run_id="r", with_line=frozenset({"B", "D"}),
+    )  # fmt: skip
+    assert np.array_equal(o.approval(uscc), [1.0, np.nan, 0.0, np.nan], equal_nan=True)
+    lines = o.has_line(uscc, np.array([True, True, False, True]))
+    assert lines is not None
+    assert np.array_equal(lines, [0.0, 1.0, np.nan, 1.0], equal_nan=True)
+    assert (
+        _outcomes({}).aligned(uscc).tolist() == [np.nan] * 0
+        or np.isnan(_outcomes({}).aligned(uscc)).all()
+    )

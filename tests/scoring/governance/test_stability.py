@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import json
 import math
 
@@ -207,3 +209,36 @@ def test_result_is_json() -> None:
     r = psi([1.0, 2.0, np.nan], [1.0, 3.0, 4.0], bins=[1.5])
     back = json.loads(json.dumps(r.to_dict(), allow_nan=False))
     assert back["bins"][0]["lower"] is None and back["bins"][-1]["missing"] is True
+
+
+def test_quantile_cuts_are_numpys_inverted_cdf_quantiles() -> None:
+    """The cuts are read off the sorted column by position; they must be the values
+    `np.quantile(method="inverted_cdf")` gives, ties, NaN and awkward sizes included."""
+    module = importlib.import_module("services.scoring.governance.stability")
+    rng = np.random.default_rng(7)
+    for n in [*range(1, 400), 1009, 4096, 99_991]:
+        for bins in (2, 3, 7, 10, 20):
+            values = rng.integers(0, max(2, n // 3), n).astype(np.float64)
+            values[rng.random(n) < 0.1] = np.nan
+            present = values[~np.isnan(values)]
+            edges = module.reference_edges(values, bins)
+            if present.size == 0:
+                assert edges.size == 0
+                continue
+            qs = np.unique(np.quantile(present, np.arange(1, bins) / bins, method="inverted_cdf"))
+            assert np.array_equal(edges, qs[qs < present.max()]), (n, bins)
+
+
+def test_reference_counts_from_the_sorted_column_equal_a_count_per_bin() -> None:
+    rng = np.random.default_rng(11)
+    ref = np.round(rng.lognormal(0.0, 1.0, 20_000), 1)
+    ref[rng.random(ref.size) < 0.05] = np.nan
+    cur = np.round(rng.lognormal(0.2, 1.0, 15_000), 1)
+    r = psi(ref, cur, bins=10)
+    edges = [b.upper for b in r.bins if not b.missing and b.upper is not None]
+    bounds = [-np.inf, *edges, np.inf]
+    expected = [
+        int(np.count_nonzero((ref > lo) & (ref <= hi))) for lo, hi in itertools.pairwise(bounds)
+    ]
+    assert [b.reference_count for b in r.bins if not b.missing] == expected
+    assert [b.reference_count for b in r.bins if b.missing] == [int(np.isnan(ref).sum())]

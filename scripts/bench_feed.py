@@ -1,0 +1,294 @@
+"""The feed catch-up at scale, for `bench_policy` and `bench_credit`: a published evaluation of
+SIZE enterprises in scoring, and a consumer taking it in through its real feed consumer.
+
+    .venv/bin/python -m scripts.bench_feed [--size 1000000] [--runs 3] [--only policy|credit]
+
+A scratch database (on `DATABASE_URL`, else the embedded PostgreSQL) is migrated for scoring,
+credit and policy, as the platform shares one database between schemas. Scoring gets the demo
+generator's population through its bulk loader, evaluated and published by its own service
+functions (that part is set-up, not timed). Scoring's app is then served by uvicorn on a real
+socket (port `IP_BENCH_PORT_OFFSET` + 8101), so the export is streamed as in production; the
+consumer is its real app (lifespan, pool, seeded rules) calling scoring with a real service
+client and an internal token.
+
+Timed, per consumer and alone: `sync_evaluations(app)` from the event to the committed
+evaluation (export streamed in, stored, lines or matches and pushes written, cursor moved).
+Before each run the consumer's schema is emptied (cursor, evaluation, facts or scores, lines
+or matches, pushes), so every run is the first evaluation the service ever takes in: the
+most it ever writes (every eligible and near match is pushed). Median and worst of `--runs`,
+with the load average before and after each consumer's runs.
+
+`--keep NAME` keeps (or reuses) the prepared database, for profiling the catch-up again
+without preparing a million enterprises each time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+from joserfc.jwk import KeySet
+
+from shared.app import Overrides
+from shared.auth.keys import generate_key
+from shared.auth.principal import Principal, PrincipalKind
+from shared.auth.service_tokens import LocalTokenSource
+from shared.auth.tokens import JwksCache, TokenIssuer
+from shared.db import create_engine, create_sessionmaker, plain_url
+from shared.migrations import upgrade
+from shared.pg import other_database, resolve_database_url
+
+PERIOD = 2025
+ISSUER = "innovation-points-gateway"
+PORT = int(os.environ.get("IP_BENCH_PORT_OFFSET", "10000")) + 8101
+
+# What a consumer's reset empties, so the next catch-up is a first evaluation again.
+RESET = {
+    "policy": (
+        "DELETE FROM policy.consumer_cursors",
+        "DELETE FROM policy.evaluations",
+        "DELETE FROM policy.enterprise_facts",
+        "DELETE FROM policy.population_columns",
+        "DELETE FROM policy.rule_matches",
+        "TRUNCATE policy.push_sets, policy.push_batches, policy.push_reads",
+        "VACUUM policy.enterprise_facts",
+    ),
+    "credit": (
+        "DELETE FROM credit.consumer_cursors",
+        "DELETE FROM credit.evaluations",
+        "TRUNCATE credit.enterprise_scores",
+        "TRUNCATE credit.credit_lines",
+    ),
+}
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def _execute(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def prepare(url: str, size: int) -> uuid.UUID:
+    """Scoring, credit and policy migrated; `size` demo enterprises evaluated and published."""
+    from devtools.demo import from_demo, generate
+    from services.credit.app import MIGRATIONS as CREDIT
+    from services.policy.app import MIGRATIONS as POLICY
+    from services.scoring.app import MIGRATIONS as SCORING
+    from services.scoring.evaluations.service import create_run, execute_run, publish_run
+    from services.scoring.imports.bulk import bulk_load
+    from services.scoring.models import ScoringModel
+    from services.scoring.specs.spec import DEFAULT_MODEL
+
+    for migrations, name in ((SCORING, "scoring"), (CREDIT, "credit"), (POLICY, "policy")):
+        await asyncio.to_thread(upgrade, migrations, url, name)
+    engine = create_engine(url, pool_size=2)
+    maker = create_sessionmaker(engine)
+    try:
+        async with maker() as session, session.begin():
+            session.add(
+                ScoringModel(
+                    version="1.0",
+                    status="published",
+                    spec=DEFAULT_MODEL.to_dict(),
+                    created_by="bench",
+                )
+            )
+        data = generate(size, seed=20200908, periods=(PERIOD,))
+        async with maker() as session, session.begin():
+            await bulk_load(session, from_demo(data, PERIOD))
+        del data
+        async with maker() as session, session.begin():
+            run_id = (await create_run(session, PERIOD, "1.0", "bench")).id
+        await execute_run(engine, run_id)
+        async with maker() as session, session.begin():
+            await publish_run(session, run_id, "bench")
+    finally:
+        await engine.dispose()
+    await _execute(url, "VACUUM ANALYZE")
+    return run_id
+
+
+def _overrides(issuer: TokenIssuer, name: str) -> Overrides:
+    return Overrides(
+        jwks=JwksCache.static(issuer.jwks()),
+        extra={
+            "token_source": LocalTokenSource(
+                issuer, Principal(sub=f"svc-{name}", kind=PrincipalKind.SERVICE)
+            )
+        },
+    )
+
+
+@asynccontextmanager
+async def scoring_served(url: str, issuer: TokenIssuer) -> AsyncIterator[str]:
+    """Scoring's real app on a real socket, in this process; its base URL."""
+    from services.scoring.app import create_app
+    from services.scoring.settings import ScoringSettings
+
+    settings = ScoringSettings(database_url=url, environment="test")
+    app = create_app(settings, _overrides(issuer, "scoring"))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", PORT))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{PORT}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@asynccontextmanager
+async def consumer(
+    name: str, url: str, issuer: TokenIssuer, scoring: str
+) -> AsyncIterator[FastAPI]:
+    """The consumer's real app (lifespan run: pool, seeded rules), its feed loop off."""
+    if name == "policy":
+        from services.policy.app import create_app as policy_app
+        from services.policy.settings import PolicySettings
+
+        settings: Any = PolicySettings(
+            database_url=url, environment="test", sync_interval=0, scoring_url=scoring
+        )
+        app = policy_app(settings, _overrides(issuer, name))
+    else:
+        from services.credit.app import create_app as credit_app
+        from services.credit.settings import CreditSettings
+
+        settings = CreditSettings(
+            database_url=url,
+            environment="test",
+            sync_interval=0,
+            outbox_interval=0,
+            scoring_url=scoring,
+        )
+        app = credit_app(settings, _overrides(issuer, name))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def sync_of(name: str) -> Callable[[FastAPI], Awaitable[Any]]:
+    if name == "policy":
+        from services.policy.matching.sync import sync_evaluations as policy_sync
+
+        return policy_sync
+    from services.credit.evaluations.sync import sync_evaluations as credit_sync
+
+    return credit_sync
+
+
+async def catch_up_runs(
+    url: str, issuer: TokenIssuer, scoring: str, name: str, run_id: uuid.UUID, runs: int
+) -> dict[str, Any]:
+    """`runs` first-evaluation catch-ups of one consumer: seconds each, and the load."""
+    times: list[float] = []
+    sync = sync_of(name)
+    async with consumer(name, url, issuer, scoring) as app:
+        before = load()
+        for i in range(runs):
+            await _execute(url, *RESET[name])
+            started = time.perf_counter()
+            report = await sync(app)
+            times.append(time.perf_counter() - started)
+            if report.imported != [str(run_id)]:
+                raise SystemExit(f"{name} did not take in {run_id}: {report}")
+            extra = f", pushes {report.pushes:,}" if hasattr(report, "pushes") else ""
+            print(f"    {name} run {i + 1}: {times[-1]:.2f} s (load {load()}){extra}", flush=True)
+        after = load()
+    return {"times": times, "load": (before, after)}
+
+
+def line(name: str, size: int, r: dict[str, Any]) -> str:
+    t = r["times"]
+    return (
+        f"  {name} catch-up, {size:,} enterprises, {len(t)} runs: median "
+        f"{statistics.median(t):.2f} s, worst {max(t):.2f} s "
+        f"(load {r['load'][0]} -> {r['load'][1]})"
+    )
+
+
+async def bench_catch_up(
+    size: int, runs: int, names: tuple[str, ...], keep: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Prepare (or reuse) a published run of `size` and time each consumer's catch-up."""
+    configured = os.environ.get("DATABASE_URL")
+    admin = resolve_database_url(configured, Path("var"))
+    db = keep or f"feed_bench_{uuid.uuid4().hex[:8]}"
+    url = other_database(admin, db)
+    conn = await asyncpg.connect(plain_url(admin))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{db}"')
+    finally:
+        await conn.close()
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        if not exists:
+            t = time.perf_counter()
+            print(f"  preparing {size:,} published enterprises (load {load()})", flush=True)
+            await prepare(url, size)
+            print(f"  prepared in {time.perf_counter() - t:.1f} s (load {load()})", flush=True)
+        c = await asyncpg.connect(plain_url(url))
+        try:
+            run_id = await c.fetchval(
+                "SELECT id FROM scoring.evaluation_runs WHERE status = 'published' "
+                "ORDER BY period DESC LIMIT 1"
+            )
+            count = await c.fetchval(
+                "SELECT enterprise_count FROM scoring.evaluation_runs WHERE id = $1", run_id
+            )
+        finally:
+            await c.close()
+        issuer = TokenIssuer(KeySet([generate_key()]), ISSUER)
+        async with scoring_served(url, issuer) as scoring:
+            for name in names:
+                out[name] = await catch_up_runs(url, issuer, scoring, name, run_id, runs)
+                print(line(name, count, out[name]), flush=True)
+    finally:
+        if keep is None:
+            await _execute(admin, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=("policy", "credit"))
+    parser.add_argument("--keep", help="database name to keep (or reuse) the prepared run in")
+    args = parser.parse_args()
+    names = (args.only,) if args.only else ("credit", "policy")
+    print(f"feed catch-up (load before {load()})")
+    asyncio.run(bench_catch_up(args.size, max(args.runs, 1), names, args.keep))
+    print(f"load after {load()}")
+
+
+if __name__ == "__main__":
+    main()

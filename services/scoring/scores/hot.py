@@ -1,0 +1,116 @@
+"""`GET /v1/enterprises/{uscc}/score` of the published run without FastAPI's routing and
+dependency solving (a `shared.app.HotRoute`).
+
+The profile of the read (issue 11) put the route's own work, one query and one orjson dump,
+at a fifth of the request; dependency solving (the bearer scheme, the principal, the checked
+and visible code, two query parameters) and routing through a dozen routers were a third.
+This handler makes the same checks in the same terms, by the same functions where they are
+functions (`get_authorization_scheme_param`, the service's `TokenVerifier`, the canonical
+code, `can_see_enterprise`), and answers with the document the route answers with. It
+answers only the plain case: a bearer token that verifies, a code that passes its check and
+that the caller may see, no query or only a well-formed `period`, and a published score the
+read path can show. Anything else goes on to the route, which answers as it always did, its
+errors included. Two marks in the request's state spare the route repeating work:
+
+* `SCORE_READ_MISSED`: the published read found nothing it can show (no such score, or a
+  row the route must build itself); the route goes straight to `build_score`.
+* `SCORE_READ_FAILED`: the query raised (the database unreachable...); the route raises the
+  same exception after its own checks, so it is answered as before, without a second try.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.responses import Response
+from starlette.types import Scope
+
+from shared.app import HotRoute
+from shared.auth.deps import can_see_enterprise
+from shared.auth.principal import Principal
+from shared.errors import ProblemError
+from shared.identifiers import canonical_uscc
+
+PATH = "/v1/enterprises/{uscc}/score"
+SCORE_READ_MISSED = "score_read_missed"
+SCORE_READ_FAILED = "score_read_failed"
+# `UsccPath`'s bound: a longer value is refused by the route (422) before anything else.
+_USCC_MAX = 32
+_PERIOD_MIN, _PERIOD_MAX = 2000, 2100
+
+
+@functools.lru_cache(maxsize=65_536)
+def _canonical(value: str) -> str | None:
+    """`canonical_uscc`, remembered: it is a pure function, and python-stdnum's check was a
+    twentieth of a read."""
+    return canonical_uscc(value)
+
+
+def query_period(query: bytes) -> tuple[bool, int | None]:
+    """Whether this handler takes the query, and its `period`: no query (the latest), or
+    exactly `period=YYYY` within the route's bounds. Anything else is the route's."""
+    if not query:
+        return True, None
+    if len(query) == 11 and query.startswith(b"period=") and query[7:].isdigit():
+        year = int(query[7:])
+        if _PERIOD_MIN <= year <= _PERIOD_MAX:
+            return True, year
+    return False, None
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The credentials `HTTPBearer` would hand the route: of the first `Authorization`
+    header, when its scheme is `Bearer` and it has any."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
+            if scheme.lower() != "bearer" or not credentials:
+                return None
+            return credentials
+    return None
+
+
+async def _principal(app: FastAPI, scope: Scope) -> Principal | None:
+    token = bearer_token(scope)
+    if token is None:
+        return None
+    try:
+        principal: Principal = await app.state.verifier.verify(token)
+    except ProblemError:
+        return None  # the route refuses it, with its own answer
+    return principal
+
+
+async def published_score(scope: Scope, params: dict[str, str]) -> Response | None:
+    taken, period = query_period(scope["query_string"])
+    raw = params["uscc"]
+    if not taken or len(raw) > _USCC_MAX:
+        return None
+    app: FastAPI = scope["app"]
+    principal = await _principal(app, scope)
+    if principal is None:
+        return None
+    uscc = _canonical(raw)
+    if uscc is None or not can_see_enterprise(principal, uscc):
+        return None
+    # What `authenticate` leaves for the rest of the request.
+    state: dict[str, Any] = scope.setdefault("state", {})
+    state["principal"] = principal
+    try:
+        doc = await app.state.score_reader.published_score(
+            app.state.specs, uscc, period, with_person=principal.is_government
+        )
+    except Exception as exc:
+        state[SCORE_READ_FAILED] = exc
+        return None
+    if doc is None:
+        state[SCORE_READ_MISSED] = True
+        return None
+    return Response(orjson.dumps(doc), media_type="application/json")
+
+
+HOT_ROUTES = [HotRoute("GET", PATH, published_score)]
