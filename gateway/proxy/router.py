@@ -45,7 +45,7 @@ from shared.auth.principal import Principal, PrincipalKind
 from shared.errors import BadRequest, Forbidden
 from shared.identifiers import canonical_uscc
 from shared.logging import RequestIdMiddleware, current_request_id
-from shared.metrics import DURATION, REQUESTS
+from shared.metrics import observe_request
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -303,10 +303,11 @@ class ProxyFastPath:
     The outermost user middleware of the gateway. A request for a proxy route (path and
     method as the route takes them) is answered here, doing in one layer what the
     application's stack would have done on the way to the proxy endpoint: the request id
-    (`RequestIdMiddleware` itself), the body limit, the request metrics under the route's
-    template, relative redirects, and the problem answers of the application's own exception
-    handlers. Anything else (another path, or a method the route does not take: 405 from the
-    router as before) goes down the application's stack. An unexpected exception propagates
+    (`RequestIdMiddleware`, the same rule as `ServiceMiddleware`'s), the body limit, the
+    request metrics under the route's template (`observe_request`), relative redirects, and
+    the problem answers of the application's own exception handlers. Anything else (another
+    path, or a method the route does not take: 405 from the router as before) goes down the
+    application's stack. An unexpected exception propagates
     to Starlette's error middleware, as it would have.
     """
 
@@ -328,7 +329,6 @@ class ProxyFastPath:
         self.status_handlers = {k: h for k, h in handlers.items() if isinstance(k, int)}
         self.class_handlers = {k: h for k, h in handlers.items() if not isinstance(k, int)}
         self._answer = RequestIdMiddleware(self._handle)
-        self._metrics: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(_PROXIED):
@@ -392,7 +392,13 @@ class ProxyFastPath:
                 response = await handler(Request(scope, receive), exc)
                 await response(scope, receive, respond)
         finally:
-            self._observe(scope["method"], scope["route"].path, status, start)
+            observe_request(
+                self.component,
+                scope["method"],
+                scope["route"].path,
+                status,
+                time.perf_counter() - start,
+            )
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         # Only the methods whose body the proxy reads; the bound is BodyLimitMiddleware's.
@@ -407,14 +413,3 @@ class ProxyFastPath:
             if cls in self.class_handlers:
                 return self.class_handlers[cls]
         return None
-
-    def _observe(self, method: str, template: str, status: int, start: float) -> None:
-        key = (method, template, status)
-        children = self._metrics.get(key)
-        if children is None:
-            children = self._metrics[key] = (
-                REQUESTS.labels(self.component, method, template, str(status)),
-                DURATION.labels(self.component, method, template),
-            )
-        children[0].inc()
-        children[1].observe(time.perf_counter() - start)
