@@ -60,7 +60,7 @@ def _input_dtype() -> np.dtype[np.void]:
     )
 
 
-def _strip_envelope(buf: bytes) -> memoryview:
+def _strip_envelope(buf: bytes | bytearray) -> memoryview:
     if not buf.startswith(_SIGNATURE):
         raise ValueError("not a PostgreSQL binary COPY stream")
     ext_len = int.from_bytes(buf[15:19], "big")
@@ -75,15 +75,16 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
     cols += "".join(f", coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
     # No ORDER BY: sorting a million wide rows spills to disk; numpy sorts the ids instead.
     query = f"SELECT f.enterprise_id, {cols} FROM scoring.facts f WHERE f.period = {int(period)}"
-    chunks: list[bytes] = []
+    received = bytearray()
 
     async def sink(data: bytes) -> None:
         # A coroutine, not a file: asyncpg hands each write to a file to a worker thread.
-        chunks.append(bytes(data))
+        # One growing buffer (remapped, not copied, as it grows): chunks joined at the end
+        # would hold the half-GB of a million rows twice.
+        received.extend(data)
 
     await conn.copy_from_query(query, output=sink, format="binary")
-    body = _strip_envelope(b"".join(chunks))
-    chunks.clear()
+    body = _strip_envelope(received)
     dtype = _input_dtype()
     if len(body) % dtype.itemsize:
         raise ValueError("unexpected row width in binary COPY")
