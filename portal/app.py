@@ -23,7 +23,7 @@ from portal.security import SecurityHeadersMiddleware
 from portal.sessions import SessionStore, token_cipher
 from portal.settings import PortalSettings
 from portal.web import STATIC
-from shared.app import Overrides, ServiceSpec, health_router
+from shared.app import NO_NATIVE_TELEMETRY, Overrides, ServiceSpec, health_router
 from shared.db import create_engine, create_sessionmaker
 from shared.http import create_http_client
 from shared.logging import RequestIdMiddleware, configure_logging
@@ -119,6 +119,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         dependencies=[Depends(csrf_guard)],
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     install_error_pages(app)
     spec = ServiceSpec(
