@@ -18,7 +18,7 @@ get its stability and fairness figures.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,157 +265,129 @@ def validate(
     `groupings` (stage, industry, district, age band...) and `fairness_metrics` are aligned with
     `current` too; fairness looks at the scored firms only.
     """
-    # The sha256 of every input is a fifth of the CPU at 1M firms (profiled) and hashlib and
-    # numpy release the GIL, so it runs in a second thread beside the statistics.
-    outcome = as_float_vector(bad, "bad", allow_nan=True)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digests") as pool:
-        digests = pool.submit(
-            _digests,
-            current,
-            outcome,
-            reference,
-            groupings or {},
-            fairness_metrics,
-        )
-        return _validate(
-            model_version,
-            current,
-            outcome,
-            reference=reference,
-            expected_bad_rate=expected_bad_rate,
-            groupings=groupings,
-            fairness_metrics=fairness_metrics,
-            config=config,
-            digests=digests,
-        )
-
-
-def _validate(
-    model_version: str,
-    current: PeriodScores,
-    bad: npt.ArrayLike,
-    *,
-    reference: PeriodScores | None = None,
-    expected_bad_rate: Mapping[int, float] | None = None,
-    groupings: Mapping[str, Grouping] | None = None,
-    fairness_metrics: Sequence[FairnessMetric] = (),
-    config: ValidationConfig | None,
-    digests: Future[tuple[InputDigest, ...]],
-) -> ValidationReport:
-    """`validate` once its input digests are being computed."""
     cfg = config or ValidationConfig()
     groupings = groupings or {}
     notes: list[str] = []
     cur = _period(current, "current", cfg)
     outcome = as_float_vector(bad, "bad", allow_nan=True)
-    same_length("current score", cur.score, "bad", outcome)
-    known = ~np.isnan(outcome)
-    if not np.isin(outcome[known], (0.0, 1.0)).all():
-        raise GovernanceInputError("bad must hold only 0, 1 or NaN (no outcome)")
-    observed = cur.scored & known
-    n_observed = int(observed.sum())
+    # The sha256 of every input is a fifth of the CPU at 1M firms (profiled) and hashlib and
+    # numpy release the GIL, so it runs in a second thread beside the statistics.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digests") as pool:
+        digests = pool.submit(_digests, current, outcome, reference, groupings, fairness_metrics)
+        same_length("current score", cur.score, "bad", outcome)
+        known = ~np.isnan(outcome)
+        if not np.isin(outcome[known], (0.0, 1.0)).all():
+            raise GovernanceInputError("bad must hold only 0, 1 or NaN (no outcome)")
+        observed = cur.scored & known
+        n_observed = int(observed.sum())
 
-    table = tier_table(cur.tier[observed], outcome[observed], n_tiers=cfg.n_tiers, alpha=cfg.alpha)
-    disc: Discrimination | None = None
-    n_bad = int(outcome[observed].sum())
-    if 0 < n_bad < n_observed:
-        disc = discrimination(
-            cur.score[observed],
-            outcome[observed],
-            resamples=cfg.resamples,
-            confidence=cfg.confidence,
-            seed=cfg.seed,
-            max_curve_points=cfg.curve_points,
+        table = tier_table(
+            cur.tier[observed], outcome[observed], n_tiers=cfg.n_tiers, alpha=cfg.alpha
         )
-    else:
-        notes.append(
-            f"discrimination needs defaulted and non-defaulted firms among the {n_observed} "
-            f"scored firms with an outcome ({n_bad} defaulted)"
-        )
-    calib: Calibration | None = None
-    if expected_bad_rate:
-        calib = calibration(
-            table, expected_bad_rate, yellow_at=cfg.yellow_at, red_at=cfg.red_at, alpha=cfg.alpha
-        )
-    else:
-        notes.append("calibration needs expected bad rates per tier")
-
-    stab: StabilityIndex | None = None
-    chars: tuple[StabilityIndex, ...] = ()
-    migr: Migration | None = None
-    if reference is not None:
-        ref = _period(reference, "reference", cfg)
-        stab = psi(
-            ref.score[ref.scored],
-            cur.score[cur.scored],
-            name="total",
-            bins=cfg.psi_bins,
-            epsilon=cfg.epsilon,
-            watch_at=cfg.watch_at,
-            act_at=cfg.act_at,
-        )
-        chars = characteristic_stability(
-            _scored_only(reference.characteristics, ref.scored),
-            _scored_only(current.characteristics, cur.scored),
-            bins=cfg.characteristic_bins,
-            epsilon=cfg.epsilon,
-            watch_at=cfg.watch_at,
-            act_at=cfg.act_at,
-        )
-        ia, ib = match_enterprises(ref.ids, cur.ids)
-        migr = migration_matrix(ref.tier[ia], cur.tier[ib], n_tiers=cfg.n_tiers)
-    else:
-        notes.append("stability and migration need the previous period")
-
-    reports = []
-    for name, g in groupings.items():
-        same_length("current score", cur.score, f"grouping {name}", g.codes)
-        sub = Grouping(codes=g.codes[cur.scored], labels=g.labels)
-        metrics = []
-        for m in fairness_metrics:
-            values = np.asarray(m.values)
-            same_length("current score", cur.score, f"metric {m.name}", values)
-            metrics.append(
-                FairnessMetric(m.name, values[cur.scored], m.direction, m.difference_threshold)
+        disc: Discrimination | None = None
+        n_bad = int(outcome[observed].sum())
+        if 0 < n_bad < n_observed:
+            disc = discrimination(
+                cur.score[observed],
+                outcome[observed],
+                resamples=cfg.resamples,
+                confidence=cfg.confidence,
+                seed=cfg.seed,
+                max_curve_points=cfg.curve_points,
             )
-        reports.append(
-            fairness(
-                name,
-                sub,
-                metrics,
-                min_group_size=cfg.min_group_size,
-                ratio_threshold=cfg.ratio_threshold,
-                compare_to=cfg.compare_to,
+        else:
+            notes.append(
+                f"discrimination needs defaulted and non-defaulted firms among the {n_observed} "
+                f"scored firms with an outcome ({n_bad} defaulted)"
             )
-        )
+        calib: Calibration | None = None
+        if expected_bad_rate:
+            calib = calibration(
+                table,
+                expected_bad_rate,
+                yellow_at=cfg.yellow_at,
+                red_at=cfg.red_at,
+                alpha=cfg.alpha,
+            )
+        else:
+            notes.append("calibration needs expected bad rates per tier")
 
-    return ValidationReport(
-        provenance=Provenance(
-            model_version=model_version,
-            period=current.period,
-            run_id=current.run_id,
-            run_fingerprint=current.run_fingerprint,
-            reference_period=reference.period if reference else None,
-            reference_run_id=reference.run_id if reference else None,
-            reference_run_fingerprint=reference.run_fingerprint if reference else None,
-            inputs=digests.result(),
-        ),
-        auc=disc.auc if disc else None,
-        ks=disc.ks if disc else None,
-        gini=disc.gini if disc else None,
-        psi=stab.psi if stab else None,
-        psi_flag=stab.flag if stab else None,
-        tiers=table.rows,
-        scored=int(cur.scored.sum()),
-        observed=n_observed,
-        discrimination=disc,
-        rank_ordering=table.rank_ordering,
-        calibration=calib,
-        stability=stab,
-        characteristics=chars,
-        migration=migr,
-        concentration=concentration(cur.tier, n_tiers=cfg.n_tiers),
-        fairness=tuple(reports),
-        config=cfg,
-        notes=tuple(notes),
-    )
+        stab: StabilityIndex | None = None
+        chars: tuple[StabilityIndex, ...] = ()
+        migr: Migration | None = None
+        if reference is not None:
+            ref = _period(reference, "reference", cfg)
+            stab = psi(
+                ref.score[ref.scored],
+                cur.score[cur.scored],
+                name="total",
+                bins=cfg.psi_bins,
+                epsilon=cfg.epsilon,
+                watch_at=cfg.watch_at,
+                act_at=cfg.act_at,
+            )
+            chars = characteristic_stability(
+                _scored_only(reference.characteristics, ref.scored),
+                _scored_only(current.characteristics, cur.scored),
+                bins=cfg.characteristic_bins,
+                epsilon=cfg.epsilon,
+                watch_at=cfg.watch_at,
+                act_at=cfg.act_at,
+            )
+            ia, ib = match_enterprises(ref.ids, cur.ids)
+            migr = migration_matrix(ref.tier[ia], cur.tier[ib], n_tiers=cfg.n_tiers)
+        else:
+            notes.append("stability and migration need the previous period")
+
+        reports = []
+        for name, g in groupings.items():
+            same_length("current score", cur.score, f"grouping {name}", g.codes)
+            sub = Grouping(codes=g.codes[cur.scored], labels=g.labels)
+            metrics = []
+            for m in fairness_metrics:
+                values = np.asarray(m.values)
+                same_length("current score", cur.score, f"metric {m.name}", values)
+                metrics.append(
+                    FairnessMetric(m.name, values[cur.scored], m.direction, m.difference_threshold)
+                )
+            reports.append(
+                fairness(
+                    name,
+                    sub,
+                    metrics,
+                    min_group_size=cfg.min_group_size,
+                    ratio_threshold=cfg.ratio_threshold,
+                    compare_to=cfg.compare_to,
+                )
+            )
+
+        return ValidationReport(
+            provenance=Provenance(
+                model_version=model_version,
+                period=current.period,
+                run_id=current.run_id,
+                run_fingerprint=current.run_fingerprint,
+                reference_period=reference.period if reference else None,
+                reference_run_id=reference.run_id if reference else None,
+                reference_run_fingerprint=reference.run_fingerprint if reference else None,
+                inputs=digests.result(),
+            ),
+            auc=disc.auc if disc else None,
+            ks=disc.ks if disc else None,
+            gini=disc.gini if disc else None,
+            psi=stab.psi if stab else None,
+            psi_flag=stab.flag if stab else None,
+            tiers=table.rows,
+            scored=int(cur.scored.sum()),
+            observed=n_observed,
+            discrimination=disc,
+            rank_ordering=table.rank_ordering,
+            calibration=calib,
+            stability=stab,
+            characteristics=chars,
+            migration=migr,
+            concentration=concentration(cur.tier, n_tiers=cfg.n_tiers),
+            fairness=tuple(reports),
+            config=cfg,
+            notes=tuple(notes),
+        )
