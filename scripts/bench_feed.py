@@ -48,7 +48,7 @@ from shared.auth.service_tokens import LocalTokenSource
 from shared.auth.tokens import JwksCache, TokenIssuer
 from shared.db import create_engine, create_sessionmaker, plain_url
 from shared.migrations import upgrade
-from shared.pg import other_database, resolve_database_url
+from shared.pg import admin_execute, other_database, resolve_database_url
 
 PERIOD = 2025
 ISSUER = "innovation-points-gateway"
@@ -76,15 +76,6 @@ RESET = {
 
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-async def _execute(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def prepare(url: str, size: int) -> uuid.UUID:
@@ -123,7 +114,7 @@ async def prepare(url: str, size: int) -> uuid.UUID:
             await publish_run(session, run_id, "bench")
     finally:
         await engine.dispose()
-    await _execute(url, "VACUUM ANALYZE")
+    await admin_execute(url, "VACUUM ANALYZE")
     return run_id
 
 
@@ -212,7 +203,7 @@ async def catch_up_runs(
     async with consumer(name, url, issuer, scoring) as app:
         before = load()
         for i in range(runs):
-            await _execute(url, *RESET[name])
+            await admin_execute(url, *RESET[name])
             started = time.perf_counter()
             report = await sync(app)
             times.append(time.perf_counter() - started)
@@ -273,7 +264,7 @@ async def bench_catch_up(
                 print(line(name, count, out[name]), flush=True)
     finally:
         if keep is None:
-            await _execute(admin, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            await admin_execute(admin, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     return out
 
 
