@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SIZE ?= 5036
+# xdist workers of `make test` (the machine this runs on has 2 cores).
+TEST_WORKERS ?= 2
 # The browser tests drive Debian's chromium with Playwright (Playwright's own browser download
 # is not available here); `chromium` installs the package when it is missing.
 CHROMIUM ?= /usr/bin/chromium
@@ -27,7 +29,10 @@ run: $(STAMP) ## The whole platform with demo data (embedded PostgreSQL unless D
 	$(BIN)/python -m scripts.run
 
 test: $(STAMP) chromium ## The test suite against real PostgreSQL (TEST_DATABASE_URL or embedded)
-	$(BIN)/python -m pytest -q
+	@# Two xdist workers for everything but the reliability suite, which then runs alone: it
+	@# times failures and recoveries of the assembled platform, so it gets the machine to itself.
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/reliability; \
+	  a=$$?; $(BIN)/python -m pytest -q tests/reliability; b=$$?; test $$a -eq 0 && test $$b -eq 0
 
 chromium: ## Debian's chromium for the browser tests, installed when missing
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
