@@ -167,22 +167,15 @@ class FeedConsumer(Generic[R]):
 EXPORT_TIMEOUT = httpx.Timeout(30.0, read=300.0)
 
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
-
-
 @dataclass
 class Export:
-    """An export's body as it arrives, and the row count the producer announced.
-
-    `arrow`: the body is an Arrow IPC stream (its columns are in its schema, `header` is
-    empty), else CSV with `header` its first line's names."""
+    """An export's body as it arrives, and the row count the producer announced."""
 
     total: int | None
     header: list[str]
     label: str
     _body: AsyncIterator[bytes]  # the response's one byte iterator, past `_first`
     _first: bytes = b""
-    arrow: bool = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body from its first byte (header line included); a cut body or a stalled
@@ -215,18 +208,12 @@ async def _first_line(body: AsyncIterator[bytes], label: str) -> bytes:
 
 @asynccontextmanager
 async def open_export(
-    client: ServiceClient,
-    path: str,
-    params: dict[str, Any] | None = None,
-    *,
-    arrow: bool = False,
+    client: ServiceClient, path: str, params: dict[str, Any] | None = None
 ) -> AsyncIterator[Export]:
     """A CSV export of another service, streamed (`Export.chunks`) rather than read whole.
 
-    `arrow`: ask for the Arrow IPC stream first (CSV still accepted, from a producer that
-    does not offer it; `Export.arrow` tells which came). Any failure (unreachable, a problem
-    answer, a timeout between chunks) is an `UpstreamError`, as `ServiceClient.get` does, so
-    the event's transaction rolls back.
+    Any failure (unreachable, a problem answer, a timeout between chunks) is an
+    `UpstreamError`, as `ServiceClient.get` does, so the event's transaction rolls back.
     """
     if client.tokens is None:
         raise ServiceUnavailable(f"No token source configured for calling {client.audience}")
@@ -236,11 +223,7 @@ async def open_export(
         "GET",
         client.base_url + path,
         params=params,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Accept-Encoding": "identity",
-            **({"Accept": f"{ARROW_STREAM}, text/csv;q=0.5"} if arrow else {}),
-        },
+        headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"},
         timeout=EXPORT_TIMEOUT,
     )
     try:
@@ -251,17 +234,13 @@ async def open_export(
         if response.status_code != 200:
             await response.aread()
             raise UpstreamError(f"{label}: {response.status_code}: {response.text[:500]}")
-        total_header = response.headers.get("X-Total-Count")
-        total = int(total_header) if total_header and total_header.isdigit() else None
-        body = response.aiter_bytes()
-        if response.headers.get("content-type", "").startswith(ARROW_STREAM):
-            yield Export(total, [], label, body, arrow=True)
-            return
         try:
+            body = response.aiter_bytes()
             first = await _first_line(body, label)
         except httpx.HTTPError as exc:
             raise UpstreamError(f"{label}: {type(exc).__name__}: {exc}") from exc
+        total = response.headers.get("X-Total-Count")
         header = first.split(b"\n", 1)[0].decode().strip().split(",")
-        yield Export(total, header, label, body, first)
+        yield Export(int(total) if total and total.isdigit() else None, header, label, body, first)
     finally:
         await response.aclose()

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 TRAILER = b"\xff\xff"
@@ -48,25 +46,6 @@ def utf8(values: npt.NDArray[np.str_]) -> npt.NDArray[np.bytes_]:
 def text_field(values: npt.NDArray[np.bytes_]) -> Field:
     """UTF-8 encoded text (an `S` array): its lengths are those of the bytes without padding."""
     return Field(values, np.char.str_len(values).astype(np.int32))
-
-
-def arrow_field(column: pa.Array | pa.ChunkedArray, dtype: str | None = None) -> Field:
-    """An Arrow column as a field: text or binary as its bytes, anything else cast to the
-    numpy `dtype` of its binary form (`>f8`, `>i4`, `u1` for a boolean...); nulls as NULL."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    valid = column.is_valid().to_numpy(zero_copy_only=False)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        column = column.cast(pa.large_binary())
-    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
-        lengths = pc.binary_length(column).fill_null(-1).to_numpy(zero_copy_only=False)
-        data = column.fill_null(b"").to_numpy(zero_copy_only=False).astype(np.bytes_)
-        return Field(data, lengths.astype(np.int32))
-    if dtype is None:
-        raise ValueError(f"a numpy dtype is needed for {column.type}")
-    filled = column.fill_null(False if pa.types.is_boolean(column.type) else 0)
-    values = np.asarray(filled.to_numpy(zero_copy_only=False)).astype(dtype)
-    return Field(values, np.where(valid, values.dtype.itemsize, -1).astype(np.int32))
 
 
 def encode(fields: Sequence[Field]) -> bytes:

@@ -187,10 +187,7 @@ _REBUILD_ABOVE = 100_000  # lines; below, the index is cheaper to keep than to r
 
 
 async def recompute_lines(
-    session: AsyncSession,
-    product_ids: Sequence[uuid.UUID] | None = None,
-    *,
-    scores: tuple[uuid.UUID, ScoreColumns] | None = None,
+    session: AsyncSession, product_ids: Sequence[uuid.UUID] | None = None
 ) -> RecomputeReport:
     """Replace the lines of the given products (all when None) from the current evaluation.
 
@@ -205,9 +202,6 @@ async def recompute_lines(
     seconds the write takes at a million enterprises, rather than read the old lines; and
     the rows are written frozen (COPY FREEZE, allowed after TRUNCATE in the same
     transaction), which spares the first readers setting hint bits on every page.
-
-    `scores`: a run's scores as `read_score_columns` reads them, from whoever just stored
-    them (the feed sync); used when that run is the current evaluation, read otherwise.
     """
     started = time.perf_counter()
     evaluation = await current_evaluation(session)
@@ -219,11 +213,8 @@ async def recompute_lines(
     rules = await published_rules(session, product_ids)
     if evaluation is None or not rules:
         return RecomputeReport(evaluation.run_id if evaluation else None, len(rules), 0, 0, 0.0)
-    if scores is not None and scores[0] == evaluation.run_id:
-        columns = scores[1]
-    else:
-        columns = await read_score_columns(session, evaluation.run_id)
-    lines = await asyncio.to_thread(compute_line_columns, columns, rules)
+    scores = await read_score_columns(session, evaluation.run_id)
+    lines = await asyncio.to_thread(compute_line_columns, scores, rules)
     full = product_ids is None and len(lines.row) > _REBUILD_ABOVE
     if full:
         # Into an empty table, building the key's index once after the load costs less than
@@ -234,7 +225,7 @@ async def recompute_lines(
         await conn.copy_to_table(
             "credit_lines",
             schema_name="credit",
-            source=pgcopy.stream(_line_chunks(columns, rules, lines, evaluation.run_id)),
+            source=pgcopy.stream(_line_chunks(scores, rules, lines, evaluation.run_id)),
             columns=LINE_COLUMNS,
             format="binary",
             freeze=product_ids is None,

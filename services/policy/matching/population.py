@@ -212,18 +212,6 @@ def read_export(path: str) -> pa.Table:
     )
 
 
-def read_export_arrow(path: str) -> pa.Table:
-    """Scoring's export as an Arrow IPC stream (asked for by `Accept`), with the columns and
-    types `read_export` gives the CSV: the same values (floats bit for bit, nulls as nulls),
-    read without parsing a number."""
-    table = pa.ipc.open_stream(pa.memory_map(path)).read_all()
-    for i, name in enumerate(table.column_names):
-        target = EXPORT_TYPES.get(name)
-        if target is not None and table.schema.field(i).type != target:
-            table = table.set_column(i, name, table.column(i).cast(target))
-    return table
-
-
 def _floats(col: pa.ChunkedArray) -> npt.NDArray[np.float64]:
     out: npt.NDArray[np.float64] = np.asarray(
         col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
@@ -457,5 +445,4 @@ __all__ = [
     "population_from_json_rows",
     "population_of",
     "read_export",
-    "read_export_arrow",
 ]

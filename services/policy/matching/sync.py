@@ -37,7 +37,6 @@ from services.policy.matching.population import (
     population_from_export,
     population_of,
     read_export,
-    read_export_arrow,
 )
 from services.policy.matching.repository import write_columns
 from services.policy.matching.service import current_evaluation, lock, recompute
@@ -118,8 +117,8 @@ async def store_evaluation(
     return evaluation
 
 
-def _read(path: str, arrow: bool) -> tuple[Population, npt.NDArray[np.bytes_]]:
-    table = read_export_arrow(path) if arrow else read_export(path)
+def _read(path: str) -> tuple[Population, npt.NDArray[np.bytes_]]:
+    table = read_export(path)
     return population_from_export(table), names_in_order(table, export_order(table)[1])
 
 
@@ -131,22 +130,18 @@ async def store_export(
     model_version: str,
     event_id: int,
 ) -> tuple[Evaluation, Population]:
-    """Replace the population with the run's, read from scoring's export: streamed to a
+    """Replace the population with the run's, read from scoring's CSV export: streamed to a
     temporary file (never the body in memory; a read timeout per chunk, not per page),
     columns built by pyarrow and numpy, the enterprises' rows written with one binary COPY.
-    Same rows and columns as `store_evaluation` stores from the pages' items.
-
-    The export is asked for as Arrow IPC (typed columns: at a million enterprises, ~40 M
-    floats written as text by PostgreSQL and parsed again here were most of the import),
-    and read as CSV when scoring answers with that."""
-    with tempfile.NamedTemporaryFile(prefix="policy-run-") as f:
+    Same rows and columns as `store_evaluation` stores from the pages' items."""
+    with tempfile.NamedTemporaryFile(prefix="policy-run-", suffix=".csv") as f:
         path = f"/v1/evaluations/{run_id}/scores/export"
-        async with open_export(scoring, path, {"include": "facts"}, arrow=True) as export:
+        async with open_export(scoring, path, {"include": "facts"}) as export:
             async for chunk in export.chunks():
                 f.write(chunk)
             f.flush()
             try:
-                population, names = await asyncio.to_thread(_read, f.name, export.arrow)
+                population, names = await asyncio.to_thread(_read, f.name)
             except (pa.ArrowException, ValueError) as exc:
                 raise UpstreamError(f"{export.label}: unreadable export: {exc}") from exc
             export.check(population.n)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from services.scoring.common import reject_banks
 from services.scoring.evaluations import service
-from services.scoring.evaluations.export import ARROW_STREAM, stream_arrow, stream_scores
+from services.scoring.evaluations.export import stream_scores
 from services.scoring.evaluations.schemas import (
     EventOut,
     EventPage,
@@ -204,14 +204,9 @@ async def run_scores(
         "The fields of the paged endpoint's items (without `dimensions`), one row per "
         "enterprise in USCC order, with a header; `include=facts` adds the period's facts "
         "(tags as JSON arrays). `X-Total-Count` is the run's enterprise count, so a reader "
-        "can tell a complete body from a cut one. With `Accept: "
-        f"{ARROW_STREAM}` the same columns and rows come as an Arrow IPC stream (typed "
-        "columns, nulls as nulls, `founded_on` a date)."
+        "can tell a complete body from a cut one."
     ),
-    responses={
-        200: {"content": {"text/csv": {}, ARROW_STREAM: {}}},
-        **problem_responses(401, 403, 404),
-    },
+    responses={200: {"content": {"text/csv": {}}}, **problem_responses(401, 403, 404)},
 )
 async def export_run_scores(
     run_id: uuid.UUID,
@@ -224,14 +219,12 @@ async def export_run_scores(
     period, count = run.period, run.enterprise_count
     # The request's session is not held while the body streams: COPY has its own connection.
     await session.commit()
-    headers = {"X-Total-Count": str(count or 0), "Cache-Control": "no-store", "Vary": "Accept"}
-    engine = request.app.state.engine
-    if ARROW_STREAM in request.headers.get("accept", ""):
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        arrow = stream_arrow(url, run_id, period, include == "facts")
-        return StreamingResponse(arrow, media_type=ARROW_STREAM, headers=headers)
-    body = stream_scores(engine, run_id, period, include == "facts")
-    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
+    body = stream_scores(request.app.state.engine, run_id, period, include == "facts")
+    return StreamingResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"X-Total-Count": str(count or 0), "Cache-Control": "no-store"},
+    )
 
 
 @router.get(
