@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 
 from services.credit.evaluations.sync import ScoringClient as CreditScoring
 from services.credit.evaluations.sync import import_evaluation, sync_evaluations
+from services.credit.lines.service import read_score_columns, score_columns_from_csv
 from services.credit.models import Evaluation
 from services.policy.matching.population import encode_columns, enterprises_of, population_of
 from services.policy.matching.repository import enterprise_entry
@@ -61,6 +62,26 @@ async def test_credit_imports_the_rows_the_pages_give(platform: Platform) -> Non
     assert [tuple(r) for r in rows] == [tuple(p[f] for f in fields) for p in pages]
     assert evaluation is not None and evaluation.enterprise_count == N
     assert evaluation.scored_count == sum(p["scored"] and p["exclusion"] is None for p in pages)
+
+
+async def test_credit_computes_lines_from_the_scores_it_stores(platform: Platform) -> None:
+    """The columns the sync reads from the export's body (so as not to read a million scores
+    back) are the ones read back from what it stored."""
+    run_id = await publish_demo(platform, n=N, seed=14)
+    await platform.start("credit", sync_interval=0, outbox_interval=0)
+    app = platform.fastapi["credit"]
+    assert (await sync_evaluations(app)).imported == [run_id]
+    async with platform.client("scoring", "service") as svc:
+        r = await svc.get(f"/v1/evaluations/{run_id}/scores/export")
+    got = score_columns_from_csv(r.content)
+    async with app.state.sessionmaker() as session, session.begin():
+        stored = await read_score_columns(session, uuid.UUID(run_id))
+    assert got.usccs.tolist() == stored.usccs.tolist()
+    assert got.stage.tolist() == stored.stage.tolist()
+    assert got.clear.tolist() == stored.clear.tolist()
+    assert got.percentile.tobytes() == stored.percentile.tobytes()  # NaN where NaN, bit for bit
+    assert got.tier.tobytes() == stored.tier.tobytes()
+    assert len(set(got.stage.tolist())) > 2  # stages to compare (exclusions: test_rules)
 
 
 async def test_policy_stores_what_it_stored_from_the_pages(platform: Platform) -> None:

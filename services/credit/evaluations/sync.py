@@ -8,8 +8,9 @@ misses nothing. Re-reading an event already applied changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import structlog
@@ -19,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import RUN_SCORE_FIELDS
 from services.credit.common import raw_connection
-from services.credit.lines.service import current_evaluation, recompute_lines
+from services.credit.lines.rules import ScoreColumns
+from services.credit.lines.service import (
+    current_evaluation,
+    recompute_lines,
+    score_columns_from_csv,
+)
 from services.credit.models import ConsumerCursor, EnterpriseScore, Evaluation
 from services.credit.settings import CreditSettings
 from shared.errors import UpstreamError
@@ -43,12 +49,14 @@ EXPORT_COLUMNS = SCORE_COLUMNS[1:]
 
 async def import_evaluation(
     session: AsyncSession, scoring: ServiceClient, event_id: int, payload: Mapping[str, Any]
-) -> Evaluation:
-    """Copy a published run's scores (what lines need) into this service.
+) -> tuple[Evaluation, ScoreColumns]:
+    """Copy a published run's scores (what lines need) into this service; with them, the
+    scores as the lines' computation reads them, so they are not read back.
 
     Scoring's CSV export goes straight into PostgreSQL's own CSV COPY as it arrives (into a
     table of this transaction, then beside the run id): no Python object per row, and a
-    cut or malformed body fails the COPY, which rolls the whole event back.
+    cut or malformed body fails the COPY, which rolls the whole event back. The body is also
+    kept (~60 MB at a million enterprises) and read as columns once the COPY accepted it.
     """
     run_id = uuid.UUID(str(payload["run_id"]))
     conn = await raw_connection(session)
@@ -70,9 +78,16 @@ async def import_evaluation(
     async with open_export(scoring, f"/v1/evaluations/{run_id}/scores/export") as export:
         if tuple(export.header) != EXPORT_COLUMNS:
             raise UpstreamError(f"{export.label}: unexpected columns {export.header}")
+        body = bytearray()
+
+        async def kept() -> AsyncIterator[bytes]:
+            async for chunk in export.chunks():
+                body.extend(chunk)
+                yield chunk
+
         status = await conn.copy_to_table(
             "run_export",
-            source=export.chunks(),
+            source=kept(),
             columns=EXPORT_COLUMNS,
             format="csv",
             header=True,
@@ -91,7 +106,8 @@ async def import_evaluation(
     evaluation.enterprise_count = int(inserted["n"])
     evaluation.scored_count = int(inserted["s"])
     await session.flush()
-    return evaluation
+    columns = await asyncio.to_thread(score_columns_from_csv, body)
+    return evaluation, columns
 
 
 async def apply_event(
@@ -113,13 +129,14 @@ async def apply_event(
     # cost seconds apiece (EXPLAIN ANALYZE), and the sorts fit in memory at 128 MB.
     await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SET LOCAL work_mem = '128MB'"))
-    evaluation = await import_evaluation(session, scoring, int(event["id"]), payload)
+    evaluation, columns = await import_evaluation(session, scoring, int(event["id"]), payload)
     # Keep only the current run's scores: applications carry their own evidence.
     await session.execute(delete(Evaluation).where(Evaluation.run_id != evaluation.run_id))
     await session.execute(
         delete(EnterpriseScore).where(EnterpriseScore.run_id != evaluation.run_id)
     )
-    await recompute_lines(session)
+    # The scores just imported, not read back (a million enterprises' columns).
+    await recompute_lines(session, scores=(evaluation.run_id, columns))
     report.imported.append(str(run_id))
     log.info(
         "evaluation imported",

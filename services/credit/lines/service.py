@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import csv as pa_csv
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -147,6 +150,65 @@ async def read_score_columns(session: AsyncSession, run_id: uuid.UUID) -> ScoreC
     )
 
 
+# Scoring's export columns that lines read, typed as the table stores them (the code kept as
+# bytes, as `read_score_columns` reads it: written back as they are).
+_CSV_TYPES = {
+    "uscc": pa.binary(),
+    "stage": pa.string(),
+    "scored": pa.bool_(),
+    "exclusion": pa.string(),
+    "percentile": pa.float64(),
+    "tier": pa.float64(),
+}
+
+
+def score_columns_from_csv(body: bytes | bytearray) -> ScoreColumns:
+    """What `read_score_columns` reads back after the export's CSV is stored, from the CSV
+    itself: the feed sync has it in hand, and reading a million scores back (a sorted
+    binary COPY) cost 6-7 s at a million enterprises. PostgreSQL's CSV conventions as its
+    COPY reads them (an unquoted empty cell is NULL, a quoted one the empty string; `t`/`f`),
+    numbers parsed to the same doubles (both round correctly), rows put in byte order."""
+    table = pa_csv.read_csv(
+        pa.py_buffer(body),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=_CSV_TYPES,
+            include_columns=list(_CSV_TYPES),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+    stage = table.column("stage")
+    codes = pc.index_in(stage, value_set=pa.array(STAGE_ORDER)).fill_null(OTHER_STAGE)
+    no_stage = stage.is_null().to_numpy(zero_copy_only=False)
+    exclusion = pc.fill_null(table.column("exclusion"), "")
+    clear = pc.and_(pc.fill_null(table.column("scored"), False), pc.equal(exclusion, ""))
+    usccs = np.asarray(table.column("uscc").to_numpy(zero_copy_only=False)).astype(np.bytes_)
+    columns = ScoreColumns(
+        usccs=usccs,
+        stage=np.where(no_stage, NO_STAGE, codes.to_numpy(zero_copy_only=False)).astype(np.int16),
+        clear=np.asarray(clear.to_numpy(zero_copy_only=False), dtype=np.bool_),
+        percentile=_nan_floats(table.column("percentile")),
+        tier=_nan_floats(table.column("tier")),
+    )
+    if len(usccs) > 1 and not (usccs[1:] >= usccs[:-1]).all():
+        order = np.argsort(usccs, kind="stable")
+        columns = ScoreColumns(
+            usccs=usccs[order],
+            stage=columns.stage[order],
+            clear=columns.clear[order],
+            percentile=columns.percentile[order],
+            tier=columns.tier[order],
+        )
+    return columns
+
+
+def _nan_floats(column: pa.ChunkedArray) -> npt.NDArray[np.float64]:
+    values = pc.fill_null(column, np.nan).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float64)
+
+
 def _score_columns(scores: list[ScoreFacts]) -> ScoreColumns:
     return ScoreColumns.of(sorted(scores, key=lambda s: s.uscc))
 
@@ -187,7 +249,10 @@ _REBUILD_ABOVE = 100_000  # lines; below, the index is cheaper to keep than to r
 
 
 async def recompute_lines(
-    session: AsyncSession, product_ids: Sequence[uuid.UUID] | None = None
+    session: AsyncSession,
+    product_ids: Sequence[uuid.UUID] | None = None,
+    *,
+    scores: tuple[uuid.UUID, ScoreColumns] | None = None,
 ) -> RecomputeReport:
     """Replace the lines of the given products (all when None) from the current evaluation.
 
@@ -202,6 +267,9 @@ async def recompute_lines(
     seconds the write takes at a million enterprises, rather than read the old lines; and
     the rows are written frozen (COPY FREEZE, allowed after TRUNCATE in the same
     transaction), which spares the first readers setting hint bits on every page.
+
+    `scores`: a run's scores as `read_score_columns` would read them, from whoever just
+    stored them (the feed sync); used when that run is the current evaluation, else read.
     """
     started = time.perf_counter()
     evaluation = await current_evaluation(session)
@@ -213,8 +281,11 @@ async def recompute_lines(
     rules = await published_rules(session, product_ids)
     if evaluation is None or not rules:
         return RecomputeReport(evaluation.run_id if evaluation else None, len(rules), 0, 0, 0.0)
-    scores = await read_score_columns(session, evaluation.run_id)
-    lines = await asyncio.to_thread(compute_line_columns, scores, rules)
+    if scores is not None and scores[0] == evaluation.run_id:
+        columns = scores[1]
+    else:
+        columns = await read_score_columns(session, evaluation.run_id)
+    lines = await asyncio.to_thread(compute_line_columns, columns, rules)
     full = product_ids is None and len(lines.row) > _REBUILD_ABOVE
     if full:
         # Into an empty table, building the key's index once after the load costs less than
@@ -225,7 +296,7 @@ async def recompute_lines(
         await conn.copy_to_table(
             "credit_lines",
             schema_name="credit",
-            source=pgcopy.stream(_line_chunks(scores, rules, lines, evaluation.run_id)),
+            source=pgcopy.stream(_line_chunks(columns, rules, lines, evaluation.run_id)),
             columns=LINE_COLUMNS,
             format="binary",
             freeze=product_ids is None,
