@@ -61,6 +61,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         stop_embedded(EMBEDDED_DATA)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist (`make test`), what shares a fixture wider than a test stays on one worker: a
     module's tests together, and the browser tests, whose session starts a whole platform on
