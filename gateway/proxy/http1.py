@@ -15,13 +15,15 @@ here is the connection pool and the request line, and both keep what aiohttp did
 `GATEWAY_UPSTREAM_TRANSPORT=aiohttp`; tests/gateway/test_upstream_aiohttp.py runs the same
 checks against both):
 * the request: `Host` first, the given headers in order and as given (UTF-8 text), then
-  aiohttp's defaults for what was not given (`Accept: */*`, `Accept-Encoding: gzip, deflate`,
-  its `User-Agent`), `Content-Length` of the body, and `Content-Length: 0` for a body-less
-  POST, PATCH (any method but GET, HEAD, OPTIONS, TRACE); a header that cannot be sent
-  (a line break in it) is refused before anything is sent;
-* the answer: status, raw headers (names lower-cased), the whole body, decoded when the
-  service compressed it (gzip, deflate: what was offered), HEAD, 1xx, 204 and 304 without
-  a body, a body up to the close when neither length nor chunking is given;
+  aiohttp's defaults for what was not given (`Accept: */*`, its `Accept-Encoding` and
+  `User-Agent`), `Content-Length` for a body or any method but GET, HEAD, OPTIONS and
+  TRACE (0 when empty), `Content-Type: application/octet-stream` for a body or a POST,
+  PUT or PATCH that gave none; a header that cannot be sent (a line break in it) is
+  refused before anything is sent;
+* the answer: status, raw headers (names lower-cased), the whole body, decoded with
+  aiohttp's own decompressors when the service compressed it as aiohttp offers; HEAD,
+  1xx, 204 and 304 without a body, a body up to the close when neither length nor
+  chunking is given;
 * the pool: at most `limit` connections in use, a caller waiting for a free one at most
   the pool timeout, connections kept `keepalive_expiry` seconds (a connection the service
   closed is dropped as soon as it is seen closed), TLS with the given context for https;
@@ -44,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-import zlib
 from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,16 +53,25 @@ from urllib.parse import urlsplit
 import aiohttp
 import httptools
 import httpx
+from aiohttp.compression_utils import (
+    HAS_BROTLI,
+    HAS_ZSTD,
+    BrotliDecompressor,
+    ZLibDecompressor,
+    ZSTDDecompressor,
+)
 
 from shared.errors import BadRequest
 
 # What aiohttp adds when the caller did not say (aiohttp.client_reqrep.ClientRequest).
 _DEFAULTS = (
-    (b"accept", b"*/*"),
-    (b"accept-encoding", b"gzip, deflate"),
+    *((k.lower().encode(), v.encode()) for k, v in aiohttp.ClientRequest.DEFAULT_HEADERS.items()),
     (b"user-agent", aiohttp.http.SERVER_SOFTWARE.encode()),
 )
+# The codings aiohttp's parser decodes (the ones it offers, and these whatever it offered).
+_DECODED = frozenset({b"gzip", b"deflate", b"br", b"zstd"})
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_POST_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _BAD_IN_HEADER = (b"\r", b"\n", b"\x00")
 
@@ -400,24 +410,27 @@ class Http1Pool:
 
 
 def _decoded(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> bytes:
+    """The body as aiohttp gave it: decoded (with aiohttp's own decompressors) when its
+    `Content-Encoding` is one aiohttp decodes, else as sent."""
     body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
-    for name, value in headers:
-        if name != b"content-encoding":
-            continue
-        coding = value.strip().lower()
-        if not body or coding not in (b"gzip", b"x-gzip", b"deflate"):
-            return body
-        try:
-            if coding == b"deflate":
-                # zlib-wrapped as the standard says, or raw as some servers send it.
-                try:
-                    return zlib.decompress(body)
-                except zlib.error:
-                    return zlib.decompress(body, -zlib.MAX_WBITS)
-            return zlib.decompress(body, zlib.MAX_WBITS | 16)
-        except zlib.error as exc:
-            raise httpx.ReadError(f"Cannot decode the answer's {coding.decode()} body") from exc
-    return body
+    coding = next((v.lower() for k, v in headers if k == b"content-encoding"), None)
+    if not body or coding not in _DECODED:
+        return body
+    decompressor: BrotliDecompressor | ZLibDecompressor | ZSTDDecompressor
+    if coding == b"br" and HAS_BROTLI:
+        decompressor = BrotliDecompressor()
+    elif coding == b"zstd" and HAS_ZSTD:
+        decompressor = ZSTDDecompressor()
+    elif coding in (b"gzip", b"deflate"):
+        # A "deflate" body without the zlib header (a common mistake) is read raw.
+        raw = coding == b"deflate" and body[0] & 0xF != 8
+        decompressor = ZLibDecompressor(encoding=coding.decode(), suppress_deflate_header=raw)
+    else:
+        raise httpx.ReadError(f"Can not decode content-encoding: {coding.decode()}")
+    try:
+        return decompressor.decompress_sync(body) + decompressor.flush()
+    except Exception as exc:
+        raise httpx.ReadError(f"Can not decode content-encoding: {coding.decode()}") from exc
 
 
 def request_head(
@@ -445,6 +458,8 @@ def request_head(
     for name, value in _DEFAULTS:
         if name not in given:
             parts += [name, b": ", value, b"\r\n"]
+    if b"content-type" not in given and (content_length or method in _POST_METHODS):
+        parts.append(b"content-type: application/octet-stream\r\n")
     if b"content-length" not in given and (content_length or method not in _NO_BODY_METHODS):
         parts += [b"content-length: ", str(content_length).encode(), b"\r\n"]
     parts.append(b"\r\n")
