@@ -208,31 +208,40 @@ class Exchange(asyncio.Protocol):
         """Send the request and wait for the whole answer (`status`, `headers`, `body`).
         True when the connection can be kept for another request."""
         assert self.transport is not None
+        if self.closed:
+            raise _Lost("the service closed the connection")
         self._parser = httptools.HttpResponseParser(self)
         self._waiter = self.loop.create_future()
         self._head = is_head
         self._headers_done = self._framed = self._keep = False
         self.status, self.headers, self.body = 0, [], []
-        if self.closed:
-            raise _Lost("the service closed the connection")
-        if body:
-            self.transport.writelines((head, body))
-        else:
-            self.transport.write(head)
-        if self._paused:
-            # A large body: the silence to time is the service's, after it has all of it.
-            self._drained = self.loop.create_future()
-            await self._drained
-            self._drained = None
-        self._read_timeout = read_timeout
-        if read_timeout is not None:
-            self._last_read = self.loop.time()
-            self._timer = self.loop.call_at(self._last_read + read_timeout, self._check_silence)
         try:
+            if body:
+                self.transport.writelines((head, body))
+            else:
+                self.transport.write(head)
+            if self._paused:
+                # A large body: the silence to time is the service's, after it has all of
+                # it, unless it answers before it has read it all (a 413, say).
+                self._drained = self.loop.create_future()
+                try:
+                    await self._drained
+                finally:
+                    self._drained = None
+                if self._waiter.done() and self.transport.get_write_buffer_size():
+                    # The rest of the body is not wanted: dropped, and the connection with it.
+                    self.closed = True
+                    self.transport.abort()
+            self._read_timeout = read_timeout
+            if read_timeout is not None and not self._waiter.done():
+                self._last_read = self.loop.time()
+                self._timer = self.loop.call_at(self._last_read + read_timeout, self._check_silence)
             await self._waiter
         finally:
             self._stop_timer()
             self._parser = None
+            if not self._waiter.done():
+                self._waiter.cancel()  # we were cancelled: nothing is to be told any more
         return self._keep and not self.closed
 
     def _check_silence(self) -> None:
@@ -253,10 +262,17 @@ class Exchange(asyncio.Protocol):
     def _finish(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        self._release_drain()
 
     def _fail(self, exc: Exception) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
+        self._release_drain()
+
+    def _release_drain(self) -> None:
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     def _abandon(self) -> None:
         self.closed = True

@@ -72,8 +72,8 @@ async def answers(*replies: bytes) -> Handler:
     return handler
 
 
-def make_upstreams(url: str, limit: int = 10) -> tuple[Upstreams, Http1Pool]:
-    settings = GatewaySettings(scoring_url=url, upstream_timeout=0.5, breaker_threshold=50)
+def make_upstreams(url: str, limit: int = 10, timeout: float = 0.5) -> tuple[Upstreams, Http1Pool]:
+    settings = GatewaySettings(scoring_url=url, upstream_timeout=timeout, breaker_threshold=50)
     pool = Http1Pool(limit, 5.0)
     return Upstreams(settings, httpx.AsyncClient(), fast=Http1Sender(pool)), pool
 
@@ -289,4 +289,25 @@ async def test_callers_wait_for_a_free_connection_within_the_pool_timeout(
         return_exceptions=True,
     )
     assert any(isinstance(r, ServiceUnavailable) for r in results)
+    await pool.aclose()
+
+
+async def test_an_answer_before_the_whole_body_is_read_comes_back_at_once(
+    servers: list[asyncio.Server],
+) -> None:
+    too_large = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 0\r\n\r\n"
+
+    async def refuses(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: Raw) -> None:
+        raw.heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(too_large)  # and reads no more of the body
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    raw = await start(servers, refuses)
+    upstreams, pool = make_upstreams(raw.url, timeout=30)
+    body = b"x" * (32 * 1024 * 1024)  # more than the sockets' buffers hold
+    started = asyncio.get_running_loop().time()
+    answer = await upstreams.request("scoring", "POST", "/v1/imports", headers=[], content=body)
+    assert answer.status_code == 413
+    assert asyncio.get_running_loop().time() - started < 10  # not the 30 s of a read timeout
     await pool.aclose()
