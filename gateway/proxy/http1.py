@@ -318,6 +318,10 @@ class Http1Pool:
                     self._waiters.append(waiter)
                     try:
                         await waiter
+                    except BaseException:
+                        if waiter.done() and not waiter.cancelled():
+                            self._wake()  # woken, but leaving: the free slot is the next's
+                        raise
                     finally:
                         if waiter in self._waiters:
                             self._waiters.remove(waiter)
