@@ -21,8 +21,9 @@ from gateway.auth.esso import EssoClient
 from gateway.auth.identity import ACCESS_COOKIE, GATEWAY_AUDIENCE, Identity, RevocationList
 from gateway.auth.staff import StaffVerifier
 from gateway.bodylimit import BodyLimitMiddleware
+from gateway.proxy.http1 import Http1Pool
 from gateway.proxy.router import ProxyFastPath
-from gateway.proxy.upstreams import Upstreams
+from gateway.proxy.upstreams import Http1Sender, Upstreams
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from shared.app import Overrides, ServiceSpec, create_service_app, start_background
@@ -100,16 +101,25 @@ def create_app(
             else load_or_create_secret_key(settings.var_dir)
         )
         app.state.limiter = RateLimiter(settings.rate_limit_storage)
-        # The hot path calls aiohttp directly (gateway.proxy.upstreams); the httpx client
-        # over the same aiohttp pool serves the rest (and the proxy while tracing is on).
+        # The hot path has its own HTTP/1.1 client (gateway.proxy.http1; aiohttp directly
+        # with upstream_transport=aiohttp); the httpx client over an aiohttp pool serves
+        # the rest (and the proxy while tracing is on).
         # Tests route the httpx client in-process and have no aiohttp session.
         limits = httpx.Limits(
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_connections,
         )
-        session = None
-        if overrides.http_transport is None and settings.upstream_transport == "aiohttp":
+        session = fast = None
+        if overrides.http_transport is None and settings.upstream_transport != "httpx":
             session = upstream_session(limits)
+            if settings.upstream_transport == "http1":
+                fast = Http1Sender(
+                    Http1Pool(
+                        limits.max_connections or 0,
+                        limits.keepalive_expiry,
+                        httpx.create_ssl_context(),
+                    )
+                )
         app.state.upstream_http = create_http_client(
             timeout=settings.upstream_timeout,
             connect_timeout=settings.upstream_connect_timeout,
@@ -127,6 +137,7 @@ def create_app(
             session,
             # configure_tracing runs after this hook: asked per call, not now.
             tracing=lambda: getattr(app.state, "tracer_provider", None) is not None,
+            fast=fast,
         )
         app.state.staff_verifier = StaffVerifier.from_settings(settings, app.state.http)
         app.state.esso = EssoClient(
@@ -144,6 +155,9 @@ def create_app(
         )
 
     async def shutdown(app: FastAPI) -> None:
+        fast = app.state.upstreams.fast
+        if isinstance(fast, Http1Sender):
+            await fast.pool.aclose()
         await app.state.upstream_http.aclose()
 
     spec = ServiceSpec(

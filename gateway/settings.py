@@ -126,9 +126,10 @@ class GatewaySettings(ComponentSettings):
     # Per-upstream read timeouts, e.g. GATEWAY_UPSTREAM_TIMEOUTS='{"scoring": 30}'.
     upstream_timeouts: dict[str, float] = Field(default_factory=dict)
     upstream_max_connections: int = 200
-    # "aiohttp" (the default) or httpx's own pool, kept selectable so the benchmark can show
-    # the difference (encode/httpx issue 3215) on the machine at hand.
-    upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    # The proxy's client: "http1" (the default: its own keep-alive client on httptools, see
+    # gateway/proxy/http1.py), "aiohttp" (aiohttp's ClientSession) or httpx's own pool, kept
+    # selectable so the benchmark can show the difference on the machine at hand.
+    upstream_transport: Literal["http1", "aiohttp", "httpx"] = "http1"
     # Extra attempts for idempotent methods after a connection-level failure.
     upstream_retries: int = 1
     max_body_bytes: int = 64 * 1024 * 1024

@@ -7,7 +7,7 @@ scored cohort, then runs wrk against the same score lookup twice in the same run
 * directly at the scoring service, with an internal token for it;
 * through the gateway, with a gateway access token (client credentials of the government
   portal): the gateway verifies it, applies the rate limit and breaker, mints a fresh
-  internal token and forwards over its aiohttp transport.
+  internal token and forwards over its own HTTP/1.1 client (`--transport` to compare).
 
 Direct and gateway runs alternate, `--rounds` (3) times at 64 and at 4 connections. Reported
 per level, median and worst of the rounds: throughput through the gateway as a share of
@@ -305,9 +305,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=300, help="enterprises in the cohort")
     parser.add_argument(
         "--transport",
-        choices=["aiohttp", "httpx"],
-        default="aiohttp",
-        help="the gateway's upstream transport (httpx: its own pool, for comparison)",
+        choices=["http1", "aiohttp", "httpx"],
+        default="http1",
+        help="the gateway's upstream transport (aiohttp, httpx: for comparison)",
     )
     return parser.parse_args()
 

@@ -44,7 +44,12 @@ from shared.app import _relative as relative_location
 from shared.auth.principal import Principal, PrincipalKind
 from shared.errors import BadRequest, Forbidden
 from shared.identifiers import canonical_uscc
-from shared.logging import RequestIdMiddleware, current_request_id
+from shared.logging import (
+    bind_request_id,
+    current_request_id,
+    unbind_request_id,
+    with_request_id,
+)
 from shared.metrics import observe_request
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -328,14 +333,13 @@ class ProxyFastPath:
         handlers = {k: h for k, h in root.exception_handlers.items() if k not in (500, Exception)}
         self.status_handlers = {k: h for k, h in handlers.items() if isinstance(k, int)}
         self.class_handlers = {k: h for k, h in handlers.items() if not isinstance(k, int)}
-        self._answer = RequestIdMiddleware(self._handle)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(_PROXIED):
             route = self._match(scope)
             if route is not None:
                 scope["route"] = route
-                await self._answer(scope, receive, send)
+                await self._handle(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -360,6 +364,9 @@ class ProxyFastPath:
         return None
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The request id as `RequestIdMiddleware` gives it, in this layer's own wrapper.
+        rid, rid_token = bind_request_id(scope)
+        rid_bytes = rid.encode()
         start = time.perf_counter()
         status = 500
         started = False
@@ -369,12 +376,14 @@ class ProxyFastPath:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
+                headers = message.get("headers", [])
                 if 300 <= status < 400:
                     own = own_origins(scope)
-                    message["headers"] = [
+                    headers = [
                         (k, relative_location(v, own) if k == b"location" else v)
-                        for k, v in message.get("headers", [])
+                        for k, v in headers
                     ]
+                message["headers"] = with_request_id(headers, rid_bytes)
             await send(message)
 
         try:
@@ -399,6 +408,7 @@ class ProxyFastPath:
                 status,
                 time.perf_counter() - start,
             )
+            unbind_request_id(rid_token)
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         # Only the methods whose body the proxy reads; the bound is BodyLimitMiddleware's.

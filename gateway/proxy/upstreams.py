@@ -40,6 +40,7 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 from yarl import URL
 
+from gateway.proxy.http1 import Http1Pool, Origin, request_head
 from gateway.settings import UPSTREAMS, GatewaySettings
 from shared.errors import BadRequest, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from shared.metrics import CIRCUIT_STATE
@@ -219,6 +220,36 @@ class AiohttpSender:
                 return Answer(resp.status, [(k.lower(), v) for k, v in resp.raw_headers], body)
 
 
+_Http1Call = tuple[Origin, str, bytes, bytes, httpx.Timeout]
+
+
+class Http1Sender:
+    """The proxy's own keep-alive HTTP/1.1 client (`gateway.proxy.http1`: why, and what it
+    keeps from aiohttp); failures are raised as the httpx exceptions `AiohttpSender` raised."""
+
+    def __init__(self, pool: Http1Pool) -> None:
+        self.pool = pool
+
+    def prepare(
+        self, method: str, url: str, headers: Headers, content: bytes, timeout: httpx.Timeout
+    ) -> _Http1Call:
+        # `url` is `upstream_url`'s: the upstream's base URL and an ASCII target.
+        scheme_end = url.index("://") + 3
+        slash = url.find("/", scheme_end)
+        base, target = (url, "/") if slash < 0 else (url[:slash], url[slash:])
+        try:
+            origin = self.pool.origin(base)
+            head = request_head(method, target, origin, headers, len(content))
+        except (ValueError, UnicodeError) as exc:
+            raise BadRequest("The request cannot be forwarded as sent") from exc
+        return (origin, method, head, content, timeout)
+
+    async def send(self, prepared: _Http1Call) -> Answer:
+        origin, method, head, content, timeout = prepared
+        status, headers, body = await self.pool.request(origin, method, head, content, timeout)
+        return Answer(status, headers, body)
+
+
 class Upstreams:
     def __init__(
         self,
@@ -226,13 +257,17 @@ class Upstreams:
         client: httpx.AsyncClient,
         session: aiohttp.ClientSession | None = None,
         tracing: Callable[[], bool] = lambda: False,
+        fast: Sender | None = None,
     ) -> None:
-        """`session`: aiohttp for the hot path; without it (tests' in-process transport,
+        """`fast`: the hot path's sender (`Http1Sender`), else aiohttp's `session`
+        (`AiohttpSender`); without either (tests' in-process transport,
         `upstream_transport=httpx`) and while tracing is on (its client spans come from
         the instrumented httpx client), calls go through `client`."""
         self.client = client
         self.httpx = HttpxSender(client)
-        self.fast: Sender | None = AiohttpSender(session) if session is not None else None
+        if fast is None and session is not None:
+            fast = AiohttpSender(session)
+        self.fast: Sender | None = fast
         self.tracing = tracing
         self._sender: Sender | None = None
         self.retries = settings.upstream_retries

@@ -1,6 +1,7 @@
-"""The proxy's aiohttp client, called directly (no httpx in between), against a real HTTP
-server on loopback: what reaches the service is byte for byte what httpx sent before, and its
-failures are classified as they were (the rest of tests/gateway routes httpx in-process)."""
+"""The proxy's clients, its own HTTP/1.1 client (the default) and aiohttp's called directly
+(no httpx in between), against a real HTTP server on loopback: what reaches the service is
+byte for byte what httpx sent before, and failures are classified as they were (the rest of
+tests/gateway routes httpx in-process). Every test here runs with both clients."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest
 from aiohttp import web
 
 from gateway.app import upstream_session
-from gateway.proxy.upstreams import Upstreams, upstream_url
+from gateway.proxy.http1 import Http1Pool
+from gateway.proxy.upstreams import Http1Sender, Upstreams, upstream_url
 from gateway.settings import GatewaySettings
 from shared.errors import BadRequest, ServiceUnavailable, UpstreamTimeout
 
@@ -94,8 +96,8 @@ async def upstream() -> AsyncIterator[Upstream]:
     await runner.cleanup()
 
 
-@pytest.fixture
-async def upstreams(upstream: Upstream) -> AsyncIterator[Upstreams]:
+@pytest.fixture(params=["http1", "aiohttp"])
+async def upstreams(upstream: Upstream, request: pytest.FixtureRequest) -> AsyncIterator[Upstreams]:
     settings = GatewaySettings(
         scoring_url=upstream.url,
         policy_url="http://127.0.0.1:9",  # discard: nothing listens
@@ -103,8 +105,11 @@ async def upstreams(upstream: Upstream) -> AsyncIterator[Upstreams]:
         breaker_threshold=3,
     )
     session = upstream_session(httpx.Limits(max_connections=10))
+    pool = Http1Pool(10, 5.0)
+    fast = Http1Sender(pool) if request.param == "http1" else None
     async with httpx.AsyncClient() as client:
-        yield Upstreams(settings, client, session)
+        yield Upstreams(settings, client, session, fast=fast)
+    await pool.aclose()
     await session.close()
 
 
