@@ -178,8 +178,12 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     # uvicorn gives its loggers handlers of their own that would print unmasked lines.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
+        # `--no-access-log` leaves uvicorn.access with neither handler nor propagation, and
+        # uvicorn decides per connection by `hasHandlers()`: propagating it to the root's
+        # handler would log every request after all.
+        switched_off = name == "uvicorn.access" and not logger.handlers and not logger.propagate
         logger.handlers.clear()
-        logger.propagate = True
+        logger.propagate = not switched_off
 
 
 def bind_request_id(scope: Scope) -> tuple[str, Token[str | None]]:

@@ -102,6 +102,26 @@ def test_no_full_code_or_secret_reaches_a_json_line(captured_logs: io.StringIO) 
     assert "913301**********7H" in lines[2]["exception"]
 
 
+@pytest.mark.parametrize("access_log", [True, False])
+def test_uvicorns_access_log_switch_is_kept(access_log: bool) -> None:
+    """uvicorn's `--no-access-log` (no handler, no propagation) stays off; an access log
+    uvicorn set up goes through the masking handler instead of its own."""
+    access = logging.getLogger("uvicorn.access")
+    saved = (list(access.handlers), access.propagate)
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    access.handlers = [logging.StreamHandler(io.StringIO())] if access_log else []
+    access.propagate = False
+    try:
+        configure_logging(json=True)
+        assert access.handlers == []
+        assert access.propagate is access_log
+        assert access.hasHandlers() is access_log  # what uvicorn checks per connection
+    finally:
+        access.handlers, access.propagate = saved
+        root.handlers = handlers
+
+
 def test_tracing_is_off_unless_an_exporter_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
