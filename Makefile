@@ -31,7 +31,7 @@ run: $(STAMP) ## The whole platform with demo data (embedded PostgreSQL unless D
 test: $(STAMP) chromium ## The test suite against real PostgreSQL (TEST_DATABASE_URL or embedded)
 	@# Two xdist workers for everything but the reliability suite, which then runs alone: it
 	@# times failures and recoveries of the assembled platform, so it gets the machine to itself.
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/reliability; \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --ignore=tests/reliability; \
 	  a=$$?; $(BIN)/python -m pytest -q tests/reliability; b=$$?; test $$a -eq 0 && test $$b -eq 0
 
 chromium: ## Debian's chromium for the browser tests, installed when missing

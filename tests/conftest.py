@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from joserfc.jwk import KeySet
@@ -61,21 +62,34 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         stop_embedded(EMBEDDED_DATA)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def _scope(nodeid: str) -> str | None:
+    """The browser tests share one platform per session (started on fixed ports): one unit."""
+    return "tests/browser" if nodeid.startswith("tests/browser/") else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test`'s `--dist loadfile`, with the browser directory as one unit besides files.
+
+    xdist's own `loadgroup` marks do not work with pytest 9.2 (xdist renames the node ids
+    through an attribute pytest no longer reads), so the unit is chosen here instead.
+    """
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class BrowserTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid) or super()._split_scope(nodeid)
+
+    return BrowserTogether(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist (`make test`), what shares a fixture wider than a test stays on one worker: a
-    module's tests together, and the browser tests, whose session starts a whole platform on
-    fixed ports, as one group sent first (the longest unit, so the other worker balances it)."""
-    if config.getoption("dist", default="no") == "no":
-        return
-
-    def group(item: pytest.Item) -> str:
-        path = str(item.path).replace("\\", "/")
-        return "browser" if "/tests/browser/" in path else path
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-    items.sort(key=lambda item: group(item) != "browser")  # stable: the rest keep their order
+    """On an xdist worker, the browser tests first: the longest unit, sent while the other
+    worker takes the files one by one (the scheduler hands out units in collection order)."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: _scope(item.nodeid) is None)  # stable: the rest keep order
 
 
 @pytest.fixture(scope="session")

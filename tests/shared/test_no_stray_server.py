@@ -16,7 +16,7 @@ from shared.pg import embedded_running, stop_embedded
 
 # `make test` runs xdist workers: there the controller starts the server, the workers share it.
 @pytest.mark.parametrize(
-    "workers", [[], ["-n", "2", "--dist", "loadgroup"]], ids=["serial", "xdist"]
+    "workers", [[], ["-n", "2", "--dist", "loadfile"]], ids=["serial", "xdist"]
 )
 def test_a_session_that_started_the_embedded_server_stops_it(workers: list[str]) -> None:
     # Not under pytest's tmp_path: the inner session's own temp directory handling sets
