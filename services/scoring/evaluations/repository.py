@@ -84,30 +84,30 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
 async def read_inputs_parallel(
     engine: AsyncEngine, period: int, min_pages: int = PARALLEL_MIN_PAGES
 ) -> EvaluationInputs:
-    """`read_inputs` on two connections at once, each sending half of the table's pages, in
-    one snapshot (exported by the first, imported by the second): the server's per-field
-    send of a million 51-field rows is most of the read, and one backend does it on one core
-    while the machine has two. Below `min_pages`, one connection does it all."""
+    """`read_inputs` on two connections at once, each sending the rows of half the range of
+    enterprise ids, in one snapshot (exported by the first, imported by the second): the
+    server's per-field send of a million 51-field rows is most of the read, and one backend
+    does it on one core while the machine has two. Split by id rather than by heap pages:
+    a later period's rows sit at the end of the heap, so halves of the pages would leave one
+    side with nothing. Below `min_pages` of `facts`, one connection does it all."""
     async with engine.connect() as first:
         a: asyncpg.Connection = (await first.get_raw_connection()).driver_connection
         async with a.transaction(isolation="repeatable_read", readonly=True):
-            pages = int(
-                await a.fetchval(
-                    "SELECT pg_relation_size('scoring.facts') / current_setting('block_size')::int"
-                )
+            pages = await a.fetchval(
+                "SELECT pg_relation_size('scoring.facts') / current_setting('block_size')::int"
             )
-            if pages < max(min_pages, 2):
+            low, high = await a.fetchrow("SELECT min(id), max(id) FROM scoring.enterprises")
+            if pages < min_pages or low is None or low == high:
                 return await read_inputs(a, period)
             snapshot = await a.fetchval("SELECT pg_export_snapshot()")
+            mid = int(low) + (int(high) - int(low) + 1) // 2
             async with engine.connect() as second:
                 b: asyncpg.Connection = (await second.get_raw_connection()).driver_connection
                 async with b.transaction(isolation="repeatable_read", readonly=True):
                     await b.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-                    half = pages // 2
-                    # TID range scans: each backend reads only its half of the heap.
                     parts = await asyncio.gather(
-                        _read_part(a, period, f"f.ctid < '({half},0)'::tid"),
-                        _read_part(b, period, f"f.ctid >= '({half},0)'::tid"),
+                        _read_part(a, period, f"f.enterprise_id < {mid}"),
+                        _read_part(b, period, f"f.enterprise_id >= {mid}"),
                     )
     return _assemble(list(parts))
 

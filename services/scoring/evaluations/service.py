@@ -164,8 +164,15 @@ async def execute_run(
             inputs = await read_inputs_parallel(engine, run.period)
             phases["read"], mark = time.perf_counter() - mark, time.perf_counter()
             engine_input = EngineInput(inputs.revenue, inputs.values, inputs.excluded_reason)
-            result = await asyncio.to_thread(evaluate, engine_input, spec)
-            digest = await asyncio.to_thread(fingerprint, engine_input, spec)
+            # The fingerprint (a hash of the inputs) alongside the engine, on the other core;
+            # the engine's error, if any, is the one reported.
+            digest_task = asyncio.ensure_future(asyncio.to_thread(fingerprint, engine_input, spec))
+            try:
+                result = await asyncio.to_thread(evaluate, engine_input, spec)
+            except BaseException:
+                digest_task.cancel()
+                raise
+            digest = await digest_task
             phases["compute"], mark = time.perf_counter() - mark, time.perf_counter()
             await write_scores(driver, run_id, inputs, result)
             phases["write"], mark = time.perf_counter() - mark, time.perf_counter()
