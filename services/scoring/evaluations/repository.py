@@ -78,7 +78,7 @@ PARALLEL_MIN_PAGES = 8192
 
 async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs:
     """A period's evaluation inputs, on one connection (in its transaction's snapshot)."""
-    return _assemble([await _read_part(conn, period, "true")])
+    return _assemble([await _read_part(conn, period, "true")], await _flagged(conn, period))
 
 
 async def read_inputs_parallel(
@@ -105,19 +105,23 @@ async def read_inputs_parallel(
                 b: asyncpg.Connection = (await second.get_raw_connection()).driver_connection
                 async with b.transaction(isolation="repeatable_read", readonly=True):
                     await b.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-                    parts = await asyncio.gather(
-                        _read_part(a, period, f"f.enterprise_id < {mid}"),
+                    (part_a, flagged), part_b = await asyncio.gather(
+                        _read_part_and_flags(a, period, f"f.enterprise_id < {mid}"),
                         _read_part(b, period, f"f.enterprise_id >= {mid}"),
                     )
-    return _assemble(list(parts))
+    return _assemble([part_a, part_b], flagged)
 
 
-_Part = tuple[np.ndarray, list[asyncpg.Record]]
+async def _read_part_and_flags(
+    conn: asyncpg.Connection, period: int, where: str
+) -> tuple[np.ndarray, list[asyncpg.Record]]:
+    # The negative flags (a scan of their own) once, by one of the two connections.
+    return await _read_part(conn, period, where), await _flagged(conn, period)
 
 
-async def _read_part(conn: asyncpg.Connection, period: int, where: str) -> _Part:
+async def _read_part(conn: asyncpg.Connection, period: int, where: str) -> np.ndarray:
     """The facts rows of `period` matching `where` as a structured array over their binary
-    COPY, and those rows' negative flags."""
+    COPY."""
     cols = ", ".join(f"coalesce(f.\"{c}\", 'NaN')" for c in ("operating_revenue", *INDICATOR_CODES))
     cols += "".join(f", coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
     # No ORDER BY: sorting a million wide rows spills to disk; numpy sorts the ids instead.
@@ -141,27 +145,30 @@ async def _read_part(conn: asyncpg.Connection, period: int, where: str) -> _Part
     rows = np.frombuffer(body, dtype=dtype)
     if rows.size and (rows["nfields"] != _N + 2 + len(_SOURCE_COLUMNS)).any():
         raise ValueError("unexpected field count in binary COPY")
-    flagged = await conn.fetch(
+    return rows
+
+
+async def _flagged(conn: asyncpg.Connection, period: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT f.enterprise_id AS id, f.negative_flags FROM scoring.facts f "
-        f"WHERE f.period = $1 AND cardinality(f.negative_flags) > 0 AND {where}",
+        "WHERE f.period = $1 AND cardinality(f.negative_flags) > 0",
         period,
     )
-    return rows, flagged
+    return rows
 
 
-def _assemble(parts: list[_Part]) -> EvaluationInputs:
+def _assemble(parts: list[np.ndarray], flagged: list[asyncpg.Record]) -> EvaluationInputs:
     """The parts' columns joined in enterprise-id order. Each column is taken out of the
     COPY buffers before any reordering: a sort of the raw rows would copy all of them."""
-    ids = np.concatenate([rows["id"] for rows, _ in parts], dtype=np.int64)
-    revenue = np.concatenate([rows["vals"]["v"][:, 0] for rows, _ in parts], dtype=np.float64)
-    values = np.concatenate([rows["vals"]["v"][:, 1:] for rows, _ in parts], dtype=np.float64)
-    sources = np.concatenate([rows["srcs"]["v"] for rows, _ in parts], dtype=np.int32)
+    ids = np.concatenate([rows["id"] for rows in parts], dtype=np.int64)
+    revenue = np.concatenate([rows["vals"]["v"][:, 0] for rows in parts], dtype=np.float64)
+    values = np.concatenate([rows["vals"]["v"][:, 1:] for rows in parts], dtype=np.float64)
+    sources = np.concatenate([rows["srcs"]["v"] for rows in parts], dtype=np.int32)
     if ids.size > 1 and not (ids[1:] > ids[:-1]).all():
         # A bulk load writes facts in id order, so a sort is usually not needed.
         order = np.argsort(ids, kind="stable")
         ids, revenue, values, sources = ids[order], revenue[order], values[order], sources[order]
     reasons = np.full(ids.size, None, dtype=object)
-    flagged = [r for _, part in parts for r in part]
     if flagged:
         pos = np.searchsorted(ids, np.array([r["id"] for r in flagged], dtype=np.int64))
         for p, r in zip(pos, flagged, strict=True):
