@@ -98,9 +98,9 @@ async def bench(size: int, server_url: str, csv_path: bool) -> dict[str, float]:
         bulk = from_demo(data, PERIOD)
         # The pool's connections exist before the clocks start (their server CPU is read from
         # /proc while they live: a connection opened and closed within a phase would be lost).
-        async with maker() as s1, maker() as s2, maker() as s3:
-            for session in (s1, s2, s3):
-                await session.execute(text("SELECT 1"))
+        async with maker() as w1, maker() as w2, maker() as w3:
+            for warm in (w1, w2, w3):
+                await warm.execute(text("SELECT 1"))
         t0, c0, s0 = time.perf_counter(), time.process_time(), await server_cpu(admin, name)
         async with maker() as session, session.begin():
             await bulk_load(session, bulk)
