@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import text
 
 from services.scoring.engine import EngineInput, evaluate, fingerprint
-from services.scoring.evaluations.repository import read_inputs
+from services.scoring.evaluations.repository import read_inputs, read_inputs_parallel
 from services.scoring.specs.spec import DEFAULT_MODEL
 from tests.platform import Platform
 from tests.scoring_fixtures import demo, evaluate_and_publish, import_period, publish_demo
@@ -104,6 +104,27 @@ async def test_scores_reproduce_exactly_from_stored_inputs(platform: Platform) -
         if result.scored[i]:
             assert total == result.total[i]
             np.testing.assert_array_equal(np.asarray(points), result.points[i])
+
+
+async def test_the_parallel_read_returns_what_one_connection_reads(platform: Platform) -> None:
+    await publish_demo(platform, n=N, seed=4)
+    engine = platform.fastapi["scoring"].state.engine
+    async with engine.begin() as conn:
+        # Some rows move to the heap's end, so the halves' ids interleave and need a sort.
+        await conn.execute(
+            text("UPDATE scoring.facts SET updated_at = now() WHERE enterprise_id % 3 = 0")
+        )
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        serial = await read_inputs(raw.driver_connection, 2025)
+    parallel = await read_inputs_parallel(engine, 2025, min_pages=0)
+    assert serial.enterprise_ids.size == N
+    assert any(serial.excluded_reason)
+    np.testing.assert_array_equal(parallel.enterprise_ids, serial.enterprise_ids)
+    np.testing.assert_array_equal(parallel.revenue, serial.revenue)
+    np.testing.assert_array_equal(parallel.values, serial.values)
+    np.testing.assert_array_equal(parallel.sources, serial.sources)
+    assert list(parallel.excluded_reason) == list(serial.excluded_reason)
 
 
 async def test_a_second_run_supersedes_and_duplicate_publish_is_idempotent(

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from contracts.catalogue import INDICATOR_CODES
 from services.scoring.audit.service import record
 from services.scoring.engine import EngineInput, evaluate, fingerprint
-from services.scoring.evaluations.repository import read_inputs, write_scores
+from services.scoring.evaluations.repository import read_inputs_parallel, write_scores
 from services.scoring.evaluations.schemas import ObjectionCounts
 from services.scoring.models import EvaluationRun, Event, Objection, ScoringModel
 from services.scoring.specs.service import latest_published_version
@@ -161,11 +161,18 @@ async def execute_run(
             spec = ModelSpec.from_dict(spec_json)
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
-            inputs = await read_inputs(driver, run.period)
+            inputs = await read_inputs_parallel(engine, run.period)
             phases["read"], mark = time.perf_counter() - mark, time.perf_counter()
             engine_input = EngineInput(inputs.revenue, inputs.values, inputs.excluded_reason)
-            result = await asyncio.to_thread(evaluate, engine_input, spec)
-            digest = await asyncio.to_thread(fingerprint, engine_input, spec)
+            # The fingerprint (a hash of the inputs) alongside the engine, on the other core;
+            # the engine's error, if any, is the one reported.
+            digest_task = asyncio.ensure_future(asyncio.to_thread(fingerprint, engine_input, spec))
+            try:
+                result = await asyncio.to_thread(evaluate, engine_input, spec)
+            except BaseException:
+                digest_task.cancel()
+                raise
+            digest = await digest_task
             phases["compute"], mark = time.perf_counter() - mark, time.perf_counter()
             await write_scores(driver, run_id, inputs, result)
             phases["write"], mark = time.perf_counter() - mark, time.perf_counter()

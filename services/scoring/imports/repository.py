@@ -205,6 +205,9 @@ async def _merge(
     """Enterprises, then facts. With `period` (a file of one period), the first load of that
     period is a plain insert, as the bulk loader's is: nothing to merge with, so the
     speculative-insertion machinery and the history of changes have nothing to do."""
+    # As the bulk loader does: the million-row sort (DISTINCT ON) and joins run in memory
+    # instead of spilling to disk in batches (the server's default is 4 MB).
+    await conn.execute("SET LOCAL work_mem = '256MB'")
     ent_cols = ["uscc", "name", *[c for c in ENTERPRISE_COLUMNS if c in cols]]
     ent_list = ", ".join(f'"{c}"' for c in ent_cols)
     await merge_enterprises(
