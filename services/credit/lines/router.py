@@ -21,7 +21,7 @@ from services.credit.lines.schemas import (
     RuleEvidence,
     ScoreEvidence,
 )
-from services.credit.lines.service import current_evaluation, facts, score_of
+from services.credit.lines.service import PublishedRun, current_run, facts, score_of
 from services.credit.models import (
     Bank,
     CreditLine,
@@ -41,7 +41,7 @@ router = APIRouter(prefix="/v1/enterprises", tags=["lines"], route_class=Committ
 Sort = Literal["amount", "-amount", "rate", "-rate"]
 
 
-def evidence(evaluation: Evaluation, score: EnterpriseScore) -> ScoreEvidence:
+def evidence(evaluation: Evaluation | PublishedRun, score: EnterpriseScore) -> ScoreEvidence:
     return ScoreEvidence(
         run_id=evaluation.run_id,
         period=evaluation.period,
@@ -68,8 +68,8 @@ def rule_evidence(version: ProductVersion, band: int) -> RuleEvidence:
     )
 
 
-async def _scored(session: AsyncSession, uscc: str) -> tuple[Evaluation, EnterpriseScore]:
-    evaluation = await current_evaluation(session)
+async def _scored(session: AsyncSession, uscc: str) -> tuple[PublishedRun, EnterpriseScore]:
+    evaluation = await current_run(session)
     if evaluation is None:
         raise NoPublishedEvaluation("No evaluation has been published to the credit service yet")
     score = await score_of(session, evaluation.run_id, uscc)
