@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -84,6 +86,28 @@ async def _missing(session: AsyncSession, uscc: str) -> Exception:
 _CURRENT_RUN = text("SELECT run_id, period FROM policy.evaluations ORDER BY period DESC LIMIT 1")
 
 
+# An explanation depends only on the rule, the facts it reads and `near_max` (the engine reads
+# no clock): kept per enterprise's facts, so an enterprise that comes back (the mini-app's
+# dashboard and match pages) is not evaluated again while nothing of that changed. The key is
+# the facts themselves, so a new evaluation or corrected facts are a different entry. Bounded
+# (an entry is ~0.1 MB for 21 rules): least recently used first out.
+_Explained = tuple[Status, list[str], list[str], list[dict[str, Any]]]
+_EXPLAINED: OrderedDict[str, dict[tuple[str, int], _Explained]] = OrderedDict()
+_EXPLAINED_MAX = 128
+
+
+def _explanations(facts: Mapping[str, Any]) -> dict[tuple[str, int], _Explained]:
+    key = repr(sorted(facts.items()))
+    hit = _EXPLAINED.get(key)
+    if hit is None:
+        hit = _EXPLAINED[key] = {}
+        if len(_EXPLAINED) > _EXPLAINED_MAX:
+            _EXPLAINED.popitem(last=False)
+    else:
+        _EXPLAINED.move_to_end(key)
+    return hit
+
+
 async def matches(
     session: AsyncSession,
     code: str,
@@ -114,6 +138,7 @@ async def matches(
     # explained with the rule as matched.
     as_matched = await stored_rules(session, changed) if changed else {}
     items: list[dict[str, Any]] = []
+    known = _explanations(entry.facts)
     for rule in rules:
         stored = entry.statuses.get(rule.key)
         if stored is None or (kind is not None and rule.kind != kind):
@@ -121,9 +146,21 @@ async def matches(
         st = STATUSES[stored.status]
         if status and st not in status:
             continue
-        engine = compiled(as_matched[rule.key])[0] if rule.key in as_matched else rule.compiled
-        outcome = engine.evaluate(entry.facts, near_max=stored.near_max)
-        if outcome.status != st:
+        explained = (
+            None if rule.key in as_matched else known.get((rule.fingerprint, stored.near_max))
+        )
+        if explained is None:
+            engine = compiled(as_matched[rule.key])[0] if rule.key in as_matched else rule.compiled
+            outcome = engine.evaluate(entry.facts, near_max=stored.near_max)
+            explained = (
+                outcome.status,
+                outcome.blocking,
+                outcome.missing_facts,
+                _criteria(outcome),
+            )
+            if rule.key not in as_matched:
+                known[(rule.fingerprint, stored.near_max)] = explained
+        if explained[0] != st:
             log.warning("explanation disagrees with the stored status", rule=rule.key)
         items.append(
             {
@@ -133,9 +170,9 @@ async def matches(
                 "version": rule.version,
                 "title": rule.title,
                 "status": st,
-                "blocking": outcome.blocking,
-                "missing_facts": outcome.missing_facts,
-                "criteria": _criteria(outcome),
+                "blocking": explained[1],
+                "missing_facts": explained[2],
+                "criteria": explained[3],
             }
         )
     items.sort(key=lambda m: (_ORDER[m["status"]], m["kind"] != "pool"))
