@@ -6,7 +6,7 @@ Only the enterprise itself marks its pushes read.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -32,7 +32,8 @@ async def matches(
     session: DbSession,
     kind: Annotated[Literal["pool", "policy"] | None, Query()] = None,
     status: Annotated[list[Status] | None, Query(description="Only these statuses")] = None,
-) -> MatchList:
+) -> dict[str, Any]:
+    # Plain data, validated and serialised once by the response model.
     return await service.matches(session, uscc, kind, status)
 
 

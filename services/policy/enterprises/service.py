@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -19,9 +21,6 @@ from services.policy.criteria import (
     Status,
 )
 from services.policy.enterprises.schemas import (
-    CriterionOut,
-    MatchList,
-    MatchOut,
     PushOut,
     PushPage,
 )
@@ -36,10 +35,10 @@ log = structlog.get_logger("policy.enterprises")
 _ORDER: dict[str, int] = {"eligible": 0, "near": 1, "unknown": 2, "ineligible": 3}
 
 
-def _criteria(outcome: RuleOutcome) -> list[CriterionOut]:
-    """Every leaf, depth first; a points group (a self-evaluation) is one criterion whose
-    actual is the points scored and threshold the pass mark."""
-    out: list[CriterionOut] = []
+def _criteria(outcome: RuleOutcome) -> list[dict[str, Any]]:
+    """Every leaf, depth first, as `CriterionOut` fields; a points group (a self-evaluation)
+    is one criterion whose actual is the points scored and threshold the pass mark."""
+    out: list[dict[str, Any]] = []
     stack: list[CriterionOutcome | GroupOutcome | PointsOutcome] = [outcome.root]
     while stack:
         node = stack.pop()
@@ -47,31 +46,31 @@ def _criteria(outcome: RuleOutcome) -> list[CriterionOut]:
             stack.extend(reversed(node.items))
         elif isinstance(node, PointsOutcome):
             out.append(
-                CriterionOut(
-                    id=node.id,
-                    label_zh=node.label_zh,
-                    result=node.result,
-                    actual=node.total,
-                    threshold=node.pass_at,
-                    gap=node.gap,
-                    unit="分",
-                    clause=node.clause,
-                    missing=node.missing,
-                )
+                {
+                    "id": node.id,
+                    "label_zh": node.label_zh,
+                    "result": node.result,
+                    "actual": node.total,
+                    "threshold": node.pass_at,
+                    "gap": node.gap,
+                    "unit": "分",
+                    "clause": node.clause,
+                    "missing": node.missing,
+                }
             )
         else:
             out.append(
-                CriterionOut(
-                    id=node.id,
-                    label_zh=node.label_zh,
-                    result=node.result,
-                    actual=node.actual,
-                    threshold=node.threshold,
-                    gap=node.gap,
-                    unit=node.unit,
-                    clause=node.clause,
-                    missing=node.missing,
-                )
+                {
+                    "id": node.id,
+                    "label_zh": node.label_zh,
+                    "result": node.result,
+                    "actual": node.actual,
+                    "threshold": node.threshold,
+                    "gap": node.gap,
+                    "unit": node.unit,
+                    "clause": node.clause,
+                    "missing": node.missing,
+                }
             )
     return out
 
@@ -82,22 +81,52 @@ async def _missing(session: AsyncSession, uscc: str) -> Exception:
     return UnknownEnterprise(f"{uscc} is not in the current published evaluation")
 
 
+# The current evaluation's run and period, as `current_evaluation` orders it (raw: the ORM's
+# entity loading was a few per cent of a match list's CPU).
+_CURRENT_RUN = text("SELECT run_id, period FROM policy.evaluations ORDER BY period DESC LIMIT 1")
+
+
+# An explanation depends only on the rule, the facts it reads and `near_max` (the engine reads
+# no clock): kept per enterprise's facts, so an enterprise that comes back (the mini-app's
+# dashboard and match pages) is not evaluated again while nothing of that changed. The key is
+# the facts themselves, so a new evaluation or corrected facts are a different entry. Bounded
+# (an entry is ~0.1 MB for 21 rules): least recently used first out.
+_Explained = tuple[Status, list[str], list[str], list[dict[str, Any]]]
+_EXPLAINED: OrderedDict[str, dict[tuple[str, int], _Explained]] = OrderedDict()
+_EXPLAINED_MAX = 128
+
+
+def _explanations(facts: Mapping[str, Any]) -> dict[tuple[str, int], _Explained]:
+    key = repr(sorted(facts.items()))
+    hit = _EXPLAINED.get(key)
+    if hit is None:
+        hit = _EXPLAINED[key] = {}
+        if len(_EXPLAINED) > _EXPLAINED_MAX:
+            _EXPLAINED.popitem(last=False)
+    else:
+        _EXPLAINED.move_to_end(key)
+    return hit
+
+
 async def matches(
     session: AsyncSession,
     code: str,
     kind: Literal["pool", "policy"] | None,
     status: list[Status] | None,
-) -> MatchList:
+) -> dict[str, Any]:
     """The stored status under every active rule, each explained on demand.
 
     The explanation is computed from the stored facts with the rule and `near_max` the
     status was matched with, so it explains that status; the engine's bulk and
     one-enterprise paths agree (its tests hold them to it), which a warning here watches.
+
+    Returns the fields of a `MatchList` as plain data: the route's response model validates
+    and serialises them once (built as models here, they were validated twice more).
     """
     entry = await enterprise_entry(session, code)
     if entry is None:
         raise await _missing(session, code)
-    evaluation = await current_evaluation(session)
+    evaluation = (await session.execute(_CURRENT_RUN)).first()
     assert evaluation is not None
     rules = await active_rules(session)
     changed = [
@@ -108,7 +137,8 @@ async def matches(
     # A rule changed since it was matched (only until the recompute that follows commits):
     # explained with the rule as matched.
     as_matched = await stored_rules(session, changed) if changed else {}
-    items: list[MatchOut] = []
+    items: list[dict[str, Any]] = []
+    known = _explanations(entry.facts)
     for rule in rules:
         stored = entry.statuses.get(rule.key)
         if stored is None or (kind is not None and rule.kind != kind):
@@ -116,33 +146,45 @@ async def matches(
         st = STATUSES[stored.status]
         if status and st not in status:
             continue
-        engine = compiled(as_matched[rule.key])[0] if rule.key in as_matched else rule.compiled
-        outcome = engine.evaluate(entry.facts, near_max=stored.near_max)
-        if outcome.status != st:
+        explained = (
+            None if rule.key in as_matched else known.get((rule.fingerprint, stored.near_max))
+        )
+        if explained is None:
+            engine = compiled(as_matched[rule.key])[0] if rule.key in as_matched else rule.compiled
+            outcome = engine.evaluate(entry.facts, near_max=stored.near_max)
+            explained = (
+                outcome.status,
+                outcome.blocking,
+                outcome.missing_facts,
+                _criteria(outcome),
+            )
+            if rule.key not in as_matched:
+                known[(rule.fingerprint, stored.near_max)] = explained
+        if explained[0] != st:
             log.warning("explanation disagrees with the stored status", rule=rule.key)
         items.append(
-            MatchOut(
-                kind=rule.kind,
-                code=rule.code,
-                policy_id=str(rule.policy_id) if rule.policy_id else None,
-                version=rule.version,
-                title=rule.title,
-                status=st,
-                blocking=outcome.blocking,
-                missing_facts=outcome.missing_facts,
-                criteria=_criteria(outcome),
-            )
+            {
+                "kind": rule.kind,
+                "code": rule.code,
+                "policy_id": str(rule.policy_id) if rule.policy_id else None,
+                "version": rule.version,
+                "title": rule.title,
+                "status": st,
+                "blocking": explained[1],
+                "missing_facts": explained[2],
+                "criteria": explained[3],
+            }
         )
-    items.sort(key=lambda m: (_ORDER[m.status], m.kind != "pool"))
-    return MatchList(
-        uscc=code,
-        name=entry.name,
-        stage=entry.stage,
-        score=entry.score,
-        run_id=str(evaluation.run_id),
-        period=evaluation.period,
-        items=items,
-    )
+    items.sort(key=lambda m: (_ORDER[m["status"]], m["kind"] != "pool"))
+    return {
+        "uscc": code,
+        "name": entry.name,
+        "stage": entry.stage,
+        "score": entry.score,
+        "run_id": str(evaluation.run_id),
+        "period": evaluation.period,
+        "items": items,
+    }
 
 
 def _push_out(p: Any) -> PushOut:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.criteria import (
@@ -50,7 +50,7 @@ from services.policy.matching.population import (
     encode_columns,
     population_from_json_rows,
 )
-from services.policy.models import CultivationPool, Evaluation, Policy, PolicyVersion
+from services.policy.models import Evaluation
 from shared import pgcopy
 from shared.metrics import JOB_DURATION
 
@@ -127,33 +127,62 @@ def _active(
     )
 
 
+# Every rule of the pools and published policies in force today, in `active_rules`' order.
+# Raw SQL: the ORM loaded every column of both tables (their other JSONB documents too) and
+# decoded each rule per request; the rule's text is what the cache below is keyed on.
+_ACTIVE_RULES = text(
+    """
+    SELECT 0 AS part, p.position AS position, p.code AS sort_code, 'pool' AS kind, p.code,
+           p.name_zh AS title, p.rule::text AS rule, NULL::uuid AS policy_id,
+           NULL::integer AS version
+    FROM policy.pools p
+    UNION ALL
+    SELECT 1, 0, pol.code, 'policy', pol.code, v.title_zh, v.rule::text, pol.id, v.version
+    FROM policy.policies pol
+    JOIN policy.policy_versions v ON v.policy_id = pol.id
+    WHERE v.status = 'published' AND v.valid_from <= current_date
+      AND (v.valid_to IS NULL OR v.valid_to >= current_date)
+    ORDER BY part, position, sort_code
+    """
+)
+# Row as read (kind, code, title, rule text, policy id, version) -> its ActiveRule. The key is
+# the row's whole content, so a published, withdrawn or edited rule, or one whose validity
+# starts or ends today, is a different set of rows and is seen by the next request on every
+# replica: nothing to invalidate. Bounded, as rule texts come and go with new versions.
+_ActiveKey = tuple[str, str, str, str, uuid.UUID | None, int | None]
+_ACTIVE_CACHE: dict[_ActiveKey, ActiveRule] = {}
+_ACTIVE_CACHE_MAX = 1024
+
+
+def _cached_active(key: _ActiveKey) -> ActiveRule:
+    hit = _ACTIVE_CACHE.get(key)
+    if hit is None:
+        kind, code, title, rule_text, policy_id, version = key
+        assert kind in ("pool", "policy")
+        rule_kind: RuleKind = "pool" if kind == "pool" else "policy"
+        # asyncpg's own UUID type without the ORM's column type: the ORM's uuid.UUID here.
+        pid = uuid.UUID(str(policy_id)) if policy_id is not None else None
+        hit = _active(rule_kind, code, title, json.loads(rule_text), pid, version)
+        if len(_ACTIVE_CACHE) >= _ACTIVE_CACHE_MAX:
+            _ACTIVE_CACHE.clear()
+        _ACTIVE_CACHE[key] = hit
+    return hit
+
+
 async def active_rules(session: AsyncSession) -> list[ActiveRule]:
     """Every pool, then every published policy version in force today, in a stable order.
 
     A policy outside its validity period is not matched (nor pushed) even while published:
     staff need not archive it on the day it lapses.
+
+    One raw query per call; a rule seen before with the same content is not decoded, hashed
+    or compiled again (the returned `ActiveRule`s are shared: read-only).
     """
-    out: list[ActiveRule] = []
-    pools = await session.scalars(select(CultivationPool).order_by(CultivationPool.position))
-    for pool in pools:
-        out.append(_active("pool", pool.code, pool.name_zh, pool.rule))
-    rows = await session.execute(
-        select(Policy, PolicyVersion)
-        .join(PolicyVersion, PolicyVersion.policy_id == Policy.id)
-        .where(
-            PolicyVersion.status == "published",
-            PolicyVersion.valid_from <= func.current_date(),
-            or_(PolicyVersion.valid_to.is_(None), PolicyVersion.valid_to >= func.current_date()),
-        )
-        .order_by(Policy.code)
-    )
-    for policy, version in rows.tuples():
-        out.append(
-            _active(
-                "policy", policy.code, version.title_zh, version.rule, policy.id, version.version
-            )
-        )
-    return out
+    # A raw statement does not autoflush: pending ORM changes (a pool or policy written in
+    # this transaction) must be visible to it as they were to the ORM query it replaces.
+    await session.flush()
+    rows = await session.execute(_ACTIVE_RULES)
+    return [_cached_active(tuple(r[3:])) for r in rows.tuples()]
 
 
 async def current_evaluation(session: AsyncSession) -> Evaluation | None:
