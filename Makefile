@@ -12,7 +12,7 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test reliability browser screenshots chromium lint typecheck format migrate bench bench-scoring bench-path bench-credit bench-policy bench-gateway bench-read bench-load bench-portal bench-validation config-docs clean
+.PHONY: help install run test reliability browser screenshots chromium lint typecheck format migrate bench bench-scoring bench-path bench-credit bench-policy bench-gateway bench-read bench-load bench-routes bench-portal bench-validation config-docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ bench-read: $(STAMP) ## The score read on one scoring worker against its /health
 
 bench-load: $(STAMP) ## A realistic mix through the gateway with locust: throughput, p50/p99 per route
 	$(BIN)/python -m scripts.bench_load
+
+bench-routes: $(STAMP) ## CPU per request of each route of the load mix, per process (gateway, services, PostgreSQL)
+	$(BIN)/python -m scripts.bench_routes
 
 bench-portal: $(STAMP) chromium ## Portal pages: server time per page and bytes of a first 一图清 load
 	$(BIN)/python -m scripts.bench_portal
