@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import Date, bindparam, select
+from sqlalchemy import Date, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit.common import NoPublishedEvaluation, UnknownEnterprise
@@ -80,17 +80,24 @@ async def _scored(session: AsyncSession, uscc: str) -> tuple[PublishedRun, Enter
     return evaluation, score
 
 
+def _lines_with_versions(third: Any) -> Select[Any]:
+    """Lines with the product version each was computed under, and one more entity."""
+    return (
+        select(CreditLine, ProductVersion, third)
+        .join(CreditProduct, CreditProduct.id == CreditLine.product_id)
+        .join(
+            ProductVersion,
+            (ProductVersion.product_id == CreditLine.product_id)
+            & (ProductVersion.version == CreditLine.product_version),
+        )
+    )
+
+
 # Built once (with bound parameters), not per request: constructing the ORM statement was a
 # few per cent of an offer's CPU (py-spy).
 _TODAY = bindparam("today", type_=Date)
 _OFFERS = (
-    select(CreditLine, ProductVersion, Bank)
-    .join(CreditProduct, CreditProduct.id == CreditLine.product_id)
-    .join(
-        ProductVersion,
-        (ProductVersion.product_id == CreditLine.product_id)
-        & (ProductVersion.version == CreditLine.product_version),
-    )
+    _lines_with_versions(Bank)
     .join(Bank, Bank.id == CreditProduct.bank_id)
     .where(
         CreditLine.uscc == bindparam("uscc"),
@@ -195,13 +202,7 @@ async def approved_amounts(
     evaluation, score = await _scored(session, uscc)
     own_bank = principal.bank_id if principal.kind is PrincipalKind.BANK else None
     lines_stmt = (
-        select(CreditLine, ProductVersion, CreditProduct)
-        .join(CreditProduct, CreditProduct.id == CreditLine.product_id)
-        .join(
-            ProductVersion,
-            (ProductVersion.product_id == CreditLine.product_id)
-            & (ProductVersion.version == CreditLine.product_version),
-        )
+        _lines_with_versions(CreditProduct)
         .where(CreditLine.uscc == uscc, CreditLine.run_id == evaluation.run_id)
         .order_by(CreditProduct.bank_id, CreditLine.product_id)
     )
