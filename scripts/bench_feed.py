@@ -86,8 +86,7 @@ async def prepare(url: str, size: int) -> uuid.UUID:
     from services.scoring.app import MIGRATIONS as SCORING
     from services.scoring.evaluations.service import create_run, execute_run, publish_run
     from services.scoring.imports.bulk import bulk_load
-    from services.scoring.models import ScoringModel
-    from services.scoring.specs.spec import DEFAULT_MODEL
+    from services.scoring.specs.service import seed_default_spec
 
     for migrations, name in ((SCORING, "scoring"), (CREDIT, "credit"), (POLICY, "policy")):
         await asyncio.to_thread(upgrade, migrations, url, name)
@@ -95,14 +94,7 @@ async def prepare(url: str, size: int) -> uuid.UUID:
     maker = create_sessionmaker(engine)
     try:
         async with maker() as session, session.begin():
-            session.add(
-                ScoringModel(
-                    version="1.0",
-                    status="published",
-                    spec=DEFAULT_MODEL.to_dict(),
-                    created_by="bench",
-                )
-            )
+            await seed_default_spec(session)
         data = generate(size, seed=20200908, periods=(PERIOD,))
         async with maker() as session, session.begin():
             await bulk_load(session, from_demo(data, PERIOD))

@@ -37,8 +37,7 @@ from services.scoring.imports.bulk import bulk_load
 from services.scoring.imports.columnar import columnar_parse
 from services.scoring.imports.repository import upsert_table
 from services.scoring.imports.upload import _Inflater
-from services.scoring.models import ScoringModel
-from services.scoring.specs.spec import DEFAULT_MODEL
+from services.scoring.specs.service import seed_default_spec
 from shared.db import asyncpg_url, create_engine, create_sessionmaker, plain_url
 from shared.migrations import upgrade
 from shared.pg import embedded_url, other_database
@@ -81,14 +80,7 @@ async def bench(size: int, server_url: str, csv_path: bool) -> dict[str, float]:
         engine = create_engine(url, pool_size=3)
         maker = create_sessionmaker(engine)
         async with maker() as session, session.begin():
-            session.add(
-                ScoringModel(
-                    version="1.0",
-                    status="published",
-                    spec=DEFAULT_MODEL.to_dict(),
-                    created_by="bench",
-                )
-            )
+            await seed_default_spec(session)
 
         t = time.perf_counter()
         periods = (PERIOD, PERIOD + 1) if csv_path else (PERIOD,)

@@ -33,7 +33,8 @@ from scripts.bench_validation import peak_rss_mib
 from services.scoring.app import MIGRATIONS
 from services.scoring.evaluations.service import create_run, execute_run
 from services.scoring.imports.bulk import bulk_load
-from services.scoring.models import EvaluationRun, ScoringModel
+from services.scoring.models import EvaluationRun
+from services.scoring.specs.service import seed_default_spec
 from services.scoring.specs.spec import DEFAULT_MODEL
 from services.scoring.validations.outcomes import Outcomes
 from services.scoring.validations.repository import run_columns
@@ -73,11 +74,7 @@ def _answer(uscc: list[str], period: int, seed: int) -> dict[str, Any]:
 
 async def _setup(maker: Any, engine: Any, size: int) -> list[uuid.UUID]:
     async with maker() as session, session.begin():
-        session.add(
-            ScoringModel(
-                version="1.0", status="published", spec=DEFAULT_MODEL.to_dict(), created_by="bench"
-            )
-        )
+        await seed_default_spec(session)
     data = generate(size, seed=20200908, periods=PERIODS)
     run_ids = []
     for period in PERIODS:
