@@ -17,8 +17,8 @@ from alembic import command
 from services.credit.app import MIGRATIONS
 from shared.db import plain_url
 from shared.migrations import alembic_config, upgrade
-from shared.pg import admin_execute, other_database
 from tests.credit.conftest import HZBANK, HZUB, ICBC, SEEDED_PRODUCTS
+from tests.databases import database_at
 
 BEFORE = "5b1e7c2a9d40"  # the last revision with one consent row per enterprise and bank
 E1, E2, E3 = "91330106MA2HXFY97H", "9144030071526726XG", "91330108000000001X"
@@ -28,14 +28,8 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 @pytest.fixture
 async def old_database(admin_url: str) -> AsyncIterator[str]:
     """A database whose credit schema is at the revision before the consent change."""
-    name = f"ip_t_{uuid.uuid4().hex[:12]}"
-    await admin_execute(admin_url, f'CREATE DATABASE "{name}"')
-    url = other_database(admin_url, name)
-    try:
-        await asyncio.to_thread(upgrade, MIGRATIONS, url, "credit", BEFORE)
+    async with database_at(admin_url, MIGRATIONS, "credit", BEFORE) as url:
         yield url
-    finally:
-        await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _application(

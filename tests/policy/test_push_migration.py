@@ -16,7 +16,7 @@ from alembic import command
 from services.policy.app import MIGRATIONS
 from shared.db import plain_url
 from shared.migrations import alembic_config, upgrade
-from shared.pg import admin_execute, other_database
+from tests.databases import database_at
 
 BEFORE = "3c5f1e8a9d27"  # the last revision with a row per push
 A, B = "91330106MA2HXFY97H", "9144030071526726XG"
@@ -27,14 +27,8 @@ ROWS = "SELECT id, uscc, rule_key, title, status, run_id, created_at, read_at FR
 
 @pytest.fixture
 async def old_database(admin_url: str) -> AsyncIterator[str]:
-    name = f"ip_t_{uuid.uuid4().hex[:12]}"
-    await admin_execute(admin_url, f'CREATE DATABASE "{name}"')
-    url = other_database(admin_url, name)
-    try:
-        await asyncio.to_thread(upgrade, MIGRATIONS, url, "policy", BEFORE)
+    async with database_at(admin_url, MIGRATIONS, "policy", BEFORE) as url:
         yield url
-    finally:
-        await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_pushes_survive_the_migration_both_ways(old_database: str) -> None:
