@@ -81,11 +81,6 @@ async def _missing(session: AsyncSession, uscc: str) -> Exception:
     return UnknownEnterprise(f"{uscc} is not in the current published evaluation")
 
 
-# The current evaluation's run and period, as `current_evaluation` orders it (raw: the ORM's
-# entity loading was a few per cent of a match list's CPU).
-_CURRENT_RUN = text("SELECT run_id, period FROM policy.evaluations ORDER BY period DESC LIMIT 1")
-
-
 # An explanation depends only on the rule, the facts it reads and `near_max` (the engine reads
 # no clock): kept per enterprise's facts, so an enterprise that comes back (the mini-app's
 # dashboard and match pages) is not evaluated again while nothing of that changed. The key is
@@ -126,8 +121,7 @@ async def matches(
     entry = await enterprise_entry(session, code)
     if entry is None:
         raise await _missing(session, code)
-    evaluation = (await session.execute(_CURRENT_RUN)).first()
-    assert evaluation is not None
+    assert entry.period is not None  # facts are kept for the current evaluation only
     rules = await active_rules(session)
     changed = [
         r.key
@@ -181,8 +175,8 @@ async def matches(
         "name": entry.name,
         "stage": entry.stage,
         "score": entry.score,
-        "run_id": str(evaluation.run_id),
-        "period": evaluation.period,
+        "run_id": str(entry.run_id),
+        "period": entry.period,
         "items": items,
     }
 

@@ -277,6 +277,7 @@ class EnterpriseEntry:
     facts: dict[str, Any]
     run_id: uuid.UUID
     statuses: dict[str, StoredStatus]
+    period: int | None = None  # of the evaluation `run_id` belongs to, read in the same statement
 
 
 async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry | None:
@@ -291,7 +292,9 @@ async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry 
             text(
                 f"""
                 SELECT f.name, f.stage, f.score, f.facts, f.run_id, m.keys, m.fingerprints,
-                       m.near_max, m.statuses, c.*
+                       m.near_max, m.statuses, c.*,
+                       (SELECT e.period FROM policy.evaluations e WHERE e.run_id = f.run_id)
+                           AS period
                 FROM policy.enterprise_facts f
                 CROSS JOIN LATERAL ({_COLUMN_ENTRIES}) c
                 CROSS JOIN LATERAL (
@@ -321,7 +324,7 @@ async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry 
         )
     }
     facts = _facts_of([row])[0]
-    return EnterpriseEntry(row.name, row.stage, row.score, facts, row.run_id, statuses)
+    return EnterpriseEntry(row.name, row.stage, row.score, facts, row.run_id, statuses, row.period)
 
 
 async def stored_rules(session: AsyncSession, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
