@@ -21,7 +21,7 @@ from services.credit.lines.schemas import (
     RuleEvidence,
     ScoreEvidence,
 )
-from services.credit.lines.service import PublishedRun, current_run, facts, score_of
+from services.credit.lines.service import PublishedRun, current_evaluation, facts, score_of
 from services.credit.models import (
     Bank,
     CreditLine,
@@ -69,7 +69,7 @@ def rule_evidence(version: ProductVersion, band: int) -> RuleEvidence:
 
 
 async def _scored(session: AsyncSession, uscc: str) -> tuple[PublishedRun, EnterpriseScore]:
-    evaluation = await current_run(session)
+    evaluation = await current_evaluation(session)
     if evaluation is None:
         raise NoPublishedEvaluation("No evaluation has been published to the credit service yet")
     score = await score_of(session, evaluation.run_id, uscc)

@@ -33,7 +33,6 @@ from services.credit.models import (
     CreditLine,
     CreditProduct,
     EnterpriseScore,
-    Evaluation,
     ProductVersion,
 )
 from shared import pgcopy
@@ -49,35 +48,32 @@ class RecomputeReport:
     seconds: float
 
 
-async def current_evaluation(session: AsyncSession) -> Evaluation | None:
-    """The newest published evaluation imported: latest period, then latest publication."""
-    stmt = select(Evaluation).order_by(Evaluation.period.desc(), Evaluation.event_id.desc())
-    return (await session.scalars(stmt.limit(1))).first()
-
-
 @dataclass(frozen=True, slots=True)
 class PublishedRun:
-    """What the read routes show of the current evaluation (`current_evaluation`'s row)."""
+    """The current evaluation as its readers use it."""
 
     run_id: uuid.UUID
     period: int
     model_version: str
+    enterprise_count: int
 
 
 _CURRENT_RUN = text(
-    "SELECT run_id, period, model_version FROM credit.evaluations "
+    "SELECT run_id, period, model_version, enterprise_count FROM credit.evaluations "
     "ORDER BY period DESC, event_id DESC LIMIT 1"
 )
 
 
-async def current_run(session: AsyncSession) -> PublishedRun | None:
-    """`current_evaluation` for reads: the same row by the same order, without the ORM's
-    entity loading (a tenth of an offer's CPU, py-spy)."""
+async def current_evaluation(session: AsyncSession) -> PublishedRun | None:
+    """The newest published evaluation imported: latest period, then latest publication.
+    Raw, not an ORM entity: loading the entity was a tenth of an offer's CPU (py-spy)."""
     row = (await session.execute(_CURRENT_RUN)).first()
     if row is None:
         return None
     # asyncpg's own UUID type without the ORM's column type: the ORM's uuid.UUID here.
-    return PublishedRun(uuid.UUID(str(row.run_id)), row.period, row.model_version)
+    return PublishedRun(
+        uuid.UUID(str(row.run_id)), row.period, row.model_version, row.enterprise_count
+    )
 
 
 def product_rule(version: ProductVersion) -> ProductRule:
