@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from gateway.dashboard.router import Dashboard
+from shared.auth.tokens import JwksCache, TokenVerifier
 from tests.gateway.conftest import ENTERPRISE_A, Gateway, gateway_settings
 from tests.gateway.helpers import publish_scores
 from tests.gateway.test_routing import probe_upstream
@@ -94,3 +100,52 @@ async def test_dashboard_with_every_service(gw: Gateway) -> None:
     assert all(m["kind"] == "pool" and m["status"] in ("eligible", "near") for m in pools)
     for m in pools:
         assert m["criteria"], m
+
+
+def _odd_upstream(audience: str, jwks: dict[str, Any]) -> FastAPI:
+    """A stand-in service whose answers the dashboard must pass on exactly or refuse to."""
+    app = FastAPI()
+    verifier = TokenVerifier(JwksCache.static(jwks), "innovation-points-gateway", audience)
+
+    @app.get("/v1/enterprises/{uscc}/{part}")
+    async def part(request: Request, uscc: str, part: str) -> Response:
+        await verifier.verify(request.headers["authorization"].removeprefix("Bearer "))
+        if part == "offers":  # more than the card shows, with what JSON can say
+            items = [{"amount": 1_000_000 - i, "name": "银行 ü \u2028", "x": 0.1} for i in range(7)]
+            return JSONResponse({"items": items, "total": 7, "deep": {"a": [1, None, True]}})
+        if part == "matches":  # not JSON at all, said to be fine
+            return Response(b"\xff<html>", media_type="application/json")
+        # pushes: the service's own refusal
+        return JSONResponse({"title": "Nope", "status": 409}, status_code=409)
+
+    return app
+
+
+async def test_dashboard_passes_bodies_on_exactly_and_refuses_broken_ones(gw: Gateway) -> None:
+    await gw.platform.stop("gateway")
+    gw.platform.settings_overrides["gateway"] = gateway_settings(gw.var_dir, dashboard_deadline=30)
+    await gw.platform.start("gateway")
+    gw.platform.apps["credit"] = _odd_upstream("credit", gw.platform.issuer.jwks())
+    gw.platform.apps["policy"] = _odd_upstream("policy", gw.platform.issuer.jwks())
+    token = (await gw.login(ENTERPRISE_A["uscc"]))["access_token"]
+    first = await _dashboard(gw, token)
+    offers = first["offers"]
+    assert isinstance(offers, dict)
+    assert offers["status"] == "ok"
+    assert offers["data"] == {
+        "items": [{"amount": 1_000_000 - i, "name": "银行 ü \u2028", "x": 0.1} for i in range(3)],
+        "total": 7,
+        "deep": {"a": [1, None, True]},
+    }
+    assert first["matches"] == {"status": "ok", "http_status": 200, "data": None, "problem": None}
+    assert first["pushes"] == {
+        "status": "error",
+        "http_status": 409,
+        "data": None,
+        "problem": {"title": "Nope", "status": 409},
+    }
+    # The company name comes from the session, the second time as the first.
+    second = await _dashboard(gw, token)
+    assert second["company_name"] == first["company_name"] == ENTERPRISE_A["name"]
+    assert set(second) == set(Dashboard.model_fields)
+    Dashboard.model_validate(second)
