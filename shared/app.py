@@ -108,6 +108,15 @@ def _open_state(
     app.state.database_url = url
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    # GET and HEAD requests' sessions (shared.db._session): half the pool, as the score
+    # read's own pool (docs/deploy.md counts both).
+    app.state.read_engine = create_engine(
+        url,
+        pool_size=max(2, settings.db_pool_size // 2),
+        max_overflow=max(2, settings.db_max_overflow // 2),
+        read_only=True,
+    )
+    app.state.read_sessionmaker = create_sessionmaker(app.state.read_engine)
     app.state.http = create_http_client(transport=overrides.http_transport)
     app.state.heads = head_revisions(spec.migrations_dir)
     app.state.known_revisions = known_revisions(spec.migrations_dir)
@@ -130,6 +139,7 @@ async def _close_state(app: FastAPI, spec: ServiceSpec, engine: AsyncEngine) -> 
     if app.state.background:
         await asyncio.gather(*app.state.background, return_exceptions=True)
     await app.state.http.aclose()
+    await app.state.read_engine.dispose()
     await engine.dispose()
 
 
@@ -275,7 +285,7 @@ class ServiceMiddleware:
         return None
 
 
-def _routed(routes: Sequence[BaseRoute], scope: Scope) -> BaseRoute | None:
+def routed(routes: Sequence[BaseRoute], scope: Scope) -> BaseRoute | None:
     """The route routing chooses for `scope`: the first full match, looked into when it is
     an included router (FastAPI keeps those as `_IncludedRouter`, matched in turn)."""
     for route in routes:
@@ -298,7 +308,7 @@ def check_hot_routes(app: FastAPI, hot_routes: Sequence[HotRoute]) -> None:
     for hot in hot_routes:
         sample = re.sub(r"\{\w+\}", "x", hot.path)
         scope: Scope = {"type": "http", "method": hot.method, "path": sample, "root_path": ""}
-        chosen = _routed(app.router.routes, scope)
+        chosen = routed(app.router.routes, scope)
         if not isinstance(chosen, APIRoute) or chosen.path != hot.path:
             raise RuntimeError(f"hot route {hot.method} {hot.path} is not the route it shadows")
 

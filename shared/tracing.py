@@ -135,9 +135,10 @@ def instrument_clients(clients: list[httpx.AsyncClient], provider: TracerProvide
 def configure_tracing(app: FastAPI, component: str) -> TracerProvider | None:
     """Trace this app's requests, its database and its outbound HTTP clients, if configured.
 
-    Call in the lifespan once the engine (`app.state.engine`) and the component's HTTP
-    clients (any `httpx.AsyncClient` on `app.state`) exist. Returns the provider, or None
-    when tracing is off (then nothing is instrumented and nothing costs anything).
+    Call in the lifespan once the engines (`app.state.engine`, `read_engine`) and the
+    component's HTTP clients (any `httpx.AsyncClient` on `app.state`) exist. Returns the
+    provider, or None when tracing is off (then nothing is instrumented and nothing costs
+    anything).
     """
     state: dict[str, Any] = getattr(app.state, "_state", {})
     exporter = state.get(SPAN_EXPORTER_KEY)
@@ -148,9 +149,10 @@ def configure_tracing(app: FastAPI, component: str) -> TracerProvider | None:
     else:
         return None
     instrument_app(app, provider)
-    engine = state.get("engine")
-    if isinstance(engine, AsyncEngine):
-        instrument_engine(engine, provider)
+    for key in ("engine", "read_engine"):  # the read engine serves GET requests' sessions
+        engine = state.get(key)
+        if isinstance(engine, AsyncEngine):
+            instrument_engine(engine, provider)
     instrument_clients([c for c in state.values() if isinstance(c, httpx.AsyncClient)], provider)
     app.state.tracer_provider = provider
     return provider

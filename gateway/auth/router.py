@@ -49,7 +49,7 @@ from gateway.models import Client, LoginSession
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from shared.auth.principal import PrincipalKind
-from shared.db import CommittingRoute, DbSession
+from shared.db import CommittingRoute, DbSession, WritingSession
 from shared.errors import BadRequest, TooManyRequests, Unauthorized, problem_responses
 
 router = APIRouter(route_class=CommittingRoute, tags=["auth"])
@@ -441,7 +441,7 @@ async def esso_login(
 )
 async def esso_callback(
     request: Request,
-    db: DbSession,
+    db: WritingSession,  # a GET that creates the login session
     ssotoken: Annotated[str, Query(min_length=1, max_length=512)],
     state: Annotated[str | None, Query(max_length=128)] = None,
     goto: Annotated[str | None, Query(max_length=1024)] = None,

@@ -10,7 +10,7 @@ from services.scoring.validations import service
 from services.scoring.validations.schemas import ValidationOut, ValidationPoint
 from shared.auth.deps import require_kind
 from shared.auth.principal import Principal, PrincipalKind
-from shared.db import CommittingRoute, DbSession
+from shared.db import CommittingRoute, DbSession, WritingSession
 from shared.errors import problem_responses
 
 router = APIRouter(prefix="/v1/models", tags=["model governance"], route_class=CommittingRoute)
@@ -39,7 +39,7 @@ GovernmentOrBank = Annotated[
 async def validation(
     version: str,
     request: Request,
-    session: DbSession,
+    session: WritingSession,  # a GET that stores the report it computed (see above)
     principal: GovernmentOrBank,
     period: Annotated[int, Query(ge=2000, le=2100)],
     disparity_threshold: Annotated[
