@@ -20,34 +20,20 @@ errors included. Two marks in the request's state spare the route repeating work
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.responses import Response
 from starlette.types import Scope
 
 from shared.app import HotRoute
-from shared.auth.deps import can_see_enterprise
-from shared.auth.principal import Principal
-from shared.errors import ProblemError
-from shared.identifiers import canonical_uscc
+from shared.hot import visible_enterprise
 
 PATH = "/v1/enterprises/{uscc}/score"
 SCORE_READ_MISSED = "score_read_missed"
 SCORE_READ_FAILED = "score_read_failed"
-# `UsccPath`'s bound: a longer value is refused by the route (422) before anything else.
-_USCC_MAX = 32
 _PERIOD_MIN, _PERIOD_MAX = 2000, 2100
-
-
-@functools.lru_cache(maxsize=65_536)
-def _canonical(value: str) -> str | None:
-    """`canonical_uscc`, remembered: it is a pure function, and python-stdnum's check was a
-    twentieth of a read."""
-    return canonical_uscc(value)
 
 
 def query_period(query: bytes) -> tuple[bool, int | None]:
@@ -62,44 +48,16 @@ def query_period(query: bytes) -> tuple[bool, int | None]:
     return False, None
 
 
-def bearer_token(scope: Scope) -> str | None:
-    """The credentials `HTTPBearer` would hand the route: of the first `Authorization`
-    header, when its scheme is `Bearer` and it has any."""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
-            if scheme.lower() != "bearer" or not credentials:
-                return None
-            return credentials
-    return None
-
-
-async def _principal(app: FastAPI, scope: Scope) -> Principal | None:
-    token = bearer_token(scope)
-    if token is None:
-        return None
-    try:
-        principal: Principal = await app.state.verifier.verify(token)
-    except ProblemError:
-        return None  # the route refuses it, with its own answer
-    return principal
-
-
 async def published_score(scope: Scope, params: dict[str, str]) -> Response | None:
     taken, period = query_period(scope["query_string"])
-    raw = params["uscc"]
-    if not taken or len(raw) > _USCC_MAX:
+    if not taken:
         return None
+    seen = await visible_enterprise(scope, params["uscc"])
+    if seen is None:
+        return None
+    principal, uscc = seen
     app: FastAPI = scope["app"]
-    principal = await _principal(app, scope)
-    if principal is None:
-        return None
-    uscc = _canonical(raw)
-    if uscc is None or not can_see_enterprise(principal, uscc):
-        return None
-    # What `authenticate` leaves for the rest of the request.
-    state: dict[str, Any] = scope.setdefault("state", {})
-    state["principal"] = principal
+    state: dict[str, Any] = scope["state"]
     try:
         doc = await app.state.score_reader.published_score(
             app.state.specs, uscc, period, with_person=principal.is_government
