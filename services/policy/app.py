@@ -17,6 +17,7 @@ def create_app(
     settings: PolicySettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
     from services.policy.background import startup
+    from services.policy.enterprises.hot import HOT_ROUTES
     from services.policy.routers import routers
 
     spec = ServiceSpec(
@@ -31,5 +32,6 @@ def create_app(
         migrations_dir=MIGRATIONS,
         routers=routers(),
         on_startup=[startup],
+        hot_routes=HOT_ROUTES,
     )
     return create_service_app(spec, settings or PolicySettings(), overrides)

@@ -1,0 +1,106 @@
+"""The mini-app's two policy reads, `GET /v1/enterprises/{uscc}/matches` and `.../pushes`,
+without FastAPI's routing and dependency solving (`shared.app.HotRoute`, `shared.hot`).
+
+Each is called by the dashboard on every mini-app home page. The handlers take only what
+they can read exactly as the route reads it (the parameters named below, in the forms
+FastAPI would accept without a doubt), call the route's own service function in a read
+session and serialise through the route's own response model; anything else, and any
+problem the service raises or failure on the way (the database away), is the route's to
+answer: it runs again there and is answered as it always was.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from starlette.responses import Response
+from starlette.types import Scope
+
+from services.policy.criteria import STATUSES, Status
+from services.policy.enterprises import service
+from shared.app import HotRoute
+from shared.hot import RouteAnswer, query_params, read_session, visible_enterprise
+from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageParams
+
+MATCHES = "/v1/enterprises/{uscc}/matches"
+PUSHES = "/v1/enterprises/{uscc}/pushes"
+_MATCHES_ANSWER = RouteAnswer("GET", MATCHES)
+_PUSHES_ANSWER = RouteAnswer("GET", PUSHES)
+_KINDS: dict[str, Literal["pool", "policy"]] = {"pool": "pool", "policy": "policy"}
+_STATUS: dict[str, Status] = {s: s for s in STATUSES}
+_OFFSET_MAX = 10_000_000
+
+
+def _matches_query(scope: Scope) -> tuple[Literal["pool", "policy"] | None, list[Status]] | None:
+    pairs = query_params(scope, frozenset({"kind", "status"}))
+    if pairs is None:
+        return None
+    kinds = [v for k, v in pairs if k == "kind"]
+    if len(kinds) > 1 or any(v not in _KINDS for v in kinds):
+        return None
+    statuses = [v for k, v in pairs if k == "status"]
+    if any(v not in _STATUS for v in statuses):
+        return None
+    return (_KINDS[kinds[0]] if kinds else None), [_STATUS[v] for v in statuses]
+
+
+async def matches(scope: Scope, params: dict[str, str]) -> Response | None:
+    query = _matches_query(scope)
+    if query is None:
+        return None
+    seen = await visible_enterprise(scope, params["uscc"])
+    if seen is None:
+        return None
+    kind, statuses = query
+    try:
+        async with read_session(scope["app"]) as session:
+            # The route passes no list (None) when no status is asked for.
+            result = await service.matches(session, seen[1], kind, statuses or None)
+        return await _MATCHES_ANSWER(scope["app"], result)
+    except Exception:  # a problem, or the database away: the route answers it, as always
+        return None
+
+
+def _number(value: str, low: int, high: int) -> int | None:
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+def _pushes_query(scope: Scope) -> tuple[PageParams, bool] | None:
+    pairs = query_params(scope, frozenset({"unread", "limit", "offset"}))
+    if pairs is None:
+        return None
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name in values:
+            return None
+        values[name] = value
+    unread = values.get("unread", "false")
+    if unread not in ("true", "false"):
+        return None
+    limit = _number(values.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT)
+    offset = _number(values.get("offset", "0"), 0, _OFFSET_MAX)
+    if limit is None or offset is None:
+        return None
+    return PageParams(limit=limit, offset=offset), unread == "true"
+
+
+async def pushes(scope: Scope, params: dict[str, str]) -> Response | None:
+    query = _pushes_query(scope)
+    if query is None:
+        return None
+    seen = await visible_enterprise(scope, params["uscc"])
+    if seen is None:
+        return None
+    paging, unread = query
+    try:
+        async with read_session(scope["app"]) as session:
+            page: Any = await service.pushes(session, seen[1], paging, unread=unread)
+        return await _PUSHES_ANSWER(scope["app"], page)
+    except Exception:  # a problem, or the database away: the route answers it, as always
+        return None
+
+
+HOT_ROUTES = [HotRoute("GET", MATCHES, matches), HotRoute("GET", PUSHES, pushes)]

@@ -1,0 +1,119 @@
+"""Issue 11: the dashboard's policy reads (matches, pushes) answered before routing
+(services/policy/enterprises/hot.py): the route's very bytes for what the hot path takes,
+and everything else left to the route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from services.policy.enterprises import hot
+from tests.policy.conftest import PolicyWorld
+
+
+async def _usccs(world: PolicyWorld, n: int) -> list[str]:
+    async with world.app.state.sessionmaker() as session:
+        rows = await session.execute(
+            text("SELECT uscc FROM policy.enterprise_facts ORDER BY uscc LIMIT :n"), {"n": n}
+        )
+        return [r[0] for r in rows]
+
+
+def _scope(world: PolicyWorld, path: str, query: bytes, token: str | None) -> dict[str, Any]:
+    headers = [(b"host", b"policy")]
+    if token is not None:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "query_string": query,
+        "headers": headers,
+        "app": world.app,
+        "state": {},
+    }
+
+
+# Each hot query beside one the hot path declines and FastAPI reads the same way (a repeated
+# parameter FastAPI takes the last of; a boolean spelled as only FastAPI accepts it).
+MATCHES = [
+    (b"", b"other=1"),
+    (
+        b"kind=pool&status=eligible&status=near",
+        b"kind=policy&kind=pool&status=eligible&status=near",
+    ),
+    (b"status=ineligible", b"status=ineligible&via=route"),
+    (b"kind=policy", b"kind=pool&kind=policy"),
+]
+PUSHES = [
+    (b"", b"unread=False"),
+    (b"unread=true", b"unread=True"),
+    (b"unread=true&limit=1&offset=0", b"unread=1&limit=1&offset=0"),
+    (b"limit=2&offset=1", b"unread=off&limit=2&offset=1"),
+]
+
+
+@pytest.mark.parametrize("part", ["matches", "pushes"])
+async def test_the_hot_path_answers_with_the_routes_bytes(world: PolicyWorld, part: str) -> None:
+    handler = hot.matches if part == "matches" else hot.pushes
+    cases = MATCHES if part == "matches" else PUSHES
+    a, b = await _usccs(world, 2)
+    clients = [(world.enterprise(a), a, "enterprise"), (world.government(), b, "government")]
+    for client, uscc, kind in clients:
+        token = world.platform.token(kind, "policy", uscc=uscc if kind == "enterprise" else None)
+        path = f"/v1/enterprises/{uscc}/{part}"
+        async with client as c:
+            for fast_query, route_query in cases:
+                scope = _scope(world, path, route_query, token)
+                assert await handler(scope, {"uscc": uscc}) is None, route_query  # declined
+                fast = await c.get(f"{path}?{fast_query.decode()}")
+                slow = await c.get(f"{path}?{route_query.decode()}")
+                assert fast.status_code == slow.status_code == 200, (fast.text, slow.text)
+                assert fast.content == slow.content, (kind, fast_query)
+                assert fast.headers["content-type"] == slow.headers["content-type"]
+                # ...and the fast answer was the hot path's own.
+                answer = await handler(_scope(world, path, fast_query, token), {"uscc": uscc})
+                assert answer is not None and answer.body == fast.content, fast_query
+        if part == "matches":
+            assert fast.json()["items"], "the comparison saw no match at all"
+
+
+async def test_everything_else_is_left_to_the_route(world: PolicyWorld) -> None:
+    a, b = await _usccs(world, 2)
+    platform = world.platform
+    own = platform.token("enterprise", "policy", uscc=a)
+    gov = platform.token("government", "policy")
+    declined: list[tuple[str, bytes, str | None, str]] = [
+        (f"/v1/enterprises/{a}/matches", b"", None, a),  # no token
+        (f"/v1/enterprises/{a}/matches", b"", "not-a-token", a),
+        (f"/v1/enterprises/{a}/matches", b"", platform.token("government", "credit"), a),
+        (f"/v1/enterprises/{b}/matches", b"", own, b),  # someone else's
+        (f"/v1/enterprises/{a}/pushes", b"", platform.token("bank", "policy", bank_id="x"), a),
+        ("/v1/enterprises/NOT-A-CODE/matches", b"", gov, "NOT-A-CODE"),
+        ("/v1/enterprises/x/matches", b"", gov, "9" * 33),
+        (f"/v1/enterprises/{a}/matches", b"status=nope", gov, a),
+        (f"/v1/enterprises/{a}/matches", b"status=", gov, a),
+        (f"/v1/enterprises/{a}/matches", b"other=1", gov, a),
+        (f"/v1/enterprises/{a}/pushes", b"limit=0", gov, a),
+        (f"/v1/enterprises/{a}/pushes", b"limit=501", gov, a),
+        (f"/v1/enterprises/{a}/pushes", b"offset=-1", gov, a),
+        (f"/v1/enterprises/{a}/pushes", b"limit=%EF%BC%91", gov, a),  # a full-width 1
+        (f"/v1/enterprises/{a}/pushes", b"unread=yes", gov, a),
+        (f"/v1/enterprises/{a}/pushes", b"limit=1&limit=2", gov, a),
+    ]
+    for path, query, token, uscc in declined:
+        handler = hot.matches if path.endswith("matches") else hot.pushes
+        assert await handler(_scope(world, path, query, token), {"uscc": uscc}) is None, (
+            path,
+            query,
+        )
+    # A problem the service raises (an enterprise not in the evaluation) is the route's.
+    unknown = "91330108MA2J7QL81B"
+    scope = _scope(world, f"/v1/enterprises/{unknown}/matches", b"", gov)
+    assert await hot.matches(scope, {"uscc": unknown}) is None
+    async with world.government() as c:
+        r = await c.get(f"/v1/enterprises/{unknown}/matches")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
