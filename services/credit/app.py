@@ -17,6 +17,7 @@ def create_app(
     settings: CreditSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
     from services.credit.background import start_consumers
+    from services.credit.lines.hot import HOT_ROUTES
     from services.credit.routers import routers
 
     spec = ServiceSpec(
@@ -31,5 +32,6 @@ def create_app(
         migrations_dir=MIGRATIONS,
         routers=routers(),
         on_startup=[start_consumers],
+        hot_routes=HOT_ROUTES,
     )
     return create_service_app(spec, settings or CreditSettings(), overrides)
