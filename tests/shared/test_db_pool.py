@@ -10,13 +10,14 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared import db
 from shared.db import CommittingRoute, DbSession, WritingSession
 from shared.errors import install_problem_handlers
 
 
-async def _backend_pid(engine: db.AsyncEngine) -> int:
+async def _backend_pid(engine: AsyncEngine) -> int:
     async with db.create_sessionmaker(engine)() as session:
         pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         return int(pid)
@@ -67,7 +68,7 @@ async def test_get_requests_read_outside_a_transaction_and_cannot_write(database
     app.state.sessionmaker = db.create_sessionmaker(engine)
     app.state.read_sessionmaker = db.create_sessionmaker(read_engine)
 
-    async def state(session: db.AsyncSession) -> dict[str, object]:
+    async def state(session: AsyncSession) -> dict[str, object]:
         # now() is the transaction's start: two statements apart in time see the same one
         # only inside one transaction.
         first = (await session.execute(text("SELECT now(), pg_sleep(0.02)"))).one()[0]
