@@ -28,6 +28,7 @@ from services.scoring.engine import (
     band_tables,
     explain_codes,
 )
+from services.scoring.models import facts_partition
 from services.scoring.provenance.repository import SOURCE_INDEX
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -72,7 +73,7 @@ def _strip_envelope(buf: bytes | bytearray) -> memoryview:
     return body[:-2]
 
 
-# Below this size of `facts` (64 MiB) a second connection costs more than it saves.
+# Below this size of a period's facts (64 MiB) a second connection costs more than it saves.
 PARALLEL_MIN_PAGES = 8192
 
 
@@ -84,30 +85,31 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
 async def read_inputs_parallel(
     engine: AsyncEngine, period: int, min_pages: int = PARALLEL_MIN_PAGES
 ) -> EvaluationInputs:
-    """`read_inputs` on two connections at once, each sending the rows of half the range of
-    enterprise ids, in one snapshot (exported by the first, imported by the second): the
-    server's per-field send of a million 51-field rows is most of the read, and one backend
-    does it on one core while the machine has two. Split by id rather than by heap pages:
-    a later period's rows sit at the end of the heap, so halves of the pages would leave one
-    side with nothing. Below `min_pages` of `facts`, one connection does it all."""
+    """`read_inputs` on two connections at once, each sending the rows of half of the
+    period's partition (by heap pages, a TID range scan each), in one snapshot (exported by
+    the first, imported by the second): the server's per-field send of a million 51-field
+    rows is most of the read, and one backend does it on one core while the machine has two.
+    Below `min_pages` in the partition, one connection does it all."""
     async with engine.connect() as first:
         a: asyncpg.Connection = (await first.get_raw_connection()).driver_connection
         async with a.transaction(isolation="repeatable_read", readonly=True):
+            # Taken in the snapshot: a row it sees was written to a page that existed then.
             pages = await a.fetchval(
-                "SELECT pg_relation_size('scoring.facts') / current_setting('block_size')::int"
+                "SELECT coalesce(pg_relation_size(to_regclass($1)), 0) "
+                "/ current_setting('block_size')::int",
+                f"scoring.{facts_partition(period)}",
             )
-            low, high = await a.fetchrow("SELECT min(id), max(id) FROM scoring.enterprises")
-            if pages < min_pages or low is None or low == high:
+            if pages < min_pages:
                 return await read_inputs(a, period)
             snapshot = await a.fetchval("SELECT pg_export_snapshot()")
-            mid = int(low) + (int(high) - int(low) + 1) // 2
+            mid = f"'({int(pages) // 2},0)'::tid"
             async with engine.connect() as second:
                 b: asyncpg.Connection = (await second.get_raw_connection()).driver_connection
                 async with b.transaction(isolation="repeatable_read", readonly=True):
                     await b.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
                     (part_a, flagged), part_b = await asyncio.gather(
-                        _read_part_and_flags(a, period, f"f.enterprise_id < {mid}"),
-                        _read_part(b, period, f"f.enterprise_id >= {mid}"),
+                        _read_part_and_flags(a, period, f"f.ctid < {mid}"),
+                        _read_part(b, period, f"f.ctid >= {mid}"),
                     )
     return _assemble([part_a, part_b], flagged)
 
@@ -312,8 +314,13 @@ async def write_scores(
     result: EngineResult,
 ) -> None:
     part = f"scores_{run_id.hex}"
-    # Must run inside the caller's transaction: FREEZE needs the table created in it.
-    await conn.execute(f"CREATE TABLE scoring.{part} (LIKE scoring.scores INCLUDING DEFAULTS)")
+    # Must run inside the caller's transaction: FREEZE needs the table created in it. The
+    # CHECK matching the partition bound lets ATTACH skip its validation scan; made with the
+    # empty table, it costs no scan of its own either.
+    await conn.execute(
+        f"CREATE TABLE scoring.{part} (LIKE scoring.scores INCLUDING DEFAULTS, "
+        f"CONSTRAINT {part}_run CHECK (run_id = '{run_id}'))"
+    )
     all_scored = np.flatnonzero(result.scored)
     tables = band_tables(result)
     if all_scored.size:
@@ -326,10 +333,9 @@ async def write_scores(
             freeze=True,
         )
     await _write_unscored(conn, part, run_id, inputs, result, tables)
-    # A CHECK matching the partition bound lets ATTACH skip its validation scan.
-    await conn.execute(
-        f"ALTER TABLE scoring.{part} ADD CONSTRAINT {part}_run CHECK (run_id = '{run_id}')"
-    )
+    # ATTACH builds the two indexes: a million keys sorted in memory rather than in 64 MB
+    # runs on disk.
+    await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
     await conn.execute(
         f"ALTER TABLE scoring.scores ATTACH PARTITION scoring.{part} FOR VALUES IN ('{run_id}')"
     )

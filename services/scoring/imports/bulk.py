@@ -21,8 +21,13 @@ import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import INDICATOR_CODES, PROFILE
-from services.scoring.imports.repository import merge_enterprises
-from services.scoring.models import FACT_VALUE_COLUMNS
+from services.scoring.imports.repository import (
+    attach_partition,
+    fresh_partition,
+    lock_period,
+    merge_enterprises,
+)
+from services.scoring.models import FACT_VALUE_COLUMNS, facts_partition
 from services.scoring.provenance import service as provenance
 from services.scoring.provenance.repository import fact_upsert_sql, protected_sources
 from shared.db import raw_connection
@@ -143,7 +148,7 @@ def _text_records(facts: BulkFacts, rows: npt.NDArray[np.intp]) -> list[tuple[ob
 async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, int]:
     """Upsert enterprises and one period's facts; returns (inserted, updated, unchanged)."""
     conn = await raw_connection(session)
-    await conn.execute("SELECT pg_advisory_xact_lock(7302, $1)", facts.period)
+    await lock_period(conn, facts.period)
     source = await provenance.add_source(
         session,
         kind="system",
@@ -209,23 +214,32 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
         "SELECT EXISTS (SELECT 1 FROM scoring.facts WHERE period = $1)", facts.period
     )
     if first_load:
-        # Nothing to merge with: a plain insert skips the speculative-insertion machinery.
+        # Nothing to merge with: a plain insert skips the speculative-insertion machinery,
+        # into a fresh partition when the period has none (its indexes built once after).
         # The period's advisory lock keeps a concurrent load from slipping in between.
         # Every column is loaded, so every value has this source: one array for all rows.
+        fresh = await fresh_partition(conn, facts.period)
         status = await conn.execute(
-            f"INSERT INTO scoring.facts (uscc, period, enterprise_id, {col_list}, sources) "
-            f"SELECT q.*, array_fill($2::int, ARRAY[{len(FACT_VALUE_COLUMNS)}]) "
+            f"INSERT INTO scoring.{fresh or 'facts'} (uscc, period, enterprise_id, {col_list}, "
+            f"sources) SELECT q.*, array_fill($2::int, ARRAY[{len(FACT_VALUE_COLUMNS)}]) "
             f"FROM ({select}) q",
             facts.period,
             source.id,
         )
+        if fresh is not None:
+            await attach_partition(conn, fresh, facts.period)
         written = int(status.split()[-1])
         await conn.execute("DROP TABLE IF EXISTS bulk_num, bulk_text")
         return written, 0, facts.n - written
     protected = await protected_sources(session, facts.period, provenance.IMPORT_PRECEDENCE)
     counts = await conn.fetchrow(
         fact_upsert_sql(
-            select, value_cols, source="$2::int", protected="$3::int[]", import_id="NULL::uuid"
+            select,
+            value_cols,
+            source="$2::int",
+            protected="$3::int[]",
+            import_id="NULL::uuid",
+            table=f"scoring.{facts_partition(facts.period)}",
         ),
         facts.period,
         source.id,
