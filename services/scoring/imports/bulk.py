@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.catalogue import INDICATOR_CODES, PROFILE
 from services.scoring.imports.repository import (
     attach_partition,
+    bulk_settings,
     fresh_partition,
     lock_period,
     merge_enterprises,
@@ -157,8 +158,7 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
         created_by=facts.created_by,
         period=facts.period,
     )
-    # The million-row joins hash in memory instead of spilling to sixteen batches on disk.
-    await conn.execute("SET LOCAL work_mem = '256MB'")
+    await bulk_settings(conn)
     float_cols = [*INDICATOR_CODES, *NUMERIC_PROFILE]
     defs = ", ".join(
         ["uscc varchar(18)"]
