@@ -63,7 +63,7 @@ def _input_dtype() -> np.dtype[np.void]:
     )
 
 
-def _strip_envelope(buf: bytes | bytearray) -> memoryview:
+def strip_envelope(buf: bytes | bytearray) -> memoryview:
     if not buf.startswith(_SIGNATURE):
         raise ValueError("not a PostgreSQL binary COPY stream")
     ext_len = int.from_bytes(buf[15:19], "big")
@@ -148,7 +148,7 @@ async def _read_part(conn: asyncpg.Connection, period: int, where: str) -> np.nd
         received.extend(data)
 
     await conn.copy_from_query(query, output=sink, format="binary")
-    body = _strip_envelope(received)
+    body = strip_envelope(received)
     dtype = _input_dtype()
     if len(body) % dtype.itemsize:
         raise ValueError("unexpected row width in binary COPY")
