@@ -10,6 +10,7 @@ row by row 9 s; this path is a small fraction of that). Every column read is mad
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,14 +51,27 @@ class EvaluationInputs:
 
 
 def _input_dtype() -> np.dtype[np.void]:
-    # The revenue and the indicators, then their sources: each a nested field, so a column
-    # block is taken out with one numpy copy rather than a strided pass per value.
+    # The revenue and the indicators, then whether the row's sources are the read's common
+    # ones: the values a nested field, so their block is taken out with one numpy copy.
     return np.dtype(
         [
             ("nfields", ">i2"),
             ("id_len", ">i4"),
             ("id", ">i8"),
             ("vals", [("l", ">i4"), ("v", ">f8")], (_N + 1,)),
+            ("common_len", ">i4"),
+            ("common", "u1"),
+        ]
+    )
+
+
+def _sources_dtype() -> np.dtype[np.void]:
+    # A row whose sources are not the common ones: its id and the source of each value.
+    return np.dtype(
+        [
+            ("nfields", ">i2"),
+            ("id_len", ">i4"),
+            ("id", ">i8"),
             ("srcs", [("l", ">i4"), ("v", ">i4")], (len(_SOURCE_COLUMNS),)),
         ]
     )
@@ -79,7 +93,34 @@ PARALLEL_MIN_PAGES = 8192
 
 async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs:
     """A period's evaluation inputs, on one connection (in its transaction's snapshot)."""
-    return _assemble([await _read_part(conn, period, "true")], await _flagged(conn, period))
+    common = await _common_sources(conn, period)
+    part = await _read_part(conn, period, "true", common)
+    return _assemble([part], await _flagged(conn, period), common)
+
+
+@dataclass
+class _Common:
+    """The sources array of one row of the period (the first of its heap): usually every
+    row's, since a load gives all the rows it writes one array. The read then sends per row
+    only whether the row has it, and the sources of the rows that do not (a second, small
+    COPY), instead of 25 source ids in every row (half the fields of the read)."""
+
+    literal: str  # the array as SQL, as stored (bounds included)
+    sources: npt.NDArray[np.int32]  # its entries for _SOURCE_COLUMNS, 0 for NULL
+
+
+async def _common_sources(conn: asyncpg.Connection, period: int) -> _Common | None:
+    picked = ", ".join(f"coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
+    row = await conn.fetchrow(
+        f"SELECT f.sources::text AS text, ARRAY[{picked}] AS picked FROM scoring.facts f "
+        "WHERE f.period = $1 AND f.sources IS NOT NULL LIMIT 1",
+        period,
+    )
+    if row is None:
+        return None
+    if not re.fullmatch(r"[\[\]0-9:=,{}A-Z-]*", row["text"]):
+        raise ValueError("unexpected text of an int[]")
+    return _Common(f"'{row['text']}'::int[]", np.array(row["picked"], dtype=np.int32))
 
 
 # The read's COPY costs above the server's JIT thresholds: compiling its 51 expressions took
@@ -108,6 +149,7 @@ async def read_inputs_parallel(
             )
             if pages < min_pages:
                 return await read_inputs(a, period)
+            common = await _common_sources(a, period)
             snapshot = await a.fetchval("SELECT pg_export_snapshot()")
             mid = f"'({int(pages) // 2},0)'::tid"
             async with engine.connect() as second:
@@ -116,29 +158,54 @@ async def read_inputs_parallel(
                     await b.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
                     await b.execute(_NO_JIT)
                     (part_a, flagged), part_b = await asyncio.gather(
-                        _read_part_and_flags(a, period, f"f.ctid < {mid}"),
-                        _read_part(b, period, f"f.ctid >= {mid}"),
+                        _read_part_and_flags(a, period, f"f.ctid < {mid}", common),
+                        _read_part(b, period, f"f.ctid >= {mid}", common),
                     )
-    return _assemble([part_a, part_b], flagged)
+    return _assemble([part_a, part_b], flagged, common)
 
 
 async def _read_part_and_flags(
-    conn: asyncpg.Connection, period: int, where: str
-) -> tuple[np.ndarray, list[asyncpg.Record]]:
+    conn: asyncpg.Connection, period: int, where: str, common: _Common | None
+) -> tuple[_Part, list[asyncpg.Record]]:
     # The negative flags (a scan of their own) once, by one of the two connections.
-    return await _read_part(conn, period, where), await _flagged(conn, period)
+    return await _read_part(conn, period, where, common), await _flagged(conn, period)
 
 
-async def _read_part(conn: asyncpg.Connection, period: int, where: str) -> np.ndarray:
-    """The facts rows of `period` matching `where` as a structured array over their binary
+@dataclass
+class _Part:
+    rows: np.ndarray  # _input_dtype
+    own_sources: np.ndarray  # _sources_dtype: the rows whose sources are not the common ones
+
+
+async def _read_part(
+    conn: asyncpg.Connection, period: int, where: str, common: _Common | None
+) -> _Part:
+    """The facts rows of `period` matching `where` as structured arrays over their binary
     COPY."""
+    has_common = f"coalesce(f.sources = {common.literal}, false)" if common else "false"
     cols = ", ".join(f"coalesce(f.\"{c}\", 'NaN')" for c in ("operating_revenue", *INDICATOR_CODES))
-    cols += "".join(f", coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
     # No ORDER BY: sorting a million wide rows spills to disk; numpy sorts the ids instead.
-    query = (
-        f"SELECT f.enterprise_id, {cols} FROM scoring.facts f "
-        f"WHERE f.period = {int(period)} AND {where}"
+    rows = await _copy_out(
+        conn,
+        f"SELECT f.enterprise_id, {cols}, {has_common} FROM scoring.facts f "
+        f"WHERE f.period = {int(period)} AND {where}",
+        _input_dtype(),
+        _N + 3,
     )
+    picked = "".join(f", coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
+    own = await _copy_out(
+        conn,
+        f"SELECT f.enterprise_id{picked} FROM scoring.facts f "
+        f"WHERE f.period = {int(period)} AND {where} AND NOT {has_common}",
+        _sources_dtype(),
+        1 + len(_SOURCE_COLUMNS),
+    )
+    return _Part(rows, own)
+
+
+async def _copy_out(
+    conn: asyncpg.Connection, query: str, dtype: np.dtype[np.void], n_fields: int
+) -> np.ndarray:
     received = bytearray()
 
     async def sink(data: bytes) -> None:
@@ -149,11 +216,10 @@ async def _read_part(conn: asyncpg.Connection, period: int, where: str) -> np.nd
 
     await conn.copy_from_query(query, output=sink, format="binary")
     body = strip_envelope(received)
-    dtype = _input_dtype()
     if len(body) % dtype.itemsize:
         raise ValueError("unexpected row width in binary COPY")
     rows = np.frombuffer(body, dtype=dtype)
-    if rows.size and (rows["nfields"] != _N + 2 + len(_SOURCE_COLUMNS)).any():
+    if rows.size and (rows["nfields"] != n_fields).any():
         raise ValueError("unexpected field count in binary COPY")
     return rows
 
@@ -167,17 +233,35 @@ async def _flagged(conn: asyncpg.Connection, period: int) -> list[asyncpg.Record
     return rows
 
 
-def _assemble(parts: list[np.ndarray], flagged: list[asyncpg.Record]) -> EvaluationInputs:
+def _assemble(
+    parts: list[_Part], flagged: list[asyncpg.Record], common: _Common | None
+) -> EvaluationInputs:
     """The parts' columns joined in enterprise-id order. Each column is taken out of the
     COPY buffers before any reordering: a sort of the raw rows would copy all of them."""
-    ids = np.concatenate([rows["id"] for rows in parts], dtype=np.int64)
-    revenue = np.concatenate([rows["vals"]["v"][:, 0] for rows in parts], dtype=np.float64)
-    values = np.concatenate([rows["vals"]["v"][:, 1:] for rows in parts], dtype=np.float64)
-    sources = np.concatenate([rows["srcs"]["v"] for rows in parts], dtype=np.int32)
+    ids = np.concatenate([p.rows["id"] for p in parts], dtype=np.int64)
+    revenue = np.concatenate([p.rows["vals"]["v"][:, 0] for p in parts], dtype=np.float64)
+    values = np.concatenate([p.rows["vals"]["v"][:, 1:] for p in parts], dtype=np.float64)
+    has_common = np.concatenate([p.rows["common"] for p in parts]).astype(bool)
     if ids.size > 1 and not (ids[1:] > ids[:-1]).all():
         # A bulk load writes facts in id order, so a sort is usually not needed.
         order = np.argsort(ids, kind="stable")
-        ids, revenue, values, sources = ids[order], revenue[order], values[order], sources[order]
+        ids, revenue, values, has_common = (
+            ids[order],
+            revenue[order],
+            values[order],
+            has_common[order],
+        )
+    sources = np.zeros((ids.size, len(_SOURCE_COLUMNS)), dtype=np.int32)
+    if common is not None:
+        sources[has_common] = common.sources
+    own_ids = np.concatenate([p.own_sources["id"] for p in parts], dtype=np.int64)
+    if own_ids.size:
+        at = np.minimum(np.searchsorted(ids, own_ids), ids.size - 1)
+        if (ids[at] != own_ids).any() or has_common[at].any():
+            raise ValueError("the rows' own sources do not match the rows read")
+        sources[at] = np.concatenate([p.own_sources["srcs"]["v"] for p in parts])
+    if own_ids.size != ids.size - int(np.count_nonzero(has_common)):
+        raise ValueError("rows without their sources in the read")
     reasons = np.full(ids.size, None, dtype=object)
     if flagged:
         pos = np.searchsorted(ids, np.array([r["id"] for r in flagged], dtype=np.int64))
