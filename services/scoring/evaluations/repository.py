@@ -61,18 +61,9 @@ def _input_dtype() -> np.dtype[np.void]:
             ("vals", [("l", ">i4"), ("v", ">f8")], (_N + 1,)),
             ("common_len", ">i4"),
             ("common", "u1"),
-        ]
-    )
-
-
-def _sources_dtype() -> np.dtype[np.void]:
-    # A row whose sources are not the common ones: its id and the source of each value.
-    return np.dtype(
-        [
-            ("nfields", ">i2"),
-            ("id_len", ">i4"),
-            ("id", ">i8"),
-            ("srcs", [("l", ">i4"), ("v", ">i4")], (len(_SOURCE_COLUMNS),)),
+            ("ctid_len", ">i4"),
+            ("block", ">u4"),
+            ("offset", ">u2"),
         ]
     )
 
@@ -174,33 +165,41 @@ async def _read_part_and_flags(
 @dataclass
 class _Part:
     rows: np.ndarray  # _input_dtype
-    own_sources: np.ndarray  # _sources_dtype: the rows whose sources are not the common ones
+    own_ids: npt.NDArray[np.int64]  # the rows whose sources are not the common ones,
+    own_sources: npt.NDArray[np.int32]  # and theirs
 
 
 async def _read_part(
     conn: asyncpg.Connection, period: int, where: str, common: _Common | None
 ) -> _Part:
-    """The facts rows of `period` matching `where` as structured arrays over their binary
-    COPY."""
+    """The facts rows of `period` matching `where` as a structured array over their binary
+    COPY, and the sources of those whose sources are not the common ones."""
     has_common = f"coalesce(f.sources = {common.literal}, false)" if common else "false"
     cols = ", ".join(f"coalesce(f.\"{c}\", 'NaN')" for c in ("operating_revenue", *INDICATOR_CODES))
     # No ORDER BY: sorting a million wide rows spills to disk; numpy sorts the ids instead.
     rows = await _copy_out(
         conn,
-        f"SELECT f.enterprise_id, {cols}, {has_common} FROM scoring.facts f "
+        f"SELECT f.enterprise_id, {cols}, {has_common}, f.ctid FROM scoring.facts f "
         f"WHERE f.period = {int(period)} AND {where}",
         _input_dtype(),
-        _N + 3,
+        _N + 4,
     )
-    picked = "".join(f", coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
-    own = await _copy_out(
-        conn,
-        f"SELECT f.enterprise_id{picked} FROM scoring.facts f "
-        f"WHERE f.period = {int(period)} AND {where} AND NOT {has_common}",
-        _sources_dtype(),
-        1 + len(_SOURCE_COLUMNS),
+    own = np.flatnonzero(rows["common"] == 0)
+    if not own.size:
+        return _Part(rows, np.empty(0, np.int64), np.empty((0, len(_SOURCE_COLUMNS)), np.int32))
+    # Those rows again by their tuple ids (a TID scan, in the same snapshot), not a scan.
+    picked = ", ".join(f"coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
+    tids = list(zip(rows["block"][own].tolist(), rows["offset"][own].tolist(), strict=True))
+    found = await conn.fetch(
+        f"SELECT f.enterprise_id, ARRAY[{picked}] FROM scoring.facts f "
+        f"WHERE f.period = {int(period)} AND f.ctid = ANY($1::tid[])",
+        tids,
     )
-    return _Part(rows, own)
+    return _Part(
+        rows,
+        np.array([r[0] for r in found], dtype=np.int64),
+        np.array([r[1] for r in found], dtype=np.int32).reshape(-1, len(_SOURCE_COLUMNS)),
+    )
 
 
 async def _copy_out(
@@ -254,12 +253,12 @@ def _assemble(
     sources = np.zeros((ids.size, len(_SOURCE_COLUMNS)), dtype=np.int32)
     if common is not None:
         sources[has_common] = common.sources
-    own_ids = np.concatenate([p.own_sources["id"] for p in parts], dtype=np.int64)
+    own_ids = np.concatenate([p.own_ids for p in parts], dtype=np.int64)
     if own_ids.size:
         at = np.minimum(np.searchsorted(ids, own_ids), ids.size - 1)
         if (ids[at] != own_ids).any() or has_common[at].any():
             raise ValueError("the rows' own sources do not match the rows read")
-        sources[at] = np.concatenate([p.own_sources["srcs"]["v"] for p in parts])
+        sources[at] = np.concatenate([p.own_sources for p in parts])
     if own_ids.size != ids.size - int(np.count_nonzero(has_common)):
         raise ValueError("rows without their sources in the read")
     reasons = np.full(ids.size, None, dtype=object)
