@@ -191,7 +191,7 @@ class _TagTable:
 
 def _fact_dtype(tag_tables: Sequence[_TagTable]) -> np.dtype[np.void]:
     n_floats = len(INDICATOR_CODES) + len(NUMERIC_PROFILE)
-    fields: list[tuple[str, Any]] = [
+    fields: list[tuple[Any, ...]] = [
         ("nf", ">i2"),
         ("ul", ">i4"),
         ("uscc", "S18"),
