@@ -46,6 +46,13 @@ from shared.db import schema_metadata
 FACT_VALUE_COLUMNS: tuple[str, ...] = (*INDICATOR_CODES, *PROFILE_CODES)
 
 
+def facts_partition(period: int) -> str:
+    """The name of `period`'s partition of `facts` (made by its first writer, see
+    `imports.repository.fresh_partition`; the migration that partitioned `facts` names the
+    partitions it makes the same way)."""
+    return f"facts_{period}" if period >= 0 else f"facts_m{-period}"
+
+
 class Base(DeclarativeBase):
     metadata = schema_metadata("scoring")
 
@@ -93,7 +100,10 @@ class Facts(Base):
     """
 
     __tablename__ = "facts"
-    __table_args__ = (Index("ix_facts_period", "period"),)
+    # One partition per period, made by the period's first writer (`imports.repository`): a
+    # first load fills a fresh table whose index is built once, as scores are written. A
+    # query of one period reads only its partition: no index on the period.
+    __table_args__ = ({"postgresql_partition_by": "LIST (period)"},)
 
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     period: Mapped[int] = mapped_column(SmallInteger, primary_key=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sqlalchemy import text
 
 from devtools.demo import from_demo
@@ -45,3 +46,69 @@ async def test_bulk_load_equals_csv_import(platform: Platform, database_url: str
         assert a == b
     async with maker() as session, session.begin():
         assert await bulk_load(session, from_demo(demo(N, SEED), 2025)) == (0, 0, N)
+
+
+async def _rows(platform: Platform) -> list[dict[str, Any]]:
+    """Every stored facts row (all columns but the load time), with its source as an index
+    into the sources of the load, so two loads' rows compare."""
+    async with platform.fastapi["scoring"].state.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT f.*, (SELECT max(id) FROM scoring.sources) AS last_source "
+                    "FROM scoring.facts f ORDER BY f.uscc"
+                )
+            )
+        ).mappings()
+        out = []
+        for r in rows:
+            row = {k: v for k, v in r.items() if k not in ("updated_at", "last_source")}
+            row["sources"] = [s == r["last_source"] for s in r["sources"]]
+            out.append(row)
+        return out
+
+
+async def test_first_load_into_a_fresh_partition_equals_the_insert(
+    platform: Platform, database_url: str
+) -> None:
+    """A period's first bulk load goes by COPY straight into a new partition; what it stores
+    is exactly what the insert of staged rows stores (the path of a period whose partition
+    exists), tags outside the vocabulary, missing values and ids included."""
+    await platform.start("scoring")
+    engine = platform.fastapi["scoring"].state.engine
+    maker = platform.fastapi["scoring"].state.sessionmaker
+    bulk = from_demo(demo(N, SEED), 2025)
+    tags = dict(bulk.tags)
+    for code, masks in tags.items():
+        odd = masks.astype(np.int32)
+        odd[:3] = (-1, 1 << len(bulk.vocabularies[code]), 0)
+        tags[code] = odd
+    bulk.tags = tags
+    assert np.isnan(bulk.indicators).any()
+
+    async with engine.connect() as conn:
+        assert (
+            await conn.execute(text("SELECT to_regclass('scoring.facts_2025')"))
+        ).scalar() is None
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, bulk) == (N, 0, 0)
+    async with engine.connect() as conn:
+        attached = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_inherits "
+                "WHERE inhparent = 'scoring.facts'::regclass "
+                "AND inhrelid = 'scoring.facts_2025'::regclass"
+            )
+        )
+        assert attached.scalar() == 1
+    fresh = await _rows(platform)
+
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE scoring.facts, scoring.enterprises RESTART IDENTITY"))
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, bulk) == (N, 0, 0)
+    inserted = await _rows(platform)
+    assert len(fresh) == N
+    assert fresh == inserted
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, bulk) == (0, 0, N)

@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
+from contracts.catalogue import INDICATOR_CODES
 from services.scoring.engine import EngineInput, evaluate, fingerprint
 from services.scoring.evaluations.repository import read_inputs, read_inputs_parallel
+from services.scoring.provenance.repository import SOURCE_INDEX
 from services.scoring.specs.spec import DEFAULT_MODEL
 from tests.platform import Platform
 from tests.scoring_fixtures import demo, evaluate_and_publish, import_period, publish_demo
@@ -125,6 +127,48 @@ async def test_the_parallel_read_returns_what_one_connection_reads(platform: Pla
     np.testing.assert_array_equal(parallel.values, serial.values)
     np.testing.assert_array_equal(parallel.sources, serial.sources)
     assert list(parallel.excluded_reason) == list(serial.excluded_reason)
+
+
+async def test_the_read_gives_each_row_its_own_sources(platform: Platform) -> None:
+    """The read sends the sources array most rows share once; rows with sources of their own
+    (an element changed, a NULL element, no array at all) get exactly theirs, in either read."""
+    await publish_demo(platform, n=N, seed=4)
+    engine = platform.fastapi["scoring"].state.engine
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE scoring.facts SET sources[3] = sources[3] + 1000 "
+                "WHERE enterprise_id % 7 = 0"
+            )
+        )
+        await conn.execute(
+            text("UPDATE scoring.facts SET sources[1] = NULL WHERE enterprise_id % 11 = 0")
+        )
+        await conn.execute(
+            text("UPDATE scoring.facts SET sources = NULL WHERE enterprise_id % 13 = 0")
+        )
+        picked = ", ".join(
+            f"coalesce(f.sources[{SOURCE_INDEX[c]}], 0)"
+            for c in (*INDICATOR_CODES, "operating_revenue")
+        )
+        expected = (
+            await conn.execute(
+                text(
+                    f"SELECT f.enterprise_id, ARRAY[{picked}] FROM scoring.facts f "
+                    "WHERE f.period = 2025 ORDER BY f.enterprise_id"
+                )
+            )
+        ).all()
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        serial = await read_inputs(raw.driver_connection, 2025)
+    parallel = await read_inputs_parallel(engine, 2025, min_pages=0)
+    want = np.array([r[1] for r in expected], dtype=np.int32)
+    assert len({tuple(r) for r in want}) > 3
+    for inputs in (serial, parallel):
+        np.testing.assert_array_equal(inputs.enterprise_ids, [r[0] for r in expected])
+        assert inputs.sources is not None
+        np.testing.assert_array_equal(inputs.sources, want)
 
 
 async def test_a_second_run_supersedes_and_duplicate_publish_is_idempotent(

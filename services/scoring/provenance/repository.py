@@ -22,11 +22,19 @@ SOURCE_INDEX: dict[str, int] = {c: k + 1 for k, c in enumerate(FACT_VALUE_COLUMN
 
 
 def fact_upsert_sql(
-    select_sql: str, value_cols: Sequence[str], *, source: str, protected: str, import_id: str
+    select_sql: str,
+    value_cols: Sequence[str],
+    *,
+    source: str,
+    protected: str,
+    import_id: str,
+    table: str,
 ) -> str:
     """The upsert of facts from `select_sql`, which yields (uscc, period, enterprise_id, then
     `value_cols` in order). `source`, `protected` and `import_id` are SQL expressions (usually
     parameters): the writer's source id, the ids it may not overwrite, the import or NULL.
+    `table` is the partition of `facts` of the rows' one period: whether a row was inserted
+    is read from its `xmax`, which a partitioned table does not return.
 
     The statement answers one row: `inserted`, `written` (inserted + updated) and `kept`
     (values left alone because a source of higher precedence set them).
@@ -88,8 +96,8 @@ def fact_upsert_sql(
     return (
         f"WITH q AS ({select_sql}), "
         f"old AS (SELECT f.uscc, f.period, f.sources{', ' if cols else ''}{old_vals} "
-        "FROM scoring.facts f JOIN q ON q.uscc = f.uscc AND q.period = f.period), "
-        "up AS (INSERT INTO scoring.facts AS f "
+        f"FROM {table} f JOIN q ON q.uscc = f.uscc AND q.period = f.period), "
+        f"up AS (INSERT INTO {table} AS f "
         f"(uscc, period, enterprise_id{', ' if cols else ''}{col_list}, sources, import_id) "
         f"SELECT q.uscc, q.period, q.enterprise_id{', ' if cols else ''}{prefixed}, "
         f"ARRAY[{new_row_sources}], {import_id} FROM q "
