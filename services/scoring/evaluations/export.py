@@ -31,14 +31,7 @@ _STAGE_NAMES = "ARRAY[" + ", ".join(f"'{s.value}'" for s in STAGES) + "]::text[]
 # For this statement only (SET LOCAL). At a million enterprises, JIT compiled the fifty
 # columns' expressions for 10 s of a 26 s statement (EXPLAIN ANALYZE), for rows each touched
 # once; and with the default 4 MB the hash joins and the sort by USCC spilled ~450 MB to disk.
-# No parallel workers: on this service's two cores they cost a third more CPU in all (backend
-# plus workers: 26 against 17 s with facts, 7-8 against 5 s without, at a million) for no
-# shorter a statement once anything else runs (load 3-4: 24 against 21 s, 6-7 against 6 s).
-EXPORT_SETTINGS = (
-    "SET LOCAL jit = off",
-    "SET LOCAL work_mem = '128MB'",
-    "SET LOCAL max_parallel_workers_per_gather = 0",
-)
+EXPORT_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '128MB'")
 
 
 def _fact_select(code: str) -> str:
