@@ -20,7 +20,7 @@ most it ever writes (every eligible and near match is pushed). Median and worst 
 with the load average before and after each consumer's runs, and per run the CPU seconds of
 each process (from /proc): this one (the consumer), scoring's, and the PostgreSQL backends
 of the scratch database (those still connected at the end of the run; a parallel worker's or
-a closed connection's CPU is not seen).
+a closed connection's CPU is counted apart, "pg exited": every database's, so noisy).
 
 `--keep NAME` keeps (or reuses) the prepared database, for profiling the catch-up again
 without preparing a million enterprises each time.
@@ -217,13 +217,25 @@ def sync_of(name: str) -> Callable[[FastAPI], Awaitable[Any]]:
 _HZ = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
 def cpu_of(pid: int) -> float:
     """User + system CPU seconds of a process (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _HZ
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / _HZ if fields else 0.0
+
+
+def exited_cpu(backend: int) -> float:
+    """CPU seconds of the server's exited processes (parallel workers among them, but those
+    of every database: other work on the machine shows here too), from the postmaster."""
+    fields = _stat(backend)
+    parent = _stat(int(fields[1])) if fields else []
+    return (int(parent[13]) + int(parent[14])) / _HZ if parent else 0.0
 
 
 async def backends(url: str) -> list[int]:
@@ -260,13 +272,15 @@ async def catch_up_runs(
             pids = await backends(url)
             start_cpu = {p: cpu_of(p) for p in pids}
             own, scoring_cpu = time.process_time(), cpu_of(scoring_pid)
+            exited = exited_cpu(pids[0]) if pids else 0.0
             started = time.perf_counter()
             report = await sync(app)
             times.append(time.perf_counter() - started)
             own, scoring_cpu = time.process_time() - own, cpu_of(scoring_pid) - scoring_cpu
             ended = set(pids) | set(await backends(url))
             pg = sum(cpu_of(p) - start_cpu.get(p, 0.0) for p in ended)
-            cpu.append({name: own, "scoring": scoring_cpu, "postgres": pg})
+            exited = exited_cpu(pids[0]) - exited if pids else 0.0
+            cpu.append({name: own, "scoring": scoring_cpu, "postgres": pg, "pg exited": exited})
             if report.imported != [str(run_id)]:
                 raise SystemExit(f"{name} did not take in {run_id}: {report}")
             extra = f", pushes {report.pushes:,}" if hasattr(report, "pushes") else ""
