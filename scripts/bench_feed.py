@@ -7,16 +7,20 @@ A scratch database (on `DATABASE_URL`, else the embedded PostgreSQL) is migrated
 credit and policy, as the platform shares one database between schemas. Scoring gets the demo
 generator's population through its bulk loader, evaluated and published by its own service
 functions (that part is set-up, not timed). Scoring's app is then served by uvicorn on a real
-socket (port `IP_BENCH_PORT_OFFSET` + 8101), so the export is streamed as in production; the
-consumer is its real app (lifespan, pool, seeded rules) calling scoring with a real service
-client and an internal token.
+socket (port `IP_BENCH_PORT_OFFSET` + 8101) in its own process, as in production, so the
+export is streamed and its CPU is scoring's own; the consumer is its real app (lifespan,
+pool, seeded rules) in this process, calling scoring with a real service client and an
+internal token.
 
 Timed, per consumer and alone: `sync_evaluations(app)` from the event to the committed
 evaluation (export streamed in, stored, lines or matches and pushes written, cursor moved).
 Before each run the consumer's schema is emptied (cursor, evaluation, facts or scores, lines
 or matches, pushes), so every run is the first evaluation the service ever takes in: the
 most it ever writes (every eligible and near match is pushed). Median and worst of `--runs`,
-with the load average before and after each consumer's runs.
+with the load average before and after each consumer's runs, and per run the CPU seconds of
+each process (from /proc): this one (the consumer), scoring's, and the PostgreSQL backends
+of the scratch database (those still connected at the end of the run; a parallel worker's or
+a closed connection's CPU is counted apart, "pg exited": every database's, so noisy).
 
 `--keep NAME` keeps (or reuses) the prepared database, for profiling the catch-up again
 without preparing a million enterprises each time.
@@ -26,9 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
-import socket
+import signal
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -121,30 +127,52 @@ def _overrides(issuer: TokenIssuer, name: str) -> Overrides:
     )
 
 
-@asynccontextmanager
-async def scoring_served(url: str, issuer: TokenIssuer) -> AsyncIterator[str]:
-    """Scoring's real app on a real socket, in this process; its base URL."""
+def serve_scoring(url: str) -> None:
+    """Scoring's real app on the benchmark's port until interrupted (the child process);
+    the callers' public keys from the parent, in `BENCH_FEED_JWKS`."""
     from services.scoring.app import create_app
     from services.scoring.settings import ScoringSettings
 
+    jwks = json.loads(os.environ["BENCH_FEED_JWKS"])
+    issuer = TokenIssuer(KeySet([generate_key()]), ISSUER)
+    overrides = Overrides(jwks=JwksCache.static(jwks), extra=_overrides(issuer, "scoring").extra)
     settings = ScoringSettings(database_url=url, environment="test")
-    app = create_app(settings, _overrides(issuer, "scoring"))
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", PORT))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    app = create_app(settings, overrides)
+    uvicorn.run(app, host="127.0.0.1", port=PORT, log_level="warning", lifespan="on")
+
+
+@asynccontextmanager
+async def scoring_served(url: str, issuer: TokenIssuer) -> AsyncIterator[tuple[str, int]]:
+    """Scoring's real app on a real socket, in its own process; its base URL and pid."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scripts.bench_feed",
+        "--serve-scoring",
+        url,
+        env={**os.environ, "BENCH_FEED_JWKS": json.dumps(issuer.jwks())},
+    )
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{PORT}"
+        deadline = time.monotonic() + 60
+        while True:
+            if child.returncode is not None:
+                raise SystemExit(f"scoring exited ({child.returncode})")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", PORT)
+                writer.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("scoring did not start within 60 s") from None
+                await asyncio.sleep(0.1)
+        yield f"http://127.0.0.1:{PORT}", child.pid
     finally:
-        server.should_exit = True
-        await task
-        sock.close()
+        child.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(child.wait(), 30)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
 
 
 @asynccontextmanager
@@ -186,33 +214,95 @@ def sync_of(name: str) -> Callable[[FastAPI], Awaitable[Any]]:
     return credit_sync
 
 
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process (0 if it is gone)."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / _HZ if fields else 0.0
+
+
+def exited_cpu(backend: int) -> float:
+    """CPU seconds of the server's exited processes (parallel workers among them, but those
+    of every database: other work on the machine shows here too), from the postmaster."""
+    fields = _stat(backend)
+    parent = _stat(int(fields[1])) if fields else []
+    return (int(parent[13]) + int(parent[14])) / _HZ if parent else 0.0
+
+
+async def backends(url: str) -> list[int]:
+    """The PostgreSQL backends connected to the scratch database."""
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
+
+
 async def catch_up_runs(
-    url: str, issuer: TokenIssuer, scoring: str, name: str, run_id: uuid.UUID, runs: int
+    url: str,
+    issuer: TokenIssuer,
+    scoring: tuple[str, int],
+    name: str,
+    run_id: uuid.UUID,
+    runs: int,
 ) -> dict[str, Any]:
-    """`runs` first-evaluation catch-ups of one consumer: seconds each, and the load."""
+    """`runs` first-evaluation catch-ups of one consumer: seconds each, CPU per process,
+    and the load."""
     times: list[float] = []
+    cpu: list[dict[str, float]] = []
     sync = sync_of(name)
-    async with consumer(name, url, issuer, scoring) as app:
+    base, scoring_pid = scoring
+    async with consumer(name, url, issuer, base) as app:
         before = load()
         for i in range(runs):
             await admin_execute(url, *RESET[name])
+            pids = await backends(url)
+            start_cpu = {p: cpu_of(p) for p in pids}
+            own, scoring_cpu = time.process_time(), cpu_of(scoring_pid)
+            exited = exited_cpu(pids[0]) if pids else 0.0
             started = time.perf_counter()
             report = await sync(app)
             times.append(time.perf_counter() - started)
+            own, scoring_cpu = time.process_time() - own, cpu_of(scoring_pid) - scoring_cpu
+            ended = set(pids) | set(await backends(url))
+            pg = sum(cpu_of(p) - start_cpu.get(p, 0.0) for p in ended)
+            exited = exited_cpu(pids[0]) - exited if pids else 0.0
+            cpu.append({name: own, "scoring": scoring_cpu, "postgres": pg, "pg exited": exited})
             if report.imported != [str(run_id)]:
                 raise SystemExit(f"{name} did not take in {run_id}: {report}")
             extra = f", pushes {report.pushes:,}" if hasattr(report, "pushes") else ""
-            print(f"    {name} run {i + 1}: {times[-1]:.2f} s (load {load()}){extra}", flush=True)
+            print(
+                f"    {name} run {i + 1}: {times[-1]:.2f} s (load {load()}){extra}; CPU s: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in cpu[-1].items()),
+                flush=True,
+            )
         after = load()
-    return {"times": times, "load": (before, after)}
+    return {"times": times, "cpu": cpu, "load": (before, after)}
 
 
 def line(name: str, size: int, r: dict[str, Any]) -> str:
     t = r["times"]
+    cpu = ", ".join(
+        f"{k} {statistics.median(c[k] for c in r['cpu']):.2f} / {max(c[k] for c in r['cpu']):.2f}"
+        for k in r["cpu"][0]
+    )
     return (
         f"  {name} catch-up, {size:,} enterprises, {len(t)} runs: median "
         f"{statistics.median(t):.2f} s, worst {max(t):.2f} s "
-        f"(load {r['load'][0]} -> {r['load'][1]})"
+        f"(load {r['load'][0]} -> {r['load'][1]}); CPU s median / worst: {cpu}"
     )
 
 
@@ -261,6 +351,9 @@ async def bench_catch_up(
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--serve-scoring"]:  # the scoring process `scoring_served` starts
+        serve_scoring(sys.argv[2])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)

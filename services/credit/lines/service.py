@@ -189,6 +189,12 @@ def score_columns_from_csv(body: bytes | bytearray) -> ScoreColumns:
     binary COPY) cost 6-7 s at a million enterprises. PostgreSQL's CSV conventions as its
     COPY reads them (an unquoted empty cell is NULL, a quoted one the empty string; `t`/`f`),
     numbers parsed to the same doubles (both round correctly), rows put in byte order."""
+    return scores_from_csv(body)[0]
+
+
+def scores_from_csv(body: bytes | bytearray) -> tuple[ScoreColumns, int]:
+    """`score_columns_from_csv`, and the number of rows scored without an exclusion (NULL,
+    as PostgreSQL's COPY reads the cell): an evaluation's `scored_count`."""
     table = pa_csv.read_csv(
         pa.py_buffer(body),
         convert_options=pa_csv.ConvertOptions(
@@ -203,8 +209,10 @@ def score_columns_from_csv(body: bytes | bytearray) -> ScoreColumns:
     stage = table.column("stage")
     codes = pc.index_in(stage, value_set=pa.array(STAGE_ORDER)).fill_null(OTHER_STAGE)
     no_stage = stage.is_null().to_numpy(zero_copy_only=False)
+    scored = pc.fill_null(table.column("scored"), False)
+    unexcluded = pc.sum(pc.and_(scored, table.column("exclusion").is_null())).as_py() or 0
     exclusion = pc.fill_null(table.column("exclusion"), "")
-    clear = pc.and_(pc.fill_null(table.column("scored"), False), pc.equal(exclusion, ""))
+    clear = pc.and_(scored, pc.equal(exclusion, ""))
     usccs = np.asarray(table.column("uscc").to_numpy(zero_copy_only=False)).astype(np.bytes_)
     columns = ScoreColumns(
         usccs=usccs,
@@ -222,7 +230,7 @@ def score_columns_from_csv(body: bytes | bytearray) -> ScoreColumns:
             percentile=columns.percentile[order],
             tier=columns.tier[order],
         )
-    return columns
+    return columns, int(unexcluded)
 
 
 def _nan_floats(column: pa.ChunkedArray) -> npt.NDArray[np.float64]:

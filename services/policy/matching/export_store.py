@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from services.policy.criteria import FACTS
-from services.policy.matching.population import Population
+from services.policy.matching.population import Population, bytes_column
 from shared import pgcopy
 
 ROW_COLUMNS = ("uscc", "run_id", "position", "name", "stage", "score", "tier")
@@ -33,8 +33,7 @@ def names_in_order(table: pa.Table, order: npt.NDArray[np.intp]) -> npt.NDArray[
     pages' items give it), without decoding a Python string per row."""
     if "name" not in table.column_names:
         return np.zeros(len(order), dtype="S1")
-    col = pc.fill_null(table.column("name"), "").cast(pa.binary())
-    values = np.asarray(col.to_numpy(zero_copy_only=False).astype(np.bytes_))
+    values = bytes_column(pc.fill_null(table.column("name"), ""))
     out: npt.NDArray[np.bytes_] = values[order] if len(values) else values
     return out
 

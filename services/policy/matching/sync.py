@@ -119,7 +119,8 @@ async def store_evaluation(
 
 def _read(path: str) -> tuple[Population, npt.NDArray[np.bytes_]]:
     table = read_export(path)
-    return population_from_export(table), names_in_order(table, export_order(table)[1])
+    ordered = export_order(table)
+    return population_from_export(table, ordered), names_in_order(table, ordered[1])
 
 
 async def store_export(

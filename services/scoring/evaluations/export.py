@@ -42,33 +42,45 @@ def _fact_select(code: str) -> str:
 
 
 def export_query(with_facts: bool) -> str:
-    """The statement for one run (`$1`), in USCC order; with facts, of its period (`$2`)."""
-    cols = [
-        "e.uscc",
-        "e.name",
-        f"({_STAGE_NAMES})[s.stage + 1] AS stage",
-        "s.scored",
-        "s.exclusion",
-        "NULLIF(s.total, 'NaN') AS total",
-        "s.rank",
-        "s.cohort_size",
-        "NULLIF(s.percentile, 'NaN') AS percentile",
-        "s.tier",
+    """The statement for one run (`$1`), in USCC order; with facts, of its period (`$2`).
+
+    The run's scores and their enterprises are joined and sorted first, on their own: with
+    the facts joined before the sort, PostgreSQL sorted ~540-byte rows (450 MB spilled to
+    disk at a million); the facts are then merged in by their key, in that same order (or
+    sorted by the planner when their table's order makes the key's scan dear).
+    """
+    run = {
+        "uscc": "e.uscc",
+        "name": "e.name",
+        "stage": f"({_STAGE_NAMES})[s.stage + 1]",
+        "scored": "s.scored",
+        "exclusion": "s.exclusion",
+        "total": "NULLIF(s.total, 'NaN')",
+        "rank": "s.rank",
+        "cohort_size": "s.cohort_size",
+        "percentile": "NULLIF(s.percentile, 'NaN')",
+        "tier": "s.tier",
+    }
+    selected = ", ".join(f"{expr} AS {name}" for name, expr in run.items())
+    scores = (
+        "FROM scoring.scores s JOIN scoring.enterprises e ON e.id = s.enterprise_id "
+        "WHERE s.run_id = $1"
+    )
+    if not with_facts:
+        return f"SELECT {selected} {scores} ORDER BY e.uscc"
+    cols = [f"r.{name}" for name in run]
+    cols += [_fact_select(c) for c in (*INDICATOR_CODES, *(p.code for p in PROFILE))]
+    # As `_facts` does: days to the period's last day over 365.25, to 2 places.
+    cols += [
+        "r.founded_on",
+        "round(((make_date($2::int, 12, 31) - r.founded_on) / 365.25)::numeric, 2)"
+        "::float8 AS age_years",
     ]
-    join = ""
-    if with_facts:
-        cols += [_fact_select(c) for c in (*INDICATOR_CODES, *(p.code for p in PROFILE))]
-        # As `_facts` does: days to the period's last day over 365.25, to 2 places.
-        cols += [
-            "e.founded_on",
-            "round(((make_date($2::int, 12, 31) - e.founded_on) / 365.25)::numeric, 2)"
-            "::float8 AS age_years",
-        ]
-        join = "LEFT JOIN scoring.facts f ON f.uscc = e.uscc AND f.period = $2 "
     return (
         f"SELECT {', '.join(cols)} "
-        "FROM scoring.scores s JOIN scoring.enterprises e ON e.id = s.enterprise_id "
-        f"{join}WHERE s.run_id = $1 ORDER BY e.uscc"
+        f"FROM (SELECT {selected}, e.founded_on {scores} ORDER BY e.uscc) r "
+        "LEFT JOIN scoring.facts f ON f.uscc = r.uscc AND f.period = $2 "
+        "ORDER BY r.uscc"
     )
 
 
