@@ -32,9 +32,12 @@ from shared.auth.deps import can_see_enterprise
 from shared.auth.principal import Principal
 from shared.errors import ProblemError
 from shared.identifiers import canonical_uscc
+from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageParams
 
 # `UsccPath`'s bound: a longer value is refused by the route (422) before anything else.
 USCC_MAX = 32
+# `Paging`'s bound on the offset.
+_OFFSET_MAX = 10_000_000
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -67,6 +70,19 @@ async def principal_of(app: FastAPI, scope: Scope) -> Principal | None:
     return principal
 
 
+async def caller(scope: Scope) -> Principal | None:
+    """The verified caller (what `CurrentPrincipal` gives a route), or None."""
+    principal = await principal_of(scope["app"], scope)
+    if principal is not None:
+        scope.setdefault("state", {})["principal"] = principal
+    return principal
+
+
+def checked_code(raw: str) -> str | None:
+    """The canonical code a `CheckedUSCC` would give the route, or None (the route's)."""
+    return canonical(raw) if len(raw) <= USCC_MAX else None
+
+
 async def visible_enterprise(scope: Scope, raw: str) -> tuple[Principal, str] | None:
     """The caller and the canonical code, when the caller may see that enterprise (what
     `VisibleUSCC` gives a route); None for anything the route must answer itself."""
@@ -96,6 +112,34 @@ def query_params(scope: Scope, allowed: frozenset[str]) -> list[tuple[str, str]]
     if any(name not in allowed for name, _ in pairs):
         return None
     return pairs
+
+
+def single_values(pairs: list[tuple[str, str]]) -> dict[str, str] | None:
+    """The query as one value per name; None when a name repeats (FastAPI would take the
+    last, a case left to the route)."""
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name in values:
+            return None
+        values[name] = value
+    return values
+
+
+def _number(value: str, low: int, high: int) -> int | None:
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+def page_params(values: dict[str, str]) -> PageParams | None:
+    """`Paging` of `limit` and `offset` in their plain decimal form within the route's
+    bounds; None for anything else (the route's 422 or its own reading)."""
+    limit = _number(values.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT)
+    offset = _number(values.get("offset", "0"), 0, _OFFSET_MAX)
+    if limit is None or offset is None:
+        return None
+    return PageParams(limit=limit, offset=offset)
 
 
 @asynccontextmanager

@@ -16,8 +16,9 @@ SCHEMA = "credit"
 def create_app(
     settings: CreditSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
+    from services.credit.applications.hot import HOT_ROUTES as APPLICATION_ROUTES
     from services.credit.background import start_consumers
-    from services.credit.lines.hot import HOT_ROUTES
+    from services.credit.lines.hot import HOT_ROUTES as LINE_ROUTES
     from services.credit.routers import routers
 
     spec = ServiceSpec(
@@ -32,6 +33,6 @@ def create_app(
         migrations_dir=MIGRATIONS,
         routers=routers(),
         on_startup=[start_consumers],
-        hot_routes=HOT_ROUTES,
+        hot_routes=[*LINE_ROUTES, *APPLICATION_ROUTES],
     )
     return create_service_app(spec, settings or CreditSettings(), overrides)

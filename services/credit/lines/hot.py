@@ -1,10 +1,13 @@
-"""`GET /v1/enterprises/{uscc}/offers`, the mini-app's credit card on every dashboard,
-without FastAPI's routing and dependency solving (`shared.app.HotRoute`, `shared.hot`).
+"""`GET /v1/enterprises/{uscc}/offers`, the mini-app's credit card on every dashboard, and
+`.../approved-amounts`, what bank systems poll, without FastAPI's routing and dependency
+solving (`shared.app.HotRoute`, `shared.hot`).
 
-The handler takes only what it reads exactly as the route does (no query, or one `sort` of
-the route's four), calls the route's own endpoint function in a read session and serialises
-through the route's response model; anything else, any problem the endpoint raises and any
-failure on the way (the database away) is the route's to answer, as it always was.
+The handlers take only what they read exactly as the routes do (for offers no query or one
+`sort` of the route's four; for approved amounts no query), make the routes' checks by the
+routes' own functions (for a bank, the consent in force), call the routes' own endpoint
+functions in a read session and serialise through their response models; anything else,
+any problem raised on the way and any failure (the database away) is the route's to answer,
+as it always was.
 """
 
 from __future__ import annotations
@@ -14,12 +17,24 @@ from typing import get_args
 from starlette.responses import Response
 from starlette.types import Scope
 
+from services.credit.consents import service as consents
 from services.credit.lines import router
 from shared.app import HotRoute
-from shared.hot import RouteAnswer, query_params, read_session, visible_enterprise
+from shared.auth.deps import can_see_enterprise
+from shared.auth.principal import PrincipalKind
+from shared.hot import (
+    RouteAnswer,
+    caller,
+    checked_code,
+    query_params,
+    read_session,
+    visible_enterprise,
+)
 
 OFFERS = "/v1/enterprises/{uscc}/offers"
+APPROVED = "/v1/enterprises/{uscc}/approved-amounts"
 _ANSWER = RouteAnswer("GET", OFFERS)
+_APPROVED_ANSWER = RouteAnswer("GET", APPROVED)
 _SORTS: dict[str, router.Sort] = {s: s for s in get_args(router.Sort)}
 
 
@@ -39,4 +54,29 @@ async def offers(scope: Scope, params: dict[str, str]) -> Response | None:
         return None
 
 
-HOT_ROUTES = [HotRoute("GET", OFFERS, offers)]
+async def approved_amounts(scope: Scope, params: dict[str, str]) -> Response | None:
+    if scope["query_string"]:
+        return None
+    uscc = checked_code(params["uscc"])
+    principal = await caller(scope) if uscc is not None else None
+    if uscc is None or principal is None:
+        return None
+    app = scope["app"]
+    try:
+        async with read_session(app) as session:
+            # `ConsentedUSCC`: a bank while the enterprise's consent to it is in force, the
+            # others as `VisibleUSCC`; a refusal is the route's to give.
+            if principal.kind is PrincipalKind.BANK:
+                if principal.bank_id is None or not await consents.bank_may_see(
+                    session, uscc, principal.bank_id
+                ):
+                    return None
+            elif not can_see_enterprise(principal, uscc):
+                return None
+            answer = await router.approved_amounts(session=session, principal=principal, uscc=uscc)
+        return await _APPROVED_ANSWER(app, answer)
+    except Exception:  # a problem, or the database away: the route answers it, as always
+        return None
+
+
+HOT_ROUTES = [HotRoute("GET", OFFERS, offers), HotRoute("GET", APPROVED, approved_amounts)]

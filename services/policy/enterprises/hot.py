@@ -19,8 +19,15 @@ from starlette.types import Scope
 from services.policy.criteria import STATUSES, Status
 from services.policy.enterprises import service
 from shared.app import HotRoute
-from shared.hot import RouteAnswer, query_params, read_session, visible_enterprise
-from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageParams
+from shared.hot import (
+    RouteAnswer,
+    page_params,
+    query_params,
+    read_session,
+    single_values,
+    visible_enterprise,
+)
+from shared.pagination import PageParams
 
 MATCHES = "/v1/enterprises/{uscc}/matches"
 PUSHES = "/v1/enterprises/{uscc}/pushes"
@@ -28,7 +35,6 @@ _MATCHES_ANSWER = RouteAnswer("GET", MATCHES)
 _PUSHES_ANSWER = RouteAnswer("GET", PUSHES)
 _KINDS: dict[str, Literal["pool", "policy"]] = {"pool": "pool", "policy": "policy"}
 _STATUS: dict[str, Status] = {s: s for s in STATUSES}
-_OFFSET_MAX = 10_000_000
 
 
 def _matches_query(scope: Scope) -> tuple[Literal["pool", "policy"] | None, list[Status]] | None:
@@ -61,30 +67,16 @@ async def matches(scope: Scope, params: dict[str, str]) -> Response | None:
         return None
 
 
-def _number(value: str, low: int, high: int) -> int | None:
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
-        return None
-    number = int(value)
-    return number if low <= number <= high else None
-
-
 def _pushes_query(scope: Scope) -> tuple[PageParams, bool] | None:
     pairs = query_params(scope, frozenset({"unread", "limit", "offset"}))
-    if pairs is None:
+    values = None if pairs is None else single_values(pairs)
+    if values is None:
         return None
-    values: dict[str, str] = {}
-    for name, value in pairs:
-        if name in values:
-            return None
-        values[name] = value
     unread = values.get("unread", "false")
-    if unread not in ("true", "false"):
+    paging = page_params(values)
+    if unread not in ("true", "false") or paging is None:
         return None
-    limit = _number(values.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT)
-    offset = _number(values.get("offset", "0"), 0, _OFFSET_MAX)
-    if limit is None or offset is None:
-        return None
-    return PageParams(limit=limit, offset=offset), unread == "true"
+    return paging, unread == "true"
 
 
 async def pushes(scope: Scope, params: dict[str, str]) -> Response | None:
