@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl
@@ -157,19 +158,20 @@ class RouteAnswer:
     def __init__(self, method: str, path: str) -> None:
         self.method = method
         self.path = path
-        self._route: APIRoute | None = None
+        # Per app (tests make many): the route routing chooses for this path there.
+        self._routes: weakref.WeakKeyDictionary[FastAPI, APIRoute] = weakref.WeakKeyDictionary()
 
     def _find(self, app: FastAPI) -> APIRoute:
-        if self._route is None:
-            # The route routing chooses for this path (`check_hot_routes` made sure it is
-            # the route the hot one shadows).
+        route = self._routes.get(app)
+        if route is None:
+            # `check_hot_routes` made sure it is the route the hot one shadows.
             sample = re.sub(r"\{\w+\}", "x", self.path)
             scope: Scope = {"type": "http", "method": self.method, "path": sample, "root_path": ""}
-            route = routed(app.router.routes, scope)
-            if not isinstance(route, APIRoute) or route.path != self.path:
+            found = routed(app.router.routes, scope)
+            if not isinstance(found, APIRoute) or found.path != self.path:
                 raise LookupError(f"no route {self.method} {self.path}")
-            self._route = route
-        return self._route
+            route = self._routes[app] = found
+        return route
 
     async def __call__(self, app: FastAPI, value: Any) -> Response:
         route = self._find(app)
@@ -185,3 +187,21 @@ class RouteAnswer:
             dump_json=True,
         )
         return Response(content, media_type="application/json")
+
+
+async def answered(
+    scope: Scope, answer: RouteAnswer, read: Callable[[AsyncSession], Awaitable[Any]]
+) -> Response | None:
+    """`read` in a read session, answered as the route answers; None, for the route to
+    answer as it always did, when `read` declines (returns None) or anything on the way
+    fails: a problem the service raises, the database away, a response that would not
+    validate. The route then runs again and meets the same thing in its own terms."""
+    app: FastAPI = scope["app"]
+    try:
+        async with read_session(app) as session:
+            value = await read(session)
+        if value is None:
+            return None
+        return await answer(app, value)
+    except Exception:
+        return None

@@ -9,21 +9,12 @@ from typing import Any
 from services.credit.applications import hot as app_hot
 from services.credit.lines import hot
 from tests.credit.conftest import HZUB, ICBC, CreditWorld
+from tests.hot_scope import get_scope
 
 
 def _scope(world: CreditWorld, path: str, query: bytes, token: str | None) -> dict[str, Any]:
-    headers = [(b"host", b"credit")]
-    if token is not None:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    return {
-        "type": "http",
-        "method": "GET",
-        "path": path,
-        "query_string": query,
-        "headers": headers,
-        "app": world.app,
-        "state": {},
-    }
+    scope: dict[str, Any] = get_scope(world.app, path, query, token)
+    return scope
 
 
 # Each query the hot path takes beside one it declines that FastAPI reads the same way.

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from services.policy.enterprises import hot
+from tests.hot_scope import get_scope
 from tests.policy.conftest import PolicyWorld
 
 
@@ -22,18 +23,8 @@ async def _usccs(world: PolicyWorld, n: int) -> list[str]:
 
 
 def _scope(world: PolicyWorld, path: str, query: bytes, token: str | None) -> dict[str, Any]:
-    headers = [(b"host", b"policy")]
-    if token is not None:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    return {
-        "type": "http",
-        "method": "GET",
-        "path": path,
-        "query_string": query,
-        "headers": headers,
-        "app": world.app,
-        "state": {},
-    }
+    scope: dict[str, Any] = get_scope(world.app, path, query, token)
+    return scope
 
 
 # Each hot query beside one the hot path declines and FastAPI reads the same way (a repeated

@@ -20,6 +20,7 @@ from services.scoring.evaluations.service import published_run
 from services.scoring.scores import hot, service
 from services.scoring.scores.connections import Connections
 from shared.errors import NotFound
+from tests.hot_scope import get_scope
 from tests.platform import Platform
 from tests.scoring_fixtures import demo, evaluate_and_publish, import_period
 
@@ -50,18 +51,7 @@ def _scored(platform: Platform) -> list[str]:
 
 
 def _scope(platform: Platform, path: str, query: bytes = b"", token: str | None = None) -> Any:
-    headers = [(b"host", b"scoring")]
-    if token is not None:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    return {
-        "type": "http",
-        "method": "GET",
-        "path": path,
-        "query_string": query,
-        "headers": headers,
-        "app": platform.fastapi["scoring"],
-        "state": {},
-    }
+    return get_scope(platform.fastapi["scoring"], path, query, token)
 
 
 async def test_the_hot_path_answers_with_the_routes_bytes(published: Platform) -> None:

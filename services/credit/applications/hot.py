@@ -14,7 +14,7 @@ from starlette.types import Scope
 
 from services.credit.applications import service
 from shared.app import HotRoute
-from shared.hot import RouteAnswer, caller, page_params, query_params, read_session, single_values
+from shared.hot import RouteAnswer, answered, caller, page_params, query_params, single_values
 
 APPLICATIONS = "/v1/applications"
 _ANSWER = RouteAnswer("GET", APPLICATIONS)
@@ -29,13 +29,11 @@ async def list_applications(scope: Scope, params: dict[str, str]) -> Response | 
     principal = await caller(scope)
     if principal is None:
         return None
-    app = scope["app"]
-    try:
-        async with read_session(app) as session:
-            page = await service.list_applications(session, principal, paging, None, None, None)
-        return await _ANSWER(app, page)
-    except Exception:  # a problem, or the database away: the route answers it, as always
-        return None
+    return await answered(
+        scope,
+        _ANSWER,
+        lambda session: service.list_applications(session, principal, paging, None, None, None),
+    )
 
 
 HOT_ROUTES = [HotRoute("GET", APPLICATIONS, list_applications)]

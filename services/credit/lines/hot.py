@@ -12,8 +12,9 @@ as it always was.
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Any, get_args
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -24,10 +25,10 @@ from shared.auth.deps import can_see_enterprise
 from shared.auth.principal import PrincipalKind
 from shared.hot import (
     RouteAnswer,
+    answered,
     caller,
     checked_code,
     query_params,
-    read_session,
     visible_enterprise,
 )
 
@@ -46,12 +47,9 @@ async def offers(scope: Scope, params: dict[str, str]) -> Response | None:
     seen = await visible_enterprise(scope, params["uscc"])
     if seen is None:
         return None
-    try:
-        async with read_session(scope["app"]) as session:
-            answer = await router.offers(session=session, uscc=seen[1], sort=sort)
-        return await _ANSWER(scope["app"], answer)
-    except Exception:  # a problem, or the database away: the route answers it, as always
-        return None
+    return await answered(
+        scope, _ANSWER, lambda session: router.offers(session=session, uscc=seen[1], sort=sort)
+    )
 
 
 async def approved_amounts(scope: Scope, params: dict[str, str]) -> Response | None:
@@ -61,22 +59,20 @@ async def approved_amounts(scope: Scope, params: dict[str, str]) -> Response | N
     principal = await caller(scope) if uscc is not None else None
     if uscc is None or principal is None:
         return None
-    app = scope["app"]
-    try:
-        async with read_session(app) as session:
-            # `ConsentedUSCC`: a bank while the enterprise's consent to it is in force, the
-            # others as `VisibleUSCC`; a refusal is the route's to give.
-            if principal.kind is PrincipalKind.BANK:
-                if principal.bank_id is None or not await consents.bank_may_see(
-                    session, uscc, principal.bank_id
-                ):
-                    return None
-            elif not can_see_enterprise(principal, uscc):
+
+    async def read(session: AsyncSession) -> Any:
+        # `ConsentedUSCC`: a bank while the enterprise's consent to it is in force, the
+        # others as `VisibleUSCC`; a refusal is the route's to give.
+        if principal.kind is PrincipalKind.BANK:
+            if principal.bank_id is None or not await consents.bank_may_see(
+                session, uscc, principal.bank_id
+            ):
                 return None
-            answer = await router.approved_amounts(session=session, principal=principal, uscc=uscc)
-        return await _APPROVED_ANSWER(app, answer)
-    except Exception:  # a problem, or the database away: the route answers it, as always
-        return None
+        elif not can_see_enterprise(principal, uscc):
+            return None
+        return await router.approved_amounts(session=session, principal=principal, uscc=uscc)
+
+    return await answered(scope, _APPROVED_ANSWER, read)
 
 
 HOT_ROUTES = [HotRoute("GET", OFFERS, offers), HotRoute("GET", APPROVED, approved_amounts)]

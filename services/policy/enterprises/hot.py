@@ -11,7 +11,7 @@ answer: it runs again there and is answered as it always was.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from starlette.responses import Response
 from starlette.types import Scope
@@ -21,9 +21,9 @@ from services.policy.enterprises import service
 from shared.app import HotRoute
 from shared.hot import (
     RouteAnswer,
+    answered,
     page_params,
     query_params,
-    read_session,
     single_values,
     visible_enterprise,
 )
@@ -58,13 +58,12 @@ async def matches(scope: Scope, params: dict[str, str]) -> Response | None:
     if seen is None:
         return None
     kind, statuses = query
-    try:
-        async with read_session(scope["app"]) as session:
-            # The route passes no list (None) when no status is asked for.
-            result = await service.matches(session, seen[1], kind, statuses or None)
-        return await _MATCHES_ANSWER(scope["app"], result)
-    except Exception:  # a problem, or the database away: the route answers it, as always
-        return None
+    # The route passes no list (None) when no status is asked for.
+    return await answered(
+        scope,
+        _MATCHES_ANSWER,
+        lambda session: service.matches(session, seen[1], kind, statuses or None),
+    )
 
 
 def _pushes_query(scope: Scope) -> tuple[PageParams, bool] | None:
@@ -87,12 +86,11 @@ async def pushes(scope: Scope, params: dict[str, str]) -> Response | None:
     if seen is None:
         return None
     paging, unread = query
-    try:
-        async with read_session(scope["app"]) as session:
-            page: Any = await service.pushes(session, seen[1], paging, unread=unread)
-        return await _PUSHES_ANSWER(scope["app"], page)
-    except Exception:  # a problem, or the database away: the route answers it, as always
-        return None
+    return await answered(
+        scope,
+        _PUSHES_ANSWER,
+        lambda session: service.pushes(session, seen[1], paging, unread=unread),
+    )
 
 
 HOT_ROUTES = [HotRoute("GET", MATCHES, matches), HotRoute("GET", PUSHES, pushes)]
