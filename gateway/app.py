@@ -29,7 +29,7 @@ from gateway.settings import GatewaySettings
 from shared.app import Overrides, ServiceSpec, create_service_app, start_background
 from shared.auth.keys import load_or_create_key_set
 from shared.auth.tokens import JwksCache, TokenIssuer, TokenVerifier
-from shared.http import create_http_client
+from shared.http import KEEPALIVE_EXPIRY, create_http_client
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "gateway"
@@ -108,6 +108,7 @@ def create_app(
         limits = httpx.Limits(
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY,  # under the services' 5 s (shared.http)
         )
         session = fast = None
         if overrides.http_transport is None and settings.upstream_transport != "httpx":

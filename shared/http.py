@@ -19,6 +19,13 @@ async def _forward_request_id(request: httpx.Request) -> None:
         request.headers["x-request-id"] = rid
 
 
+# An idle pooled connection is dropped after this long, well before the server drops it:
+# uvicorn closes an idle keep-alive connection after 5 s, httpx's default is also 5 s, and a
+# request sent on a connection the server is closing at that moment fails with a ReadError
+# (seen as a portal sign-in's 503 on a loaded machine).
+KEEPALIVE_EXPIRY = 3.0
+
+
 def create_http_client(
     base_url: str = "",
     *,
@@ -33,7 +40,9 @@ def create_http_client(
 
         transport = AiohttpTransport()
     limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY,
     )
     return httpx.AsyncClient(
         base_url=base_url,
