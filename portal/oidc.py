@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from portal.models import StaffLoginAttempt
 from portal.sessions import digest
 from portal.settings import PortalSettings, StaffProvider
+from shared.http import KEEPALIVE_EXPIRY
 
 log = structlog.get_logger("portal.oidc")
 
@@ -91,7 +92,11 @@ class StaffOidc:
         self.maker = maker
         self.cipher = cipher
         self.transport = transport
-        self.http = httpx.AsyncClient(transport=transport, timeout=10.0)
+        self.http = httpx.AsyncClient(
+            transport=transport,
+            timeout=10.0,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY),  # see shared.http
+        )
         self._metadata: dict[str, _Cached] = {}
         self._keys: dict[str, _Cached] = {}
 
