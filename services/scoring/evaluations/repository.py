@@ -424,9 +424,6 @@ async def write_scores(
             freeze=True,
         )
     await _write_unscored(conn, part, run_id, inputs, result, tables)
-    # ATTACH builds the two indexes: a million keys sorted in memory rather than in 64 MB
-    # runs on disk.
-    await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
     await conn.execute(
         f"ALTER TABLE scoring.scores ATTACH PARTITION scoring.{part} FOR VALUES IN ('{run_id}')"
     )
