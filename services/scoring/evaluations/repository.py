@@ -93,8 +93,8 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
 class _Common:
     """The sources array of one row of the period (the first of its heap): usually every
     row's, since a load gives all the rows it writes one array. The read then sends per row
-    only whether the row has it, and the sources of the rows that do not (a second, small
-    COPY), instead of 25 source ids in every row (half the fields of the read)."""
+    only whether the row has it, and fetches again by tuple id the sources of the rows that
+    do not, instead of 25 source ids in every row (half the fields of the read)."""
 
     literal: str  # the array as SQL, as stored (bounds included)
     sources: npt.NDArray[np.int32]  # its entries for _SOURCE_COLUMNS, 0 for NULL
@@ -114,7 +114,7 @@ async def _common_sources(conn: asyncpg.Connection, period: int) -> _Common | No
     return _Common(f"'{row['text']}'::int[]", np.array(row["picked"], dtype=np.int32))
 
 
-# The read's COPY costs above the server's JIT thresholds: compiling its 51 expressions took
+# The read's COPY costs above the server's JIT thresholds: compiling its expressions took
 # more CPU than it saved in sending the rows (1M rows: 7.2-8.3 s of server CPU with JIT,
 # 6.7-6.9 s without).
 _NO_JIT = "SET LOCAL jit = off"
@@ -125,7 +125,7 @@ async def read_inputs_parallel(
 ) -> EvaluationInputs:
     """`read_inputs` on two connections at once, each sending the rows of half of the
     period's partition (by heap pages, a TID range scan each), in one snapshot (exported by
-    the first, imported by the second): the server's per-field send of a million 51-field
+    the first, imported by the second): the server's per-field send of a million 28-field
     rows is most of the read, and one backend does it on one core while the machine has two.
     Below `min_pages` in the partition, one connection does it all."""
     async with engine.connect() as first:
@@ -424,9 +424,6 @@ async def write_scores(
             freeze=True,
         )
     await _write_unscored(conn, part, run_id, inputs, result, tables)
-    # ATTACH builds the two indexes: a million keys sorted in memory rather than in 64 MB
-    # runs on disk.
-    await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
     await conn.execute(
         f"ALTER TABLE scoring.scores ATTACH PARTITION scoring.{part} FOR VALUES IN ('{run_id}')"
     )
