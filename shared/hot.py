@@ -16,8 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -87,13 +86,9 @@ def checked_code(raw: str) -> str | None:
 async def visible_enterprise(scope: Scope, raw: str) -> tuple[Principal, str] | None:
     """The caller and the canonical code, when the caller may see that enterprise (what
     `VisibleUSCC` gives a route); None for anything the route must answer itself."""
-    if len(raw) > USCC_MAX:
-        return None
-    principal = await principal_of(scope["app"], scope)
-    if principal is None:
-        return None
-    uscc = canonical(raw)
-    if uscc is None or not can_see_enterprise(principal, uscc):
+    uscc = checked_code(raw)
+    principal = await principal_of(scope["app"], scope) if uscc is not None else None
+    if uscc is None or principal is None or not can_see_enterprise(principal, uscc):
         return None
     # What `authenticate` leaves for the rest of the request.
     scope.setdefault("state", {})["principal"] = principal
@@ -143,14 +138,6 @@ def page_params(values: dict[str, str]) -> PageParams | None:
     return PageParams(limit=limit, offset=offset)
 
 
-@asynccontextmanager
-async def read_session(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    """A session as `shared.db._session` gives a GET request."""
-    maker: async_sessionmaker[AsyncSession] = app.state.read_sessionmaker
-    async with maker() as session:
-        yield session
-
-
 class RouteAnswer:
     """The route's own serialisation of what its endpoint returns: its response field,
     through FastAPI's `serialize_response`, as the route's handler calls it."""
@@ -197,8 +184,10 @@ async def answered(
     fails: a problem the service raises, the database away, a response that would not
     validate. The route then runs again and meets the same thing in its own terms."""
     app: FastAPI = scope["app"]
+    # A session as `shared.db._session` gives a GET request.
+    maker: async_sessionmaker[AsyncSession] = app.state.read_sessionmaker
     try:
-        async with read_session(app) as session:
+        async with maker() as session:
             value = await read(session)
         if value is None:
             return None
