@@ -108,3 +108,41 @@ async def test_everything_else_is_left_to_the_route(world: PolicyWorld) -> None:
         r = await c.get(f"/v1/enterprises/{unknown}/matches")
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_remembered_answer_never_outlives_what_it_was_made_of(world: PolicyWorld) -> None:
+    """The hot matches keep recent answers' bytes by what they were read from: a title edited,
+    a rule edited in place (no recompute yet) and a recompute are each seen at once, and the
+    answer is always the route's."""
+    (uscc,) = await _usccs(world, 1)
+    path = f"/v1/enterprises/{uscc}/matches"
+    token = world.platform.token("government", "policy")
+
+    async def both() -> tuple[bytes | None, bytes]:
+        answer = await hot.matches(_scope(world, path, b"kind=pool", token), {"uscc": uscc})
+        async with world.government() as c:
+            slow = await c.get(f"{path}?kind=pool&via=route")  # declined by the hot path
+        assert slow.status_code == 200, slow.text
+        return (None if answer is None else bytes(answer.body)), slow.content
+
+    first, route = await both()
+    assert first == route and first is not None
+    again, _ = await both()
+    assert again == first  # remembered: the same bytes
+    async with world.app.state.sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE policy.pools SET name_zh = name_zh || '（新）' WHERE code = 'hnte'")
+        )
+    renamed, route = await both()
+    assert renamed == route and renamed is not None and "（新）".encode() in renamed
+    # A rule edited in place: the stored status was matched with the old rule, which the
+    # route explains until the recompute; the hot path leaves that to it.
+    async with world.app.state.sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE policy.pools SET rule = jsonb_set(rule, '{root,id}', '\"edited\"') "
+                "WHERE code = 'hnte'"
+            )
+        )
+    edited, route = await both()
+    assert edited is None and "（新）".encode() in route

@@ -11,13 +11,17 @@ answer: it runs again there and is answered as it always was.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections import OrderedDict
+from typing import Any, Literal
 
+from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.types import Scope
 
 from services.policy.criteria import STATUSES, Status
 from services.policy.enterprises import service
+from services.policy.matching.repository import enterprise_entry
+from services.policy.matching.service import active_rule_set
 from shared.app import HotRoute
 from shared.hot import (
     RouteAnswer,
@@ -50,6 +54,27 @@ def _matches_query(scope: Scope) -> tuple[Literal["pool", "policy"] | None, list
     return (_KINDS[kinds[0]] if kinds else None), [_STATUS[v] for v in statuses]
 
 
+# The bytes of recent answers, by everything they are a function of (`service.matches_of`):
+# the code, what its entry was read from (facts, statuses, the evaluation) with the digest of
+# the rules in force, and the query. Read from the same statement every time, so a new
+# evaluation, a recompute or a rule published, edited or lapsing is another key, on every
+# replica: nothing to invalidate. Bounded by bytes, least recently used out first.
+_BODIES: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+_BODIES_MAX_BYTES = 16 * 1024 * 1024
+_bodies_bytes = 0
+
+
+def _remember(key: tuple[Any, ...], body: bytes) -> None:
+    global _bodies_bytes
+    if len(body) > _BODIES_MAX_BYTES // 16:
+        return
+    _BODIES[key] = body
+    _bodies_bytes += len(body)
+    while _bodies_bytes > _BODIES_MAX_BYTES:
+        _, dropped = _BODIES.popitem(last=False)
+        _bodies_bytes -= len(dropped)
+
+
 async def matches(scope: Scope, params: dict[str, str]) -> Response | None:
     query = _matches_query(scope)
     if query is None:
@@ -58,12 +83,29 @@ async def matches(scope: Scope, params: dict[str, str]) -> Response | None:
     if seen is None:
         return None
     kind, statuses = query
-    # The route passes no list (None) when no status is asked for.
-    return await answered(
-        scope,
-        _MATCHES_ANSWER,
-        lambda session: service.matches(session, seen[1], kind, statuses or None),
-    )
+    code = seen[1]
+    app: FastAPI = scope["app"]
+    try:
+        async with app.state.read_sessionmaker() as session:
+            entry = await enterprise_entry(session, code)
+            if entry is None:
+                return None  # the route's problem
+            key = (code, entry.content, kind, tuple(statuses))
+            body = _BODIES.get(key)
+            if body is not None:
+                _BODIES.move_to_end(key)
+                return Response(body, media_type="application/json")
+            digest, rules = await active_rule_set(session, entry.rules_digest)
+            if service.changed_rules(entry, rules):
+                return None  # a recompute is on its way: the route explains as matched
+        # The route passes no list (None) when no status is asked for.
+        value = service.matches_of(code, entry, rules, {}, kind, statuses or None)
+        response = await _MATCHES_ANSWER(app, value)
+    except Exception:
+        return None  # the route meets the same thing in its own terms
+    if digest == entry.rules_digest:  # else the rules changed between the two reads
+        _remember(key, bytes(response.body))
+    return response
 
 
 def _pushes_query(scope: Scope) -> tuple[PageParams, bool] | None:

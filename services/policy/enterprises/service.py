@@ -24,8 +24,14 @@ from services.policy.enterprises.schemas import (
     PushOut,
     PushPage,
 )
-from services.policy.matching.repository import enterprise_entry, stored_rules
-from services.policy.matching.service import active_rules, compiled, current_evaluation
+from services.policy.matching.repository import EnterpriseEntry, enterprise_entry, stored_rules
+from services.policy.matching.service import (
+    ActiveRule,
+    active_rules,
+    compiled,
+    current_evaluation,
+)
+from shared.db import driver_connection
 from shared.errors import NotFound
 from shared.pagination import PageParams
 
@@ -121,16 +127,34 @@ async def matches(
     entry = await enterprise_entry(session, code)
     if entry is None:
         raise await _missing(session, code)
-    assert entry.period is not None  # facts are kept for the current evaluation only
-    rules = await active_rules(session)
-    changed = [
+    rules = await active_rules(session, entry.rules_digest)
+    changed = changed_rules(entry, rules)
+    # A rule changed since it was matched (only until the recompute that follows commits):
+    # explained with the rule as matched.
+    as_matched = await stored_rules(session, changed) if changed else {}
+    return matches_of(code, entry, rules, as_matched, kind, status)
+
+
+def changed_rules(entry: EnterpriseEntry, rules: list[ActiveRule]) -> list[str]:
+    """The keys of the rules in force that differ from the rule the status was matched with."""
+    return [
         r.key
         for r in rules
         if r.key in entry.statuses and entry.statuses[r.key].fingerprint != r.fingerprint
     ]
-    # A rule changed since it was matched (only until the recompute that follows commits):
-    # explained with the rule as matched.
-    as_matched = await stored_rules(session, changed) if changed else {}
+
+
+def matches_of(
+    code: str,
+    entry: EnterpriseEntry,
+    rules: list[ActiveRule],
+    as_matched: Mapping[str, dict[str, Any]],
+    kind: Literal["pool", "policy"] | None,
+    status: list[Status] | None,
+) -> dict[str, Any]:
+    """`matches` of what it read: a function of its arguments alone (the hot read keeps its
+    answers by them)."""
+    assert entry.period is not None  # facts are kept for the current evaluation only
     items: list[dict[str, Any]] = []
     known = _explanations(entry.facts)
     for rule in rules:
@@ -182,45 +206,52 @@ async def matches(
 
 
 def _push_out(p: Any) -> PushOut:
-    """A row of the view `policy.pushes`."""
-    kind, _, code = p.rule_key.partition(":")
+    """A row of the view `policy.pushes` (an asyncpg record or a row's mapping)."""
+    kind, _, code = p["rule_key"].partition(":")
     return PushOut(
-        id=p.id,
+        id=p["id"],
         kind=kind,
         code=code,
-        title=p.title,
-        status=STATUSES[p.status],
-        run_id=str(p.run_id) if p.run_id else None,
-        created_at=p.created_at,
-        read_at=p.read_at,
-        read=p.read_at is not None,
+        title=p["title"],
+        status=STATUSES[p["status"]],
+        run_id=str(p["run_id"]) if p["run_id"] else None,
+        created_at=p["created_at"],
+        read_at=p["read_at"],
+        read=p["read_at"] is not None,
     )
 
 
 _PUSH_FIELDS = "id, rule_key, title, status, run_id, created_at, read_at"
 
 
+def _page_sql(only_unread: bool) -> str:
+    """The counts and a page, in one statement: every mini-app dashboard reads it. A page
+    past the end is one row of counts with no push (the LEFT JOIN's NULL id)."""
+    unread = " AND read_at IS NULL" if only_unread else ""
+    return f"""
+        WITH c AS (
+            SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread
+            FROM policy.pushes WHERE uscc = $1
+        )
+        SELECT c.total AS count_total, c.unread AS count_unread, p.*
+        FROM c LEFT JOIN LATERAL (
+            SELECT {_PUSH_FIELDS} FROM policy.pushes WHERE uscc = $1{unread}
+            ORDER BY id DESC LIMIT $2 OFFSET $3
+        ) p ON true
+        ORDER BY p.id DESC
+    """
+
+
+_PAGE_SQL = {flag: _page_sql(flag) for flag in (False, True)}
+
+
 async def pushes(session: AsyncSession, code: str, paging: PageParams, *, unread: bool) -> PushPage:
     """The enterprise's pushes, newest first (the view of its push sets)."""
-    only_unread = " AND read_at IS NULL" if unread else ""
-    counts = (
-        await session.execute(
-            text(
-                "SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread "
-                "FROM policy.pushes WHERE uscc = :u"
-            ),
-            {"u": code},
-        )
-    ).one()
-    total = counts.unread if unread else counts.total
-    rows = await session.execute(
-        text(
-            f"SELECT {_PUSH_FIELDS} FROM policy.pushes WHERE uscc = :u{only_unread} "
-            "ORDER BY id DESC LIMIT :limit OFFSET :offset"
-        ),
-        {"u": code, "limit": paging.limit, "offset": paging.offset},
-    )
-    items = [_push_out(p) for p in rows]
+    conn = await driver_connection(session)
+    rows = await conn.fetch(_PAGE_SQL[unread], code, paging.limit, paging.offset)
+    first = rows[0]  # the counts' row is always there
+    total = first["count_unread"] if unread else first["count_total"]
+    items = [_push_out(p) for p in rows if p["id"] is not None]
     nxt = paging.offset + len(items)
     return PushPage(
         items=items,
@@ -228,7 +259,7 @@ async def pushes(session: AsyncSession, code: str, paging: PageParams, *, unread
         limit=paging.limit,
         offset=paging.offset,
         next_offset=nxt if nxt < total else None,
-        unread=counts.unread,
+        unread=first["count_unread"],
     )
 
 
@@ -247,4 +278,4 @@ async def read_push(session: AsyncSession, code: str, push_id: int) -> PushOut:
             {"u": code, "id": push_id, "at": datetime.now(UTC)},
         )
         push = (await session.execute(select_push, {"u": code, "id": push_id})).one()
-    return _push_out(push)
+    return _push_out(push._mapping)

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import text
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.common import raw_connection
 from services.policy.matching.population import USCC_COLUMN, Encoded, facts_at
+from shared.db import driver_connection
 
 
 async def write_columns(session: AsyncSession, run_id: uuid.UUID, columns: list[Encoded]) -> None:
@@ -232,6 +234,36 @@ async def copy_push_sets(session: AsyncSession, rows: AsyncIterator[bytes]) -> i
 # --------------------------------------------------------------------------------------------
 
 
+# Every rule of the pools and published policies in force today (`service.active_rules`).
+# Raw SQL: the ORM loaded every column of both tables (their other JSONB documents too) and
+# decoded each rule per request.
+_RULES_IN_FORCE = """
+    SELECT 0 AS part, p.position AS position, p.code AS sort_code, 'pool' AS kind, p.code,
+           p.name_zh AS title, p.rule::text AS rule, NULL::uuid AS policy_id,
+           NULL::integer AS version
+    FROM policy.pools p
+    UNION ALL
+    SELECT 1, 0, pol.code, 'policy', pol.code, v.title_zh, v.rule::text, pol.id, v.version
+    FROM policy.policies pol
+    JOIN policy.policy_versions v ON v.policy_id = pol.id
+    WHERE v.status = 'published' AND v.valid_from <= current_date
+      AND (v.valid_to IS NULL OR v.valid_to >= current_date)
+"""
+# The digest of everything a rule is built from, in the rules' order: one JSON array per
+# rule, so no two different sets can read alike (a title holding a separator included).
+_DIGEST_OF_R = (
+    "SELECT md5(coalesce(json_agg(json_build_array(kind, code, title, rule, policy_id, "
+    "version) ORDER BY part, position, sort_code)::text, '')) FROM r"
+)
+RULES_DIGEST = f"WITH r AS ({_RULES_IN_FORCE}) {_DIGEST_OF_R}"
+# The rules with the digest of the set they were read in (the same snapshot).
+ACTIVE_RULES = f"""
+    WITH r AS ({_RULES_IN_FORCE})
+    SELECT ({_DIGEST_OF_R}) AS digest, kind, code, title, rule, policy_id, version
+    FROM r ORDER BY part, position, sort_code
+"""
+
+
 # An enterprise's entry in every stored fact column of its run (`f`: its `enterprise_facts`
 # row), in one LATERAL subquery: the bytes at its position, the columns' names, types and
 # vocabularies. The columns are stored uncompressed, so each substring fetches one chunk.
@@ -278,41 +310,50 @@ class EnterpriseEntry:
     run_id: uuid.UUID
     statuses: dict[str, StoredStatus]
     period: int | None = None  # of the evaluation `run_id` belongs to, read in the same statement
+    # The digest of the rules in force (`RULES_DIGEST`), read in the same statement.
+    rules_digest: str = ""
+    # Everything the entry was built from, as read: equal contents make equal entries.
+    content: tuple[Any, ...] = ()
+
+
+_ENTRY = f"""
+    SELECT f.name, f.stage, f.score, f.facts::text AS facts, f.run_id, m.keys, m.fingerprints,
+           m.near_max, m.statuses, c.*,
+           (SELECT e.period FROM policy.evaluations e WHERE e.run_id = f.run_id) AS period,
+           ({RULES_DIGEST}) AS rules_digest
+    FROM policy.enterprise_facts f
+    CROSS JOIN LATERAL ({_COLUMN_ENTRIES}) c
+    CROSS JOIN LATERAL (
+        SELECT array_agg(r.rule_key) AS keys,
+               array_agg(r.fingerprint) AS fingerprints,
+               array_agg(r.near_max) AS near_max,
+               array_agg(get_byte(substring(r.statuses FROM f.position + 1 FOR 1), 0))
+                   AS statuses
+        FROM policy.rule_matches r WHERE r.run_id = f.run_id
+    ) m
+    WHERE f.uscc = $1
+"""
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry | None:
-    """The enterprise's facts and its status under every stored rule, in one statement, so
-    facts and statuses come from the same population even while a new one is committed.
+    """The enterprise's facts, its status under every stored rule and the digest of the rules
+    in force, in one statement, so facts and statuses come from the same population even
+    while a new one is committed.
 
     The status is a one-byte substring at the enterprise's position: the vectors are stored
-    uncompressed, so PostgreSQL reads only the chunk that holds it.
+    uncompressed, so PostgreSQL reads only the chunk that holds it. Sent on the session's
+    asyncpg connection: this is every mini-app dashboard's statement.
     """
-    row = (
-        await session.execute(
-            text(
-                f"""
-                SELECT f.name, f.stage, f.score, f.facts, f.run_id, m.keys, m.fingerprints,
-                       m.near_max, m.statuses, c.*,
-                       (SELECT e.period FROM policy.evaluations e WHERE e.run_id = f.run_id)
-                           AS period
-                FROM policy.enterprise_facts f
-                CROSS JOIN LATERAL ({_COLUMN_ENTRIES}) c
-                CROSS JOIN LATERAL (
-                    SELECT array_agg(r.rule_key) AS keys,
-                           array_agg(r.fingerprint) AS fingerprints,
-                           array_agg(r.near_max) AS near_max,
-                           array_agg(get_byte(substring(r.statuses FROM f.position + 1 FOR 1), 0))
-                               AS statuses
-                    FROM policy.rule_matches r WHERE r.run_id = f.run_id
-                ) m
-                WHERE f.uscc = :uscc
-                """
-            ),
-            {"uscc": uscc},
-        )
-    ).first()
-    if row is None:
+    conn = await driver_connection(session)
+    record = await conn.fetchrow(_ENTRY, uscc)
+    if record is None:
         return None
+    row = SimpleNamespace(**dict(record.items()))
+    row.facts = None if row.facts is None else json.loads(row.facts)
     statuses = {
         k: StoredStatus(fp, nm, st)
         for k, fp, nm, st in zip(
@@ -324,7 +365,17 @@ async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry 
         )
     }
     facts = _facts_of([row])[0]
-    return EnterpriseEntry(row.name, row.stage, row.score, facts, row.run_id, statuses, row.period)
+    return EnterpriseEntry(
+        row.name,
+        row.stage,
+        row.score,
+        facts,
+        uuid.UUID(bytes=row.run_id.bytes),  # asyncpg's own UUID type otherwise
+        statuses,
+        row.period,
+        row.rules_digest,
+        tuple(_hashable(v) for v in record.values()),
+    )
 
 
 async def stored_rules(session: AsyncSession, keys: Sequence[str]) -> dict[str, dict[str, Any]]:

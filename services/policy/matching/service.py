@@ -52,6 +52,7 @@ from services.policy.matching.population import (
 )
 from services.policy.models import Evaluation
 from shared import pgcopy
+from shared.db import driver_connection
 from shared.metrics import JOB_DURATION
 
 RuleKind = Literal["pool", "policy"]
@@ -127,24 +128,6 @@ def _active(
     )
 
 
-# Every rule of the pools and published policies in force today, in `active_rules`' order.
-# Raw SQL: the ORM loaded every column of both tables (their other JSONB documents too) and
-# decoded each rule per request; the rule's text is what the cache below is keyed on.
-_ACTIVE_RULES = text(
-    """
-    SELECT 0 AS part, p.position AS position, p.code AS sort_code, 'pool' AS kind, p.code,
-           p.name_zh AS title, p.rule::text AS rule, NULL::uuid AS policy_id,
-           NULL::integer AS version
-    FROM policy.pools p
-    UNION ALL
-    SELECT 1, 0, pol.code, 'policy', pol.code, v.title_zh, v.rule::text, pol.id, v.version
-    FROM policy.policies pol
-    JOIN policy.policy_versions v ON v.policy_id = pol.id
-    WHERE v.status = 'published' AND v.valid_from <= current_date
-      AND (v.valid_to IS NULL OR v.valid_to >= current_date)
-    ORDER BY part, position, sort_code
-    """
-)
 # Row as read (kind, code, title, rule text, policy id, version) -> its ActiveRule. The key is
 # the row's whole content, so a published, withdrawn or edited rule, or one whose validity
 # starts or ends today, is a different set of rows and is seen by the next request on every
@@ -152,6 +135,10 @@ _ACTIVE_RULES = text(
 _ActiveKey = tuple[str, str, str, str, uuid.UUID | None, int | None]
 _ACTIVE_CACHE: dict[_ActiveKey, ActiveRule] = {}
 _ACTIVE_CACHE_MAX = 1024
+# The rules' digest -> the set they make (a few sets live at once: before and after a
+# publication, a day's validity change).
+_RULE_SETS: dict[str, tuple[ActiveRule, ...]] = {}
+_RULE_SETS_MAX = 16
 
 
 def _cached_active(key: _ActiveKey) -> ActiveRule:
@@ -169,20 +156,46 @@ def _cached_active(key: _ActiveKey) -> ActiveRule:
     return hit
 
 
-async def active_rules(session: AsyncSession) -> list[ActiveRule]:
+async def active_rules(session: AsyncSession, digest: str | None = None) -> list[ActiveRule]:
     """Every pool, then every published policy version in force today, in a stable order.
 
     A policy outside its validity period is not matched (nor pushed) even while published:
     staff need not archive it on the day it lapses.
 
-    One raw query per call; a rule seen before with the same content is not decoded, hashed
-    or compiled again (the returned `ActiveRule`s are shared: read-only).
+    What is read per call is the rules' digest (`repository.RULES_DIGEST`: one value, or
+    `digest` when the caller read it in its own statement); the rules themselves only when
+    this process has not built the set with that digest yet. A rule seen before with the
+    same content is not decoded, hashed or compiled again (the returned `ActiveRule`s are
+    shared: read-only). Nothing is invalidated: a publication, an archive, an edit or a
+    validity that starts or ends today is another digest, seen by the next read on every
+    replica.
     """
+    return (await active_rule_set(session, digest))[1]
+
+
+async def active_rule_set(
+    session: AsyncSession, digest: str | None = None
+) -> tuple[str, list[ActiveRule]]:
+    """`active_rules` with the digest of the set returned: `digest` itself unless the rules
+    changed between the caller's read of it and this one (the newer set is returned)."""
     # A raw statement does not autoflush: pending ORM changes (a pool or policy written in
     # this transaction) must be visible to it as they were to the ORM query it replaces.
     await session.flush()
-    rows = await session.execute(_ACTIVE_RULES)
-    return [_cached_active(tuple(r[3:])) for r in rows.tuples()]
+    conn = await driver_connection(session)
+    if digest is None:
+        digest = str(await conn.fetchval(repository.RULES_DIGEST))
+    hit = _RULE_SETS.get(digest)
+    if hit is not None:
+        return digest, list(hit)
+    rows = await conn.fetch(repository.ACTIVE_RULES)
+    rules = [_cached_active(tuple(r[1:])) for r in rows]
+    if not rows:
+        return digest, rules
+    read: str = rows[0]["digest"]
+    if len(_RULE_SETS) >= _RULE_SETS_MAX:
+        _RULE_SETS.clear()
+    _RULE_SETS[read] = tuple(rules)
+    return read, rules
 
 
 async def current_evaluation(session: AsyncSession) -> Evaluation | None:
