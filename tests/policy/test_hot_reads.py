@@ -4,10 +4,11 @@ and everything else left to the route."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from services.policy.enterprises import hot
 from tests.hot_scope import get_scope
@@ -146,3 +147,29 @@ async def test_a_remembered_answer_never_outlives_what_it_was_made_of(world: Pol
         )
     edited, route = await both()
     assert edited is None and "（新）".encode() in route
+
+
+async def test_reads_keep_their_connections_through_bursts(world: PolicyWorld) -> None:
+    """A burst of reads above the read pool's size waits for kept connections: none is
+    opened for one request and closed after (each was a PostgreSQL backend started)."""
+    opened: list[int] = []
+    pool = world.app.state.read_engine.sync_engine.pool
+
+    def connected(*_: Any) -> None:
+        opened.append(1)
+
+    event.listen(pool, "connect", connected)
+    a, b = await _usccs(world, 2)
+    try:
+        async with world.government() as c:
+            for burst in range(3):
+                before = len(opened)
+                answers = await asyncio.gather(
+                    *(c.get(f"/v1/enterprises/{(a, b)[i % 2]}/pushes") for i in range(40))
+                )
+                assert [r.status_code for r in answers] == [200] * 40
+                if burst:
+                    assert len(opened) == before, "a read opened a connection of its own"
+            assert pool.checkedout() == 0 and 0 < pool.checkedin() <= pool.size()
+    finally:
+        event.remove(pool, "connect", connected)
