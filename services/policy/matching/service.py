@@ -135,9 +135,10 @@ def _active(
 _ActiveKey = tuple[str, str, str, str, uuid.UUID | None, int | None]
 _ACTIVE_CACHE: dict[_ActiveKey, ActiveRule] = {}
 _ACTIVE_CACHE_MAX = 1024
-# The rules' digest -> the set they make (a few sets live at once: before and after a
-# publication, a day's validity change).
-_RULE_SETS: dict[str, tuple[ActiveRule, ...]] = {}
+# (the database, the rules' digest) -> the set they make (a few sets live at once: before
+# and after a publication, a day's validity change). The digest is of the rows' versions,
+# which mean nothing in another database (tests run many in one process).
+_RULE_SETS: dict[tuple[str, str], tuple[ActiveRule, ...]] = {}
 _RULE_SETS_MAX = 16
 
 
@@ -184,7 +185,8 @@ async def active_rule_set(
     conn = await driver_connection(session)
     if digest is None:
         digest = str(await conn.fetchval(repository.RULES_DIGEST))
-    hit = _RULE_SETS.get(digest)
+    database = str((await session.connection()).engine.url)
+    hit = _RULE_SETS.get((database, digest))
     if hit is not None:
         return digest, list(hit)
     rows = await conn.fetch(repository.ACTIVE_RULES)
@@ -194,7 +196,7 @@ async def active_rule_set(
     read: str = rows[0]["digest"]
     if len(_RULE_SETS) >= _RULE_SETS_MAX:
         _RULE_SETS.clear()
-    _RULE_SETS[read] = tuple(rules)
+    _RULE_SETS[database, read] = tuple(rules)
     return read, rules
 
 
