@@ -152,6 +152,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(root: int) -> float:
+    """User + system CPU of a process and every process under it, the exited ones included
+    (their parent's reaped-children fields): a PostgreSQL backend that ended during a run
+    (a pool's overflow connection) or a worker of `--workers` counts as much as a live one."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        stats[pid] = fields
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        found = stats.get(pid)
+        if found is None:
+            continue
+        total += sum(int(f) for f in found[11:15])
+        todo.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK") if root in stats else float("nan")
+
+
+def postgres_cpu(pgdata: Path) -> float:
+    """CPU seconds of the embedded server: its postmaster and the processes it started
+    (backends, checkpointer, writers), the ended ones included."""
+    try:
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return tree_cpu(postmaster)
+
+
 def idle_cpu(pid: int, seconds: float = 5.0) -> float:
     """CPU seconds per second the process spends with no requests at all."""
     before = cpu_seconds(pid)

@@ -24,6 +24,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from pathlib import Path
 import httpx
 
 from scripts.assembled import Assembled, start_assembled
+from scripts.bench_gateway import postgres_cpu, tree_cpu
 from scripts.demo_data import DEMO_SIZE
 
 VAR = Path("var/bench-load")
@@ -95,6 +97,39 @@ def run_locust(host: str, users: int, seconds: int, prefix: Path, principals_fil
     env = {**os.environ, "BENCH_LOAD_PRINCIPALS": str(principals_file)}
     # locust's exit code is 1 on any failure; the table below reports them either way.
     subprocess.run(cmd, env=env, check=False, timeout=seconds + 60)
+
+
+def platform_cpu(p: Assembled) -> dict[str, float]:
+    """CPU seconds so far of each component (its workers included) and of PostgreSQL."""
+    out = {name: tree_cpu(proc.pid) for name, proc in p.launcher.procs.items()}
+    out["postgres"] = postgres_cpu(p.pgdata.resolve())
+    return out
+
+
+def locust_cpu() -> float:
+    """CPU seconds of the ended child processes: the locust runs (the platform's are alive)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_line(
+    before: tuple[dict[str, float], float],
+    after: tuple[dict[str, float], float],
+    requests: float,
+    seconds: int,
+) -> str:
+    """What the run cost the machine per request, by whom: two cores give 2,000 ms of CPU a
+    second, so this bounds the throughput whatever the latency."""
+    spent = {k: after[0][k] - before[0].get(k, 0.0) for k in after[0]}
+    spent = {k: v for k, v in spent.items() if v >= 0.05}
+    platform_total = sum(spent.values())
+    load = after[1] - before[1]
+    per = ", ".join(f"{k} {v / requests * 1000:.2f}" for k, v in sorted(spent.items()))
+    return (
+        f"CPU per request (ms): platform {platform_total / requests * 1000:.2f} ({per}); "
+        f"locust {load / requests * 1000:.2f}; the machine's two cores "
+        f"{(platform_total + load) / (2 * seconds) * 100:.0f} % busy with both"
+    )
 
 
 def table(stats_csv: Path, seconds: int, users: int) -> tuple[str, dict[str, float]]:
@@ -167,9 +202,12 @@ def main() -> None:
         runs: list[dict[str, float]] = []
         for i in range(args.runs):
             prefix = VAR / f"locust-{i}"
+            before = platform_cpu(p), locust_cpu()
             run_locust(p.gateway, args.users, args.seconds, prefix, principals_file)
+            after = platform_cpu(p), locust_cpu()
             report, total = table(Path(f"{prefix}_stats.csv"), args.seconds, args.users)
             print(f"\nrun {i + 1}: " + report)
+            print(cpu_line(before, after, total["rps"] * args.seconds, args.seconds))
             runs.append(total)
             errors += int(total.get("errors", 0))
             failures = Path(f"{prefix}_failures.csv")

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from scripts.assembled import Assembled, start_assembled
-from scripts.bench_gateway import cpu_seconds
+from scripts.bench_gateway import postgres_cpu, tree_cpu
 from scripts.bench_load import principals
 from scripts.demo_data import DEMO_SIZE
 
@@ -77,28 +77,8 @@ def routes(who: dict[str, Any]) -> dict[str, Route]:
     }
 
 
-def postgres_cpu(pgdata: Path) -> float:
-    """CPU seconds of the embedded server: its postmaster and the processes it started
-    (backends, checkpointer, writers). The services' pooled connections live through a run."""
-    try:
-        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-    total = cpu_seconds(postmaster)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == postmaster:
-            total += cpu_seconds(int(entry.name))
-    return total
-
-
 def snapshot(platform: Assembled, pids: dict[str, int]) -> dict[str, float]:
-    out = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    out = {name: tree_cpu(pid) for name, pid in pids.items()}
     out["postgres"] = postgres_cpu(platform.pgdata.resolve())
     return out
 
