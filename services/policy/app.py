@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.policy.settings import PolicySettings
 from shared.app import Overrides, ServiceSpec, create_service_app
+from shared.connections import close_read_connections, open_read_connections
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "policy"
@@ -31,7 +32,8 @@ def create_app(
         schema=SCHEMA,
         migrations_dir=MIGRATIONS,
         routers=routers(),
-        on_startup=[startup],
+        on_startup=[open_read_connections, startup],
+        on_shutdown=[close_read_connections],
         hot_routes=HOT_ROUTES,
     )
     return create_service_app(spec, settings or PolicySettings(), overrides)

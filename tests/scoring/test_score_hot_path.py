@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from scripts.bench_gateway import code
 from services.scoring.evaluations.service import published_run
 from services.scoring.scores import hot, service
-from services.scoring.scores.connections import Connections
+from shared.connections import Connections
 from shared.errors import NotFound
 from tests.hot_scope import get_scope
 from tests.platform import Platform

@@ -247,7 +247,11 @@ _PAGE_SQL = {flag: _page_sql(flag) for flag in (False, True)}
 
 async def pushes(session: AsyncSession, code: str, paging: PageParams, *, unread: bool) -> PushPage:
     """The enterprise's pushes, newest first (the view of its push sets)."""
-    conn = await driver_connection(session)
+    return await pushes_on(await driver_connection(session), code, paging, unread=unread)
+
+
+async def pushes_on(conn: Any, code: str, paging: PageParams, *, unread: bool) -> PushPage:
+    """`pushes` on an asyncpg connection."""
     rows = await conn.fetch(_PAGE_SQL[unread], code, paging.limit, paging.offset)
     first = rows[0]  # the counts' row is always there
     total = first["count_unread"] if unread else first["count_total"]

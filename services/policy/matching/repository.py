@@ -360,15 +360,19 @@ def _hashable(value: Any) -> Any:
 
 
 async def enterprise_entry(session: AsyncSession, uscc: str) -> EnterpriseEntry | None:
+    """`entry_on` the session's connection."""
+    return await entry_on(await driver_connection(session), uscc)
+
+
+async def entry_on(conn: Any, uscc: str) -> EnterpriseEntry | None:
     """The enterprise's facts, its status under every stored rule and the digest of the rules
     in force, in one statement, so facts and statuses come from the same population even
     while a new one is committed.
 
     The status is a one-byte substring at the enterprise's position: the vectors are stored
-    uncompressed, so PostgreSQL reads only the chunk that holds it. Sent on the session's
-    asyncpg connection: this is every mini-app dashboard's statement.
+    uncompressed, so PostgreSQL reads only the chunk that holds it. Sent on an asyncpg
+    connection (`conn`) without SQLAlchemy: this is every mini-app dashboard's statement.
     """
-    conn = await driver_connection(session)
     record = await conn.fetchrow(_ENTRY, uscc)
     if record is None:
         return None

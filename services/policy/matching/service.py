@@ -52,7 +52,6 @@ from services.policy.matching.population import (
 )
 from services.policy.models import Evaluation
 from shared import pgcopy
-from shared.db import driver_connection
 from shared.metrics import JOB_DURATION
 
 RuleKind = Literal["pool", "policy"]
@@ -182,10 +181,18 @@ async def active_rule_set(
     # A raw statement does not autoflush: pending ORM changes (a pool or policy written in
     # this transaction) must be visible to it as they were to the ORM query it replaces.
     await session.flush()
-    conn = await driver_connection(session)
+    conn = await session.connection()
+    raw = (await conn.get_raw_connection()).driver_connection
+    return await rule_set_on(raw, str(conn.engine.url), digest)
+
+
+async def rule_set_on(
+    conn: Any, database: str, digest: str | None = None
+) -> tuple[str, list[ActiveRule]]:
+    """`active_rule_set` on an asyncpg connection to `database` (what the sets are kept by:
+    the digest is of the rows' versions, which mean nothing in another database)."""
     if digest is None:
         digest = str(await conn.fetchval(repository.RULES_DIGEST))
-    database = str((await session.connection()).engine.url)
     hit = _RULE_SETS.get((database, digest))
     if hit is not None:
         return digest, list(hit)

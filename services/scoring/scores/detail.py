@@ -38,7 +38,7 @@ from services.scoring.engine import (
 )
 from services.scoring.provenance.schemas import SourceOut
 from services.scoring.scores import repository
-from services.scoring.scores.connections import Connections
+from shared.connections import Connections
 from services.scoring.specs.service import SpecCache
 from services.scoring.specs.spec import ModelSpec
 from shared.db import plain_url

@@ -1,4 +1,9 @@
-"""The read path's few plain asyncpg connections, each lent to one read at a time.
+"""A hot read path's few plain asyncpg connections, each lent to one read at a time.
+
+For the reads answered before routing (`shared.hot`), which send one statement and need
+none of SQLAlchemy's session machinery: its checkout, transaction bookkeeping and close
+cost 150-170 µs of CPU per read against ~20 µs here (issue 11's profiles of credit's and
+policy's dashboard parts). The connections are read-only (the server refuses a write).
 
 Not `asyncpg.Pool`: measured on the score read (issue 11), its acquire and release cost
 60 µs of CPU with no query at all, and a pooled query 250 µs against 120 µs on a connection
@@ -15,8 +20,14 @@ server closed (PostgreSQL restarted) is noticed and replaced when next lent.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
+from fastapi import FastAPI
+
+from shared.db import plain_url
+from shared.settings import ComponentSettings
 
 
 class Connections:
@@ -33,14 +44,14 @@ class Connections:
         """With one connection made now, so a database that cannot be reached stops the
         startup rather than the first read."""
         conns = cls(url, size)
-        conns._idle.append(await asyncpg.connect(url))
+        conns._idle.append(await conns._connect())
         conns._open = 1
         return conns
 
     async def acquire(self) -> asyncpg.Connection:
         while True:
             if self._closed:
-                raise asyncpg.InterfaceError("the score reader is closed")  # as asyncpg's pool
+                raise asyncpg.InterfaceError("the read connections are closed")  # as asyncpg's
             while self._idle:
                 conn = self._idle.pop()
                 if not conn.is_closed():
@@ -49,12 +60,17 @@ class Connections:
             if self._open < self.size:
                 self._open += 1
                 try:
-                    return await asyncpg.connect(self.url)
+                    return await self._connect()
                 except BaseException:
                     self._open -= 1
                     self._wake()
                     raise
             await self._wait()
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self.url, server_settings={"default_transaction_read_only": "on"}
+        )
 
     async def _wait(self) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -98,3 +114,30 @@ class Connections:
             if not waiter.done():
                 waiter.set_result(None)
         await asyncio.gather(*(c.close(timeout=5) for c in idle), return_exceptions=True)
+
+
+@asynccontextmanager
+async def lent(connections: Connections) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for one read: given back when the read completes, closed when it does
+    not (an error or a cancellation may leave asyncpg mid-exchange)."""
+    conn = await connections.acquire()
+    try:
+        yield conn
+    except BaseException:
+        connections.discard(conn)
+        raise
+    connections.release(conn)
+
+
+async def open_read_connections(app: FastAPI) -> None:
+    """`app.state.read_connections`, half the size of the database pool (docs/deploy.md)."""
+    settings: ComponentSettings = app.state.settings
+    app.state.read_connections = await Connections.open(
+        plain_url(app.state.database_url), max(2, settings.db_pool_size // 2)
+    )
+
+
+async def close_read_connections(app: FastAPI) -> None:
+    connections: Connections | None = getattr(app.state, "read_connections", None)
+    if connections is not None:
+        await connections.close()

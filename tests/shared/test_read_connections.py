@@ -1,4 +1,4 @@
-"""The score read's own connections (scores/connections.py), against a real PostgreSQL."""
+"""The hot reads' own connections (shared/connections.py), against a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from services.scoring.scores.connections import Connections
+from shared.connections import Connections
 from shared.db import plain_url
 
 
@@ -107,3 +107,14 @@ async def test_closed_means_no_more_reads(database_url: str) -> None:
     assert lent.is_closed()
     with pytest.raises(asyncpg.InterfaceError):
         await conns.acquire()
+
+
+async def test_the_connections_refuse_a_write(database_url: str) -> None:
+    conns = await Connections.open(plain_url(database_url), 1)
+    try:
+        conn = await conns.acquire()
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await conn.execute("CREATE TEMPORARY TABLE t (x int)")
+        conns.release(conn)
+    finally:
+        await conns.close()
