@@ -38,9 +38,9 @@ from services.scoring.engine import (
 )
 from services.scoring.provenance.schemas import SourceOut
 from services.scoring.scores import repository
-from shared.connections import Connections
 from services.scoring.specs.service import SpecCache
 from services.scoring.specs.spec import ModelSpec
+from shared.connections import Connections
 from shared.db import plain_url
 
 _N = len(INDICATORS)
