@@ -21,6 +21,7 @@ def create_app(
     from services.credit.lines.hot import HOT_ROUTES as LINE_ROUTES
     from services.credit.reads import close_hot_reads, open_hot_reads
     from services.credit.routers import routers
+    from services.credit.stats.hot import HOT_ROUTES as STATS_ROUTES
 
     spec = ServiceSpec(
         name="credit",
@@ -35,6 +36,6 @@ def create_app(
         routers=routers(),
         on_startup=[open_hot_reads, start_consumers],
         on_shutdown=[close_hot_reads],
-        hot_routes=[*LINE_ROUTES, *APPLICATION_ROUTES],
+        hot_routes=[*LINE_ROUTES, *APPLICATION_ROUTES, *STATS_ROUTES],
     )
     return create_service_app(spec, settings or CreditSettings(), overrides)

@@ -1,21 +1,27 @@
 """Issue 11: credit's hot reads are one statement each on their own connections, their JSON
 written by orjson (services/credit/reads.py). Their documents are the routes' own bytes for
-every enterprise, sort, caller and state of an application, and every check of who may see
-what stays in the service, down to the statement itself."""
+every enterprise, sort, caller and state of an application; what the statistics remember is
+never served once the lines it stands for changed, in any replica; and every check of who
+may see what stays in the service, down to the statement itself."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
 from sqlalchemy import text
 
 from services.credit.applications import hot as app_hot
+from services.credit.connections import Connections
 from services.credit.lines import hot
 from services.credit.reads import HotReads
+from services.credit.stats import hot as stats_hot
+from shared.db import plain_url
 from tests.credit.conftest import HZBANK, HZUB, ICBC, SEEDED_PRODUCTS, CreditWorld
 from tests.hot_scope import get_scope
+from tests.scoring_fixtures import publish_demo
 
 SORTS = ("-amount", "amount", "rate", "-rate")
 FIRM = "91330100000000000X"
@@ -185,3 +191,134 @@ async def test_a_bank_reads_nothing_without_a_consent_in_force(world: CreditWorl
     async with world.bank(HZBANK) as bank:
         r = await bank.get(f"/v1/enterprises/{e}/approved-amounts")
     assert r.status_code == 403 and r.json()["type"].endswith("/no-consent")
+
+
+async def test_only_the_government_and_services_get_the_statistics(world: CreditWorld) -> None:
+    a = (await world.eligible())[0]["uscc"]
+    platform = world.platform
+    for token, status in [
+        (None, 401),
+        ("not-a-token", 401),
+        (platform.token("government", "policy"), 401),
+        (platform.token("bank", "credit", bank_id=ICBC), 403),
+        (platform.token("enterprise", "credit", uscc=a), 403),
+    ]:
+        scope = get_scope(world.app, "/v1/stats", b"", token)
+        assert await stats_hot.stats(scope, {}) is None
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        async with platform.client("credit") as anon:
+            r = await anon.get("/v1/stats", headers=headers)
+        assert r.status_code == status, (token, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+    for kind in ("government", "service"):
+        scope = get_scope(world.app, "/v1/stats", b"", platform.token(kind, "credit"))
+        assert await stats_hot.stats(scope, {}) is not None
+    scope = get_scope(world.app, "/v1/stats", b"via=route", platform.token("government", "credit"))
+    assert await stats_hot.stats(scope, {}) is None
+
+
+async def _generation(world: CreditWorld) -> int:
+    async with world.app.state.engine.connect() as conn:
+        value = (await conn.execute(text("SELECT generation FROM credit.line_generation"))).scalar()
+    assert isinstance(value, int)
+    return value
+
+
+async def test_every_write_to_the_lines_is_counted_with_its_transaction(
+    world: CreditWorld,
+) -> None:
+    engine = world.app.state.engine
+    one = "SELECT uscc FROM credit.credit_lines ORDER BY uscc LIMIT 1"
+    statements = [
+        f"UPDATE credit.credit_lines SET amount = amount + 1 WHERE uscc = ({one})",
+        f"DELETE FROM credit.credit_lines WHERE uscc = ({one})",
+        f"INSERT INTO credit.credit_lines SELECT '{FIRM}', product_id, "
+        "product_version, run_id, 1, -1 FROM credit.credit_lines LIMIT 1",
+        "TRUNCATE credit.credit_lines",
+    ]
+    for sql in statements:
+        before = await _generation(world)
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+            await conn.rollback()
+        assert await _generation(world) == before, sql  # rolled back: nothing to count
+        async with engine.begin() as conn:
+            await conn.execute(text(sql))
+        assert await _generation(world) > before, sql
+    before = await _generation(world)
+    async with engine.begin() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.copy_records_to_table(
+            "credit_lines",
+            schema_name="credit",
+            records=[(FIRM, uuid.UUID(SEEDED_PRODUCTS[ICBC]), 1, uuid.uuid4(), 1, 0)],
+        )
+    assert await _generation(world) > before
+
+
+async def test_the_statistics_are_the_routes_and_never_stale(world: CreditWorld) -> None:
+    reads = _reads(world)
+    base = world.app.state.settings.base_line_amount
+    # Another replica: its own process state, the same database.
+    replica = HotReads(await Connections.open(plain_url(world.app.state.database_url), 2))
+
+    async def same() -> dict[str, Any]:
+        async with world.government() as gov:
+            route = await _route(gov, "/v1/stats")
+        for r in (reads, replica):
+            assert await stats_hot.stats_document(r, base) == route
+        doc: dict[str, Any] = json.loads(route)
+        return doc
+
+    try:
+        first = await same()
+        assert first["coverage"]["scored_enterprises"] > 0
+        await _applications_in_every_state(world)
+        figures = await same()
+        assert figures["totals"]["applications"] == 6 and figures["reason_codes"]
+        assert figures["coverage"] == first["coverage"]
+
+        # What a process holds is what it answers while the lines stay as they were...
+        held = reads.memo["stats.coverage"]
+        reads.memo["stats.coverage"] = (*held[:3], {"growth": (7, 7, 0, 7, 7)})
+        doc = json.loads(await stats_hot.stats_document(reads, base) or b"")
+        assert doc["coverage"]["scored_enterprises"] == 7
+        # ... and never once they changed, by whichever replica or writer.
+        rule = {
+            "basis": "percentile",
+            "base_amount": 600_000,
+            "bands": [{"min": 0.9, "amount": 10_000_000}],
+        }
+        pid = await _publish_copy(world, HZBANK, name="基础额度更高", line_rule=rule)
+        published = await same()
+        higher = published["coverage"]["pre_approved_total"]
+        assert higher > first["coverage"]["pre_approved_total"]
+        async with world.bank(HZBANK) as bank:
+            assert (await bank.post(f"/v1/products/{pid}/withdraw")).status_code == 200
+        withdrawn = await same()
+        assert withdrawn["coverage"] == first["coverage"]
+
+        lowest = "SELECT uscc FROM credit.credit_lines ORDER BY amount, uscc LIMIT 1"
+        async with world.app.state.engine.begin() as conn:
+            await conn.execute(
+                text(f"UPDATE credit.credit_lines SET amount = 1 WHERE uscc = ({lowest})")
+            )
+        lowered = await same()
+        total = lowered["coverage"]["pre_approved_total"]
+        assert total < withdrawn["coverage"]["pre_approved_total"]
+
+        # Another base amount is another key: what was held for one is not given for the other.
+        other_base = json.loads(await stats_hot.stats_document(reads, 10**12) or b"")
+        assert other_base["coverage"]["covered_enterprises"] == 0
+        assert other_base["coverage"]["base_amount"] == 10**12
+        await same()
+
+        # A new evaluation: a new run, new scores and lines.
+        new_run = await publish_demo(world.platform, n=300, seed=3, period=2025)
+        world.run_id = new_run
+        assert (await world.sync()).imported == [new_run]
+        renewed = await same()
+        assert renewed["evaluation"]["run_id"] == new_run
+        assert renewed["coverage"] != lowered["coverage"]
+    finally:
+        await replica.connections.close()
