@@ -19,7 +19,9 @@ def create_app(
     from services.credit.applications.hot import HOT_ROUTES as APPLICATION_ROUTES
     from services.credit.background import start_consumers
     from services.credit.lines.hot import HOT_ROUTES as LINE_ROUTES
+    from services.credit.reads import close_hot_reads, open_hot_reads
     from services.credit.routers import routers
+    from services.credit.stats.hot import HOT_ROUTES as STATS_ROUTES
 
     spec = ServiceSpec(
         name="credit",
@@ -32,7 +34,8 @@ def create_app(
         schema=SCHEMA,
         migrations_dir=MIGRATIONS,
         routers=routers(),
-        on_startup=[start_consumers],
-        hot_routes=[*LINE_ROUTES, *APPLICATION_ROUTES],
+        on_startup=[open_hot_reads, start_consumers],
+        on_shutdown=[close_hot_reads],
+        hot_routes=[*LINE_ROUTES, *APPLICATION_ROUTES, *STATS_ROUTES],
     )
     return create_service_app(spec, settings or CreditSettings(), overrides)

@@ -165,6 +165,21 @@ class CreditLine(Base):
     band: Mapped[int] = mapped_column(SmallInteger)
 
 
+class LineGeneration(Base):
+    """How many statements have changed the lines: one row, counted by a statement trigger
+    on `credit_lines` (every INSERT, UPDATE, DELETE, COPY and TRUNCATE, whoever runs it) in
+    the writer's transaction. What a reader derives from the lines alone (the coverage
+    statistic) is keyed on this count and the run, read in the same statement, so a derived
+    value remembered by one replica can never be served for lines another has changed.
+    """
+
+    __tablename__ = "line_generation"
+    __table_args__ = (CheckConstraint("id", name="one_row"),)
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    generation: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
 # Why a consent is no longer in force; an expiry (`expires_at` passed) needs no row change.
 CONSENT_END_REASONS = (
     "withdrawn",  # the enterprise withdrew this (explicit) consent

@@ -107,6 +107,8 @@ _OFFERS = (
         (ProductVersion.valid_from.is_(None)) | (ProductVersion.valid_from <= _TODAY),
         (ProductVersion.valid_to.is_(None)) | (ProductVersion.valid_to >= _TODAY),
     )
+    # Items of equal sort keys keep this order (the hot read's, `hot.OFFERS_SQL`).
+    .order_by(CreditLine.product_id)
 )
 
 
@@ -209,7 +211,7 @@ async def approved_amounts(
     apps_stmt = (
         select(LoanApplication)
         .where(LoanApplication.uscc == uscc)
-        .order_by(LoanApplication.created_at)
+        .order_by(LoanApplication.created_at, LoanApplication.id)
     )
     if own_bank is not None:
         lines_stmt = lines_stmt.where(CreditProduct.bank_id == own_bank)
