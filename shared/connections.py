@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -71,6 +72,12 @@ class Connections:
         return await asyncpg.connect(
             self.url, server_settings={"default_transaction_read_only": "on"}
         )
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """One statement on a lent connection (its own snapshot: no transaction)."""
+        async with lent(self) as conn:
+            row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+        return row
 
     async def _wait(self) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()

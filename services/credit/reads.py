@@ -2,7 +2,7 @@
 how they answer.
 
 Each hot read (the offers, the approved amounts, the applications list, the statistics) is
-one statement on a plain asyncpg connection (`connections.Connections`), its JSON written by
+one statement on a plain asyncpg connection (`shared.connections`), its JSON written by
 orjson: the profiles of issue 11 put the offers' time in SQLAlchemy (three ORM statements,
 each through the session, the ORM's compilation and result processing, greenlet switches)
 and in the socket writes of three round trips. The documents are the routes' own, byte for
@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.types import Scope
 
-from services.credit.connections import Connections
+from shared.connections import Connections
 from shared.db import plain_url
 
 # pydantic writes a UTC datetime with "Z", as orjson does with this option; floats, ints and

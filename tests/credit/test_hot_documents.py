@@ -14,10 +14,10 @@ import httpx
 from sqlalchemy import text
 
 from services.credit.applications import hot as app_hot
-from services.credit.connections import Connections
 from services.credit.lines import hot
 from services.credit.reads import HotReads
 from services.credit.stats import hot as stats_hot
+from shared.connections import Connections
 from shared.db import plain_url
 from tests.credit.conftest import HZBANK, HZUB, ICBC, SEEDED_PRODUCTS, CreditWorld
 from tests.hot_scope import get_scope
