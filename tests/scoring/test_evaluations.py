@@ -13,6 +13,7 @@ from contracts.catalogue import INDICATOR_CODES
 from services.scoring.engine import EngineInput, evaluate, fingerprint
 from services.scoring.evaluations.repository import read_inputs, read_inputs_parallel
 from services.scoring.provenance.repository import SOURCE_INDEX
+from services.scoring.scores.packed import unpack
 from services.scoring.specs.spec import DEFAULT_MODEL
 from tests.platform import Platform
 from tests.scoring_fixtures import demo, evaluate_and_publish, import_period, publish_demo
@@ -91,7 +92,7 @@ async def test_scores_reproduce_exactly_from_stored_inputs(platform: Platform) -
         stored = (
             await conn.execute(
                 text(
-                    "SELECT enterprise_id, total, points, values FROM scoring.scores "
+                    "SELECT enterprise_id, total, packed, values FROM scoring.scores "
                     "WHERE run_id = :r ORDER BY enterprise_id"
                 ),
                 {"r": run_id},
@@ -101,11 +102,19 @@ async def test_scores_reproduce_exactly_from_stored_inputs(platform: Platform) -
     assert fingerprint(again, DEFAULT_MODEL) == fp
     result = evaluate(again, DEFAULT_MODEL)
     assert [r[0] for r in stored] == list(inputs.enterprise_ids)
-    for i, (_, total, points, values) in enumerate(stored):
+    assert inputs.sources is not None
+    for i, (_, total, packed, values) in enumerate(stored):
         np.testing.assert_array_equal(np.asarray(values), inputs.values[i])
+        dimension_percentiles, points, sources = unpack(packed)
+        np.testing.assert_array_equal(np.asarray(sources), inputs.sources[i, :24])
         if result.scored[i]:
             assert total == result.total[i]
             np.testing.assert_array_equal(np.asarray(points), result.points[i])
+            np.testing.assert_array_equal(
+                np.asarray(dimension_percentiles), result.dimension_percentiles[i]
+            )
+        else:
+            assert points == (0.0,) * 24 and all(math.isnan(p) for p in dimension_percentiles)
 
 
 async def test_the_parallel_read_returns_what_one_connection_reads(platform: Platform) -> None:
