@@ -347,9 +347,52 @@ class _Ranked:
     caps: tuple[float, float] | None
 
 
+_SIGN = np.uint64(1 << 63)
+_REPAIRS = 64
+
+
+def argsort(x: FloatArray) -> IntArray:
+    """An order that sorts `x` ascending, NaN last, as `np.argsort` gives (ties may come in
+    another order: every caller takes counts of values at or below, alike for all of a tie).
+
+    By a sort of 64-bit keys instead of an argsort: each value's bits made to sort as the
+    value does, with the row's index in place of the lowest bits. numpy sorts such keys
+    more than ten times faster than it argsorts the doubles (AVX-512; 1M values: ~12 against
+    ~150 ms, and the 24 columns and 5 scores of a run are argsorted per cohort). Values that
+    differ only in those lowest bits (relatively less than ~2^-32 apart at a million) can
+    come out in index order instead: each such run of keys is sorted again by value, and
+    should there be many, the whole is argsorted as before."""
+    m = x.size
+    if m < 2:
+        return np.argsort(x)
+    bits = (m - 1).bit_length()
+    mask = np.uint64((1 << bits) - 1)
+    u = x.view(np.uint64)
+    key = np.where(u >= _SIGN, ~u, u | _SIGN)
+    missing = np.isnan(x)
+    key[missing] = np.uint64(0xFFFF_FFFF_FFFF_FFFF)  # NaN last, whatever its sign bit
+    key &= ~mask
+    key |= np.arange(m, dtype=np.uint64)
+    key.sort()
+    order = (key & mask).astype(np.intp)
+    k = m - int(np.count_nonzero(missing))
+    xs = x[order[:k]]
+    bad = np.flatnonzero(xs[1:] < xs[:-1])
+    if bad.size > _REPAIRS:
+        return np.argsort(x)
+    if bad.size:
+        high = key >> np.uint64(bits)
+        for i in bad.tolist():
+            a = int(np.searchsorted(high, high[i], "left"))
+            b = int(np.searchsorted(high, high[i], "right"))
+            run = order[a:b]
+            order[a:b] = run[np.argsort(x[run], kind="stable")]
+    return order
+
+
 def _rank(x: FloatArray, caps: tuple[float, float] | None) -> _Ranked:
     m = x.size
-    order = np.argsort(x)  # NaN sorts last
+    order = argsort(x)  # NaN sorts last
     k = m - int(np.count_nonzero(np.isnan(x)))
     kept = order[:k]
     raw = x[kept]
