@@ -938,6 +938,12 @@ class BandTables:
     percentiles: FloatArray
     lengths: IntArray  # [cohort, indicator]
 
+    @property
+    def lowest(self) -> FloatArray:
+        """Per entry, the lower of its boundary and its percentile: a share reaches either
+        exactly when it reaches this one."""
+        return np.minimum(self.bounds, self.percentiles)
+
 
 def band_tables(result: EngineResult) -> BandTables | None:
     """The tables of `result`, or None when one cannot be searched as ascending arrays (a
@@ -982,10 +988,10 @@ def _target_codes(
         current = points / maxima + _EPS
     k = np.zeros(points.shape, dtype=np.int8)
     below = np.empty(points.shape, dtype=np.bool_)
-    for e in range(tables.bounds.shape[0]):
+    lowest = tables.lowest
+    for e in range(lowest.shape[0]):
         # Contiguous [cohort, indicator] planes: gathering rows of them by cohort is a copy.
-        np.less_equal(tables.bounds[e][cohort], current, out=below)
-        below |= tables.percentiles[e][cohort] <= current
+        np.less_equal(lowest[e][cohort], current, out=below)
         k += below  # ascending: once one is at or below, so are those before
     out = np.where(k < tables.lengths[cohort], k, TARGET_NONE).astype(np.int8)
     out[maxima - points <= _EPS] = TARGET_AT_MAXIMUM
