@@ -13,6 +13,7 @@ writes PostgreSQL's binary COPY from numpy.
 from __future__ import annotations
 
 import asyncio
+import io
 import struct
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import INDICATOR_CODES, PROFILE
@@ -126,27 +129,39 @@ async def _ahead(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         pending.cancel()
 
 
-def _text_records(facts: BulkFacts, rows: npt.NDArray[np.intp]) -> list[tuple[object, ...]]:
+def _text_csv(facts: BulkFacts, rows: npt.NDArray[np.intp]) -> bytes:
+    """The enterprises' text columns of `rows` as CSV for COPY, written by pyarrow: a tuple
+    per row for asyncpg to encode was ~3 s of client CPU per million rows. An empty text is
+    written quoted (an empty string), a missing one (a NaT date, an absent column) empty
+    (NULL), as asyncpg sent them."""
+    n = rows.size
+
+    def text(column: npt.NDArray[np.str_] | None) -> pa.Array:
+        return pa.array(column[rows]) if column is not None else pa.nulls(n, pa.string())
+
     founded = (
-        facts.founded_on[rows].astype("datetime64[D]").astype(object).tolist()
+        pa.array(facts.founded_on[rows].astype("datetime64[D]"))
         if facts.founded_on is not None
-        else [None] * rows.size
+        else pa.nulls(n, pa.date32())
     )
-
-    def text(column: npt.NDArray[np.str_] | None) -> list[object]:
-        return column[rows].tolist() if column is not None else [None] * rows.size
-
-    return list(
-        zip(
-            facts.uscc[rows].tolist(),
-            facts.name[rows].tolist(),
-            founded,
-            text(facts.industry),
-            text(facts.district),
-            text(facts.legal_rep),
-            strict=True,
-        )
+    table = pa.table(
+        {
+            "uscc": text(facts.uscc),
+            "name": text(facts.name),
+            "founded_on": founded,
+            "industry": text(facts.industry),
+            "district": text(facts.district),
+            "legal_rep": text(facts.legal_rep),
+        }
     )
+    out = io.BytesIO()
+    pa_csv.write_csv(table, out, write_options=pa_csv.WriteOptions(include_header=False))
+    return out.getvalue()
+
+
+def _text_chunks(facts: BulkFacts, order: npt.NDArray[np.intp]) -> Iterator[bytes]:
+    for start in range(0, facts.n, CHUNK):
+        yield _text_csv(facts, order[start : start + CHUNK])
 
 
 TEXT_OID = 25
@@ -361,10 +376,7 @@ async def bulk_load(session: AsyncSession, facts: BulkFacts) -> tuple[int, int, 
         await conn.copy_to_table(
             "bulk_num", source=_ahead(_num_chunks(facts, order)), format="binary"
         )
-    for start in range(0, facts.n, CHUNK):
-        await conn.copy_records_to_table(
-            "bulk_text", records=_text_records(facts, order[start : start + CHUNK])
-        )
+    await conn.copy_to_table("bulk_text", source=_ahead(_text_chunks(facts, order)), format="csv")
     kept = ("founded_on", "industry", "district", "legal_rep")  # a missing one keeps ours
     await merge_enterprises(
         conn, f"SELECT uscc, name, {', '.join(kept)} FROM bulk_text", ("name", *kept), kept
