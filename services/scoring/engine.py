@@ -407,7 +407,7 @@ def _rank(x: FloatArray, caps: tuple[float, float] | None) -> _Ranked:
         # A cap at the 0 or 1 quantile is no cap: clipping to the cohort's own minimum or
         # maximum changes none of its values, but it would pin an improvement target below
         # the minimum (or above the maximum) to it.
-        lo, hi = np.quantile(raw, caps)
+        lo, hi = sorted_quantiles(raw, caps)
         cap_values = (
             float(lo) if caps[0] > 0.0 else -math.inf,
             float(hi) if caps[1] < 1.0 else math.inf,
@@ -421,10 +421,32 @@ def _rank(x: FloatArray, caps: tuple[float, float] | None) -> _Ranked:
     return _Ranked(share, raw, capped, count, kept, cap_values)
 
 
+def sorted_quantiles(sorted_values: FloatArray, qs: Sequence[float]) -> FloatArray:
+    """`np.quantile(sorted_values, qs)` (its default, linear method) of values already sorted
+    ascending, without NaN and not empty, by numpy's own arithmetic: the same neighbours and
+    the same interpolation, bit for bit (a test holds the two equal), without the copy and
+    the partial sort np.quantile makes of the whole array for each call (~1.5 s of CPU per
+    million-row run: a run takes quantiles of every column in every cohort)."""
+    n = sorted_values.size
+    virtual = (n - 1) * np.asanyarray(qs, dtype=np.float64)
+    previous = np.floor(virtual)
+    following = previous + 1
+    last = virtual >= n - 1
+    previous[last] = -1
+    following[last] = -1
+    at = previous.astype(np.intp)
+    a, b = sorted_values[at], sorted_values[following.astype(np.intp)]
+    gamma = virtual - at
+    diff = b - a
+    out = a + diff * gamma
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
+
+
 def _quantiles(sorted_values: FloatArray) -> dict[str, float | None]:
     if sorted_values.size == 0:
         return dict.fromkeys(_QUANTILE_KEYS, None)
-    qs = np.quantile(sorted_values, STAT_QUANTILES)
+    qs = sorted_quantiles(sorted_values, STAT_QUANTILES)
     return {k: float(v) for k, v in zip(_QUANTILE_KEYS, qs, strict=True)}
 
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from contracts.catalogue import DIMENSIONS, INDICATOR_CODES, INDICATORS, STAGES
 from services.scoring.engine import (
     MISSING_REVENUE,
+    STAT_QUANTILES,
     STATUSES,
     EngineInput,
     EngineResult,
@@ -30,6 +31,7 @@ from services.scoring.engine import (
     improvements,
     merge_cohorts,
     reasons,
+    sorted_quantiles,
     target_for,
 )
 from services.scoring.specs.spec import DEFAULT_MODEL, ModelSpec, stage_indices, stage_of
@@ -786,3 +788,17 @@ def test_argsort_repairs_values_alike_but_for_the_index_bits() -> None:
     _assert_sorts(few, argsort(few))  # one run out of order, sorted again
     ties = rng.integers(0, 5, 100_000).astype(np.float64)
     _assert_sorts(ties, argsort(ties))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=200),
+    st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=7),
+)
+def test_sorted_quantiles_are_numpys_to_the_bit(values: list[float], qs: list[float]) -> None:
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    got = sorted_quantiles(x, qs)
+    expected = np.quantile(x, qs)
+    assert got.tobytes() == expected.tobytes(), (got, expected)
+    for fixed in ((0.0, 1.0), STAT_QUANTILES, (0.01, 0.99)):
+        assert sorted_quantiles(x, fixed).tobytes() == np.quantile(x, fixed).tobytes()
