@@ -180,6 +180,43 @@ async def test_the_read_gives_each_row_its_own_sources(platform: Platform) -> No
         np.testing.assert_array_equal(inputs.sources, want)
 
 
+async def test_the_read_gives_each_flagged_row_its_own_negative_list(platform: Platform) -> None:
+    """The read finds the rows on the negative list in its own scan and fetches their flags
+    by tuple id: each such row, and only those, is excluded with its flags, sorted, in
+    either read (a row moved to the heap's end by an update included)."""
+    await publish_demo(platform, n=N, seed=4)
+    engine = platform.fastapi["scoring"].state.engine
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE scoring.facts SET negative_flags = CASE enterprise_id % 3 "
+                "WHEN 0 THEN ARRAY['tax_arrears', 'court_enforcement'] "
+                "WHEN 1 THEN ARRAY['pollution'] ELSE negative_flags END "
+                "WHERE enterprise_id % 11 = 0"
+            )
+        )
+        await conn.execute(
+            text("UPDATE scoring.facts SET negative_flags = '{}' WHERE enterprise_id % 13 = 0")
+        )
+        expected = (
+            await conn.execute(
+                text(
+                    "SELECT enterprise_id, negative_flags FROM scoring.facts "
+                    "WHERE period = 2025 ORDER BY enterprise_id"
+                )
+            )
+        ).all()
+    want = ["negative_list:" + ",".join(sorted(flags)) if flags else None for _, flags in expected]
+    assert 3 < sum(w is not None for w in want) < N
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        serial = await read_inputs(raw.driver_connection, 2025)
+    parallel = await read_inputs_parallel(engine, 2025, min_pages=0)
+    for inputs in (serial, parallel):
+        np.testing.assert_array_equal(inputs.enterprise_ids, [r[0] for r in expected])
+        assert list(inputs.excluded_reason) == want
+
+
 async def test_a_second_run_supersedes_and_duplicate_publish_is_idempotent(
     platform: Platform,
 ) -> None:
