@@ -153,3 +153,54 @@ async def test_enterprise_texts_arrive_as_given(platform: Platform, database_url
         assert row.legal_rep is None
         day = bulk.founded_on[i]
         assert row.founded_on == (None if np.isnat(day) else day.astype("datetime64[D]").item())
+
+
+async def _mismatched_ids(platform: Platform, period: int) -> int:
+    async with platform.fastapi["scoring"].state.engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM scoring.facts f LEFT JOIN scoring.enterprises e "
+                        "ON e.uscc = f.uscc WHERE f.period = :p "
+                        "AND e.id IS DISTINCT FROM f.enterprise_id"
+                    ),
+                    {"p": period},
+                )
+            ).scalar_one()
+        )
+
+
+async def test_a_first_load_gives_each_row_its_enterprise_id(
+    platform: Platform, database_url: str
+) -> None:
+    """A period's first load takes its enterprises' ids from the merge's own writes when it
+    wrote every one (all new, or all changed), and from the table otherwise (some unchanged):
+    each facts row gets its own enterprise's id either way."""
+    await platform.start("scoring")
+    maker = platform.fastapi["scoring"].state.sessionmaker
+    data = demo(N, SEED)
+    first = from_demo(data, 2024)
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, first) == (N, 0, 0)  # all new
+    assert await _mismatched_ids(platform, 2024) == 0
+
+    some = from_demo(data, 2025)
+    some.name = np.where(np.arange(N) % 3 == 0, np.char.add(some.name, " (new)"), some.name)
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, some) == (N, 0, 0)  # some changed, some not
+    assert await _mismatched_ids(platform, 2025) == 0
+
+    every = from_demo(data, 2025)
+    every.period = 2026
+    every.name = np.char.add(every.name, " (renamed)")
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, every) == (N, 0, 0)  # every one changed
+    assert await _mismatched_ids(platform, 2026) == 0
+    async with platform.fastapi["scoring"].state.engine.connect() as conn:
+        renamed = (
+            await conn.execute(
+                text("SELECT count(*) FROM scoring.enterprises WHERE name LIKE '% (renamed)'")
+            )
+        ).scalar_one()
+    assert renamed == N
