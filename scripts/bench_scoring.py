@@ -69,7 +69,7 @@ def peak_rss_mb() -> float:
 
 
 async def bench(size: int, server_url: str, csv_path: bool) -> dict[str, float]:
-    name = f"ip_bench_{uuid.uuid4().hex[:8]}"
+    name = f"ip_bench_{os.environ.get('BENCH_DB_TAG', '')}{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(plain_url(server_url))
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = other_database(server_url, name)

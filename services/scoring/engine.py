@@ -347,9 +347,52 @@ class _Ranked:
     caps: tuple[float, float] | None
 
 
+_SIGN = np.uint64(1 << 63)
+_REPAIRS = 64
+
+
+def argsort(x: FloatArray) -> IntArray:
+    """An order that sorts `x` ascending, NaN last, as `np.argsort` gives (ties may come in
+    another order: every caller takes counts of values at or below, alike for all of a tie).
+
+    By a sort of 64-bit keys instead of an argsort: each value's bits made to sort as the
+    value does, with the row's index in place of the lowest bits. numpy sorts such keys
+    more than ten times faster than it argsorts the doubles (AVX-512; 1M values: ~12 against
+    ~150 ms, and the 24 columns and 5 scores of a run are argsorted per cohort). Values that
+    differ only in those lowest bits (relatively less than ~2^-32 apart at a million) can
+    come out in index order instead: each such run of keys is sorted again by value, and
+    should there be many, the whole is argsorted as before."""
+    m = x.size
+    if m < 2:
+        return np.argsort(x)
+    bits = (m - 1).bit_length()
+    mask = np.uint64((1 << bits) - 1)
+    u = x.view(np.uint64)
+    key = np.where(u >= _SIGN, ~u, u | _SIGN)
+    missing = np.isnan(x)
+    key[missing] = np.uint64(0xFFFF_FFFF_FFFF_FFFF)  # NaN last, whatever its sign bit
+    key &= ~mask
+    key |= np.arange(m, dtype=np.uint64)
+    key.sort()
+    order = (key & mask).astype(np.intp)
+    k = m - int(np.count_nonzero(missing))
+    xs = x[order[:k]]
+    bad = np.flatnonzero(xs[1:] < xs[:-1])
+    if bad.size > _REPAIRS:
+        return np.argsort(x)
+    if bad.size:
+        high = key >> np.uint64(bits)
+        for i in bad.tolist():
+            a = int(np.searchsorted(high, high[i], "left"))
+            b = int(np.searchsorted(high, high[i], "right"))
+            run = order[a:b]
+            order[a:b] = run[np.argsort(x[run], kind="stable")]
+    return order
+
+
 def _rank(x: FloatArray, caps: tuple[float, float] | None) -> _Ranked:
     m = x.size
-    order = np.argsort(x)  # NaN sorts last
+    order = argsort(x)  # NaN sorts last
     k = m - int(np.count_nonzero(np.isnan(x)))
     kept = order[:k]
     raw = x[kept]
@@ -364,7 +407,7 @@ def _rank(x: FloatArray, caps: tuple[float, float] | None) -> _Ranked:
         # A cap at the 0 or 1 quantile is no cap: clipping to the cohort's own minimum or
         # maximum changes none of its values, but it would pin an improvement target below
         # the minimum (or above the maximum) to it.
-        lo, hi = np.quantile(raw, caps)
+        lo, hi = sorted_quantiles(raw, caps)
         cap_values = (
             float(lo) if caps[0] > 0.0 else -math.inf,
             float(hi) if caps[1] < 1.0 else math.inf,
@@ -378,10 +421,32 @@ def _rank(x: FloatArray, caps: tuple[float, float] | None) -> _Ranked:
     return _Ranked(share, raw, capped, count, kept, cap_values)
 
 
+def sorted_quantiles(sorted_values: FloatArray, qs: Sequence[float]) -> FloatArray:
+    """`np.quantile(sorted_values, qs)` (its default, linear method) of values already sorted
+    ascending, without NaN and not empty, by numpy's own arithmetic: the same neighbours and
+    the same interpolation, bit for bit (a test holds the two equal), without the copy and
+    the partial sort np.quantile makes of the whole array for each call (~1.5 s of CPU per
+    million-row run: a run takes quantiles of every column in every cohort)."""
+    n = sorted_values.size
+    virtual = (n - 1) * np.asanyarray(qs, dtype=np.float64)
+    previous = np.floor(virtual)
+    following = previous + 1
+    last = virtual >= n - 1
+    previous[last] = -1
+    following[last] = -1
+    at = previous.astype(np.intp)
+    a, b = sorted_values[at], sorted_values[following.astype(np.intp)]
+    gamma = virtual - at
+    diff = b - a
+    out = a + diff * gamma
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
+
+
 def _quantiles(sorted_values: FloatArray) -> dict[str, float | None]:
     if sorted_values.size == 0:
         return dict.fromkeys(_QUANTILE_KEYS, None)
-    qs = np.quantile(sorted_values, STAT_QUANTILES)
+    qs = sorted_quantiles(sorted_values, STAT_QUANTILES)
     return {k: float(v) for k, v in zip(_QUANTILE_KEYS, qs, strict=True)}
 
 
@@ -895,6 +960,12 @@ class BandTables:
     percentiles: FloatArray
     lengths: IntArray  # [cohort, indicator]
 
+    @property
+    def lowest(self) -> FloatArray:
+        """Per entry, the lower of its boundary and its percentile: a share reaches either
+        exactly when it reaches this one."""
+        return np.minimum(self.bounds, self.percentiles)
+
 
 def band_tables(result: EngineResult) -> BandTables | None:
     """The tables of `result`, or None when one cannot be searched as ascending arrays (a
@@ -939,10 +1010,10 @@ def _target_codes(
         current = points / maxima + _EPS
     k = np.zeros(points.shape, dtype=np.int8)
     below = np.empty(points.shape, dtype=np.bool_)
-    for e in range(tables.bounds.shape[0]):
+    lowest = tables.lowest
+    for e in range(lowest.shape[0]):
         # Contiguous [cohort, indicator] planes: gathering rows of them by cohort is a copy.
-        np.less_equal(tables.bounds[e][cohort], current, out=below)
-        below |= tables.percentiles[e][cohort] <= current
+        np.less_equal(lowest[e][cohort], current, out=below)
         k += below  # ascending: once one is at or below, so are those before
     out = np.where(k < tables.lengths[cohort], k, TARGET_NONE).astype(np.int8)
     out[maxima - points <= _EPS] = TARGET_AT_MAXIMUM

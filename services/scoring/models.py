@@ -282,13 +282,14 @@ class Score(Base):
     percentile: Mapped[float | None] = mapped_column(Double)
     tier: Mapped[int | None] = mapped_column(SmallInteger)
     dimension_scores: Mapped[list[float]] = mapped_column(ARRAY(Double))
-    dimension_percentiles: Mapped[list[float]] = mapped_column(ARRAY(Double))
-    points: Mapped[list[float]] = mapped_column(ARRAY(Double))
+    # The dimension percentiles, the points and the source of each value when the run read
+    # it (0: none recorded), packed (`services.scoring.scores.packed`): nothing reads them
+    # in SQL, and as arrays their 52 items were most of the cost of writing a score.
+    packed: Mapped[bytes] = mapped_column(LargeBinary)
     # The raw inputs of this score, NaN for missing: the run's immutable snapshot.
     values: Mapped[list[float]] = mapped_column(ARRAY(Double))
     revenue: Mapped[float | None] = mapped_column(Double)
-    # The source of each value and of the revenue when the run read them (0: none recorded).
-    value_sources: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    # The source of the revenue when the run read it (0: none recorded).
     revenue_source: Mapped[int | None] = mapped_column(Integer)
     # Statuses, target bands and reasons order, computed in the evaluation's batch
     # (`engine.explain_codes`); NULL for runs evaluated before it was stored.

@@ -112,3 +112,95 @@ async def test_first_load_into_a_fresh_partition_equals_the_insert(
     assert fresh == inserted
     async with maker() as session, session.begin():
         assert await bulk_load(session, bulk) == (0, 0, N)
+
+
+async def test_enterprise_texts_arrive_as_given(platform: Platform, database_url: str) -> None:
+    """The enterprises' texts go to PostgreSQL as CSV: separators, quotes, line breaks,
+    backslashes and non-ASCII arrive as given, an empty text as an empty string, a missing
+    date or column as NULL."""
+    await platform.start("scoring")
+    bulk = from_demo(demo(N, SEED), 2025)
+    assert bulk.founded_on is not None and bulk.district is not None
+    name = bulk.name.astype(object)
+    name[:5] = ['a,"b"\nc', "", "\\N", 'x\\,"', "杭州,滨江 \r\n有限公司"]
+    bulk.name = name.astype(str)
+    district = bulk.district.astype(object)
+    district[:2] = ["", "NULL"]
+    bulk.district = district.astype(str)
+    founded = bulk.founded_on.copy()
+    founded[0] = np.datetime64("NaT")
+    bulk.founded_on = founded
+    bulk.legal_rep = None
+    maker = platform.fastapi["scoring"].state.sessionmaker
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, bulk) == (N, 0, 0)
+    async with platform.fastapi["scoring"].state.engine.connect() as conn:
+        stored = {
+            r.uscc: r
+            for r in await conn.execute(
+                text(
+                    "SELECT uscc, name, founded_on, industry, district, legal_rep "
+                    "FROM scoring.enterprises"
+                )
+            )
+        }
+    assert len(stored) == N
+    for i, uscc in enumerate(bulk.uscc.tolist()):
+        row = stored[uscc]
+        assert row.name == bulk.name[i]
+        assert row.district == bulk.district[i]
+        assert row.industry == (None if bulk.industry is None else bulk.industry[i])
+        assert row.legal_rep is None
+        day = bulk.founded_on[i]
+        assert row.founded_on == (None if np.isnat(day) else day.astype("datetime64[D]").item())
+
+
+async def _mismatched_ids(platform: Platform, period: int) -> int:
+    async with platform.fastapi["scoring"].state.engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM scoring.facts f LEFT JOIN scoring.enterprises e "
+                        "ON e.uscc = f.uscc WHERE f.period = :p "
+                        "AND e.id IS DISTINCT FROM f.enterprise_id"
+                    ),
+                    {"p": period},
+                )
+            ).scalar_one()
+        )
+
+
+async def test_a_first_load_gives_each_row_its_enterprise_id(
+    platform: Platform, database_url: str
+) -> None:
+    """A period's first load takes its enterprises' ids from the merge's own writes when it
+    wrote every one (all new, or all changed), and from the table otherwise (some unchanged):
+    each facts row gets its own enterprise's id either way."""
+    await platform.start("scoring")
+    maker = platform.fastapi["scoring"].state.sessionmaker
+    data = demo(N, SEED)
+    first = from_demo(data, 2024)
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, first) == (N, 0, 0)  # all new
+    assert await _mismatched_ids(platform, 2024) == 0
+
+    some = from_demo(data, 2025)
+    some.name = np.where(np.arange(N) % 3 == 0, np.char.add(some.name, " (new)"), some.name)
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, some) == (N, 0, 0)  # some changed, some not
+    assert await _mismatched_ids(platform, 2025) == 0
+
+    every = from_demo(data, 2025)
+    every.period = 2026
+    every.name = np.char.add(every.name, " (renamed)")
+    async with maker() as session, session.begin():
+        assert await bulk_load(session, every) == (N, 0, 0)  # every one changed
+    assert await _mismatched_ids(platform, 2026) == 0
+    async with platform.fastapi["scoring"].state.engine.connect() as conn:
+        renamed = (
+            await conn.execute(
+                text("SELECT count(*) FROM scoring.enterprises WHERE name LIKE '% (renamed)'")
+            )
+        ).scalar_one()
+    assert renamed == N

@@ -21,14 +21,17 @@ from hypothesis import strategies as st
 from contracts.catalogue import DIMENSIONS, INDICATOR_CODES, INDICATORS, STAGES
 from services.scoring.engine import (
     MISSING_REVENUE,
+    STAT_QUANTILES,
     STATUSES,
     EngineInput,
     EngineResult,
+    argsort,
     evaluate,
     fingerprint,
     improvements,
     merge_cohorts,
     reasons,
+    sorted_quantiles,
     target_for,
 )
 from services.scoring.specs.spec import DEFAULT_MODEL, ModelSpec, stage_indices, stage_of
@@ -743,3 +746,59 @@ def test_input_shape_is_checked() -> None:
         EngineInput(np.zeros(3), np.zeros((3, 23)), [None] * 3)
     with pytest.raises(ValueError, match="finite"):
         EngineInput(np.zeros(1), np.full((1, 24), np.inf), [None])
+
+
+# -- the engine's argsort ---------------------------------------------------------------------
+
+
+def _assert_sorts(x: npt.NDArray[np.float64], order: npt.NDArray[np.intp]) -> None:
+    assert np.array_equal(np.sort(order), np.arange(x.size))  # a permutation
+    xs = x[order]
+    k = int(np.count_nonzero(~np.isnan(x)))
+    assert np.isnan(xs[k:]).all()
+    assert (xs[1:k] >= xs[:-1][: k - 1]).all()
+    expected = np.sort(x)
+    np.testing.assert_array_equal(xs, expected)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_infinity=False, allow_nan=True, width=64),
+            st.sampled_from([0.0, -0.0, 1.0, 1.0 + 2**-52, 1.0 + 2**-40, 5e-324, -5e-324]),
+        ),
+        max_size=300,
+    )
+)
+def test_argsort_sorts_like_numpy(values: list[float]) -> None:
+    x = np.asarray(values, dtype=np.float64)
+    _assert_sorts(x, argsort(x))
+
+
+def test_argsort_repairs_values_alike_but_for_the_index_bits() -> None:
+    rng = np.random.default_rng(7)
+    # A million values within 2^-40 of each other: the index bits cover their differences,
+    # so keys alone would give index order; and a negative NaN, which must still go last.
+    near = 1.0 + rng.integers(0, 1 << 12, 1 << 20) * 2.0**-52
+    near = near[::-1].copy()
+    _assert_sorts(near, argsort(near))  # too many runs out of order: numpy's argsort
+    few = np.concatenate([np.arange(1 << 16, dtype=np.float64), [3.0 + 2**-51, 3.0]])
+    few[7] = -np.float64("nan")
+    _assert_sorts(few, argsort(few))  # one run out of order, sorted again
+    ties = rng.integers(0, 5, 100_000).astype(np.float64)
+    _assert_sorts(ties, argsort(ties))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=200),
+    st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=7),
+)
+def test_sorted_quantiles_are_numpys_to_the_bit(values: list[float], qs: list[float]) -> None:
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    got = sorted_quantiles(x, qs)
+    expected = np.quantile(x, qs)
+    assert got.tobytes() == expected.tobytes(), (got, expected)
+    for fixed in ((0.0, 1.0), STAT_QUANTILES, (0.01, 0.99)):
+        assert sorted_quantiles(x, fixed).tobytes() == np.quantile(x, fixed).tobytes()

@@ -13,6 +13,7 @@ from contracts.catalogue import INDICATOR_CODES
 from services.scoring.engine import EngineInput, evaluate, fingerprint
 from services.scoring.evaluations.repository import read_inputs, read_inputs_parallel
 from services.scoring.provenance.repository import SOURCE_INDEX
+from services.scoring.scores.packed import unpack
 from services.scoring.specs.spec import DEFAULT_MODEL
 from tests.platform import Platform
 from tests.scoring_fixtures import demo, evaluate_and_publish, import_period, publish_demo
@@ -91,7 +92,7 @@ async def test_scores_reproduce_exactly_from_stored_inputs(platform: Platform) -
         stored = (
             await conn.execute(
                 text(
-                    "SELECT enterprise_id, total, points, values FROM scoring.scores "
+                    "SELECT enterprise_id, total, packed, values FROM scoring.scores "
                     "WHERE run_id = :r ORDER BY enterprise_id"
                 ),
                 {"r": run_id},
@@ -101,11 +102,19 @@ async def test_scores_reproduce_exactly_from_stored_inputs(platform: Platform) -
     assert fingerprint(again, DEFAULT_MODEL) == fp
     result = evaluate(again, DEFAULT_MODEL)
     assert [r[0] for r in stored] == list(inputs.enterprise_ids)
-    for i, (_, total, points, values) in enumerate(stored):
+    assert inputs.sources is not None
+    for i, (_, total, packed, values) in enumerate(stored):
         np.testing.assert_array_equal(np.asarray(values), inputs.values[i])
+        dimension_percentiles, points, sources = unpack(packed)
+        np.testing.assert_array_equal(np.asarray(sources), inputs.sources[i, :24])
         if result.scored[i]:
             assert total == result.total[i]
             np.testing.assert_array_equal(np.asarray(points), result.points[i])
+            np.testing.assert_array_equal(
+                np.asarray(dimension_percentiles), result.dimension_percentiles[i]
+            )
+        else:
+            assert points == (0.0,) * 24 and all(math.isnan(p) for p in dimension_percentiles)
 
 
 async def test_the_parallel_read_returns_what_one_connection_reads(platform: Platform) -> None:
@@ -169,6 +178,43 @@ async def test_the_read_gives_each_row_its_own_sources(platform: Platform) -> No
         np.testing.assert_array_equal(inputs.enterprise_ids, [r[0] for r in expected])
         assert inputs.sources is not None
         np.testing.assert_array_equal(inputs.sources, want)
+
+
+async def test_the_read_gives_each_flagged_row_its_own_negative_list(platform: Platform) -> None:
+    """The read finds the rows on the negative list in its own scan and fetches their flags
+    by tuple id: each such row, and only those, is excluded with its flags, sorted, in
+    either read (a row moved to the heap's end by an update included)."""
+    await publish_demo(platform, n=N, seed=4)
+    engine = platform.fastapi["scoring"].state.engine
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE scoring.facts SET negative_flags = CASE enterprise_id % 3 "
+                "WHEN 0 THEN ARRAY['tax_arrears', 'court_enforcement'] "
+                "WHEN 1 THEN ARRAY['pollution'] ELSE negative_flags END "
+                "WHERE enterprise_id % 11 = 0"
+            )
+        )
+        await conn.execute(
+            text("UPDATE scoring.facts SET negative_flags = '{}' WHERE enterprise_id % 13 = 0")
+        )
+        expected = (
+            await conn.execute(
+                text(
+                    "SELECT enterprise_id, negative_flags FROM scoring.facts "
+                    "WHERE period = 2025 ORDER BY enterprise_id"
+                )
+            )
+        ).all()
+    want = ["negative_list:" + ",".join(sorted(flags)) if flags else None for _, flags in expected]
+    assert 3 < sum(w is not None for w in want) < N
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        serial = await read_inputs(raw.driver_connection, 2025)
+    parallel = await read_inputs_parallel(engine, 2025, min_pages=0)
+    for inputs in (serial, parallel):
+        np.testing.assert_array_equal(inputs.enterprise_ids, [r[0] for r in expected])
+        assert list(inputs.excluded_reason) == want
 
 
 async def test_a_second_run_supersedes_and_duplicate_publish_is_idempotent(

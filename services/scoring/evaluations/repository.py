@@ -31,6 +31,7 @@ from services.scoring.engine import (
 )
 from services.scoring.models import facts_partition
 from services.scoring.provenance.repository import SOURCE_INDEX
+from services.scoring.scores.packed import PACKED_DTYPE
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _N = len(INDICATOR_CODES)
@@ -61,6 +62,8 @@ def _input_dtype() -> np.dtype[np.void]:
             ("vals", [("l", ">i4"), ("v", ">f8")], (_N + 1,)),
             ("common_len", ">i4"),
             ("common", "u1"),
+            ("flagged_len", ">i4"),
+            ("flagged", "u1"),
             ("ctid_len", ">i4"),
             ("block", ">u4"),
             ("offset", ">u2"),
@@ -86,7 +89,7 @@ async def read_inputs(conn: asyncpg.Connection, period: int) -> EvaluationInputs
     """A period's evaluation inputs, on one connection (in its transaction's snapshot)."""
     common = await _common_sources(conn, period)
     part = await _read_part(conn, period, "true", common)
-    return _assemble([part], await _flagged(conn, period), common)
+    return _assemble([part], common)
 
 
 @dataclass
@@ -102,10 +105,15 @@ class _Common:
 
 async def _common_sources(conn: asyncpg.Connection, period: int) -> _Common | None:
     picked = ", ".join(f"coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
+    # From the period's partition itself, with no condition on the period: after a load,
+    # before any ANALYZE, the planner took `period = $1` for selective and read the whole
+    # primary key's index (a million entries) for this one row.
+    table = f"scoring.{facts_partition(period)}"
+    if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+        return None
     row = await conn.fetchrow(
-        f"SELECT f.sources::text AS text, ARRAY[{picked}] AS picked FROM scoring.facts f "
-        "WHERE f.period = $1 AND f.sources IS NOT NULL LIMIT 1",
-        period,
+        f"SELECT f.sources::text AS text, ARRAY[{picked}] AS picked FROM {table} f "
+        "WHERE f.sources IS NOT NULL LIMIT 1"
     )
     if row is None:
         return None
@@ -148,18 +156,11 @@ async def read_inputs_parallel(
                 async with b.transaction(isolation="repeatable_read", readonly=True):
                     await b.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
                     await b.execute(_NO_JIT)
-                    (part_a, flagged), part_b = await asyncio.gather(
-                        _read_part_and_flags(a, period, f"f.ctid < {mid}", common),
+                    part_a, part_b = await asyncio.gather(
+                        _read_part(a, period, f"f.ctid < {mid}", common),
                         _read_part(b, period, f"f.ctid >= {mid}", common),
                     )
-    return _assemble([part_a, part_b], flagged, common)
-
-
-async def _read_part_and_flags(
-    conn: asyncpg.Connection, period: int, where: str, common: _Common | None
-) -> tuple[_Part, list[asyncpg.Record]]:
-    # The negative flags (a scan of their own) once, by one of the two connections.
-    return await _read_part(conn, period, where, common), await _flagged(conn, period)
+    return _assemble([part_a, part_b], common)
 
 
 @dataclass
@@ -167,39 +168,55 @@ class _Part:
     rows: np.ndarray  # _input_dtype
     own_ids: npt.NDArray[np.int64]  # the rows whose sources are not the common ones,
     own_sources: npt.NDArray[np.int32]  # and theirs
+    flagged: list[asyncpg.Record]  # the rows on the negative list: (id, negative_flags)
 
 
 async def _read_part(
     conn: asyncpg.Connection, period: int, where: str, common: _Common | None
 ) -> _Part:
     """The facts rows of `period` matching `where` as a structured array over their binary
-    COPY, and the sources of those whose sources are not the common ones."""
+    COPY; the sources of those whose sources are not the common ones, and the negative flags
+    of those that have any, fetched again by tuple id (a TID scan in the same snapshot): a
+    scan of their own for the flags read the whole primary key's index after a load (no
+    statistics yet) and cost as much server CPU as a third of the read."""
     has_common = f"coalesce(f.sources = {common.literal}, false)" if common else "false"
     cols = ", ".join(f"coalesce(f.\"{c}\", 'NaN')" for c in ("operating_revenue", *INDICATOR_CODES))
     # No ORDER BY: sorting a million wide rows spills to disk; numpy sorts the ids instead.
     rows = await _copy_out(
         conn,
-        f"SELECT f.enterprise_id, {cols}, {has_common}, f.ctid FROM scoring.facts f "
+        f"SELECT f.enterprise_id, {cols}, {has_common}, "
+        "coalesce(cardinality(f.negative_flags) > 0, false), f.ctid FROM scoring.facts f "
         f"WHERE f.period = {int(period)} AND {where}",
         _input_dtype(),
-        _N + 4,
+        _N + 5,
     )
+    flagged: list[asyncpg.Record] = []
+    if rows["flagged"].any():
+        flagged = await conn.fetch(
+            "SELECT f.enterprise_id AS id, f.negative_flags FROM scoring.facts f "
+            f"WHERE f.period = {int(period)} AND f.ctid = ANY($1::tid[])",
+            _tids(rows, np.flatnonzero(rows["flagged"])),
+        )
     own = np.flatnonzero(rows["common"] == 0)
     if not own.size:
-        return _Part(rows, np.empty(0, np.int64), np.empty((0, len(_SOURCE_COLUMNS)), np.int32))
-    # Those rows again by their tuple ids (a TID scan, in the same snapshot), not a scan.
+        no_sources = np.empty((0, len(_SOURCE_COLUMNS)), np.int32)
+        return _Part(rows, np.empty(0, np.int64), no_sources, flagged)
     picked = ", ".join(f"coalesce(f.sources[{SOURCE_INDEX[c]}], 0)" for c in _SOURCE_COLUMNS)
-    tids = list(zip(rows["block"][own].tolist(), rows["offset"][own].tolist(), strict=True))
     found = await conn.fetch(
         f"SELECT f.enterprise_id, ARRAY[{picked}] FROM scoring.facts f "
         f"WHERE f.period = {int(period)} AND f.ctid = ANY($1::tid[])",
-        tids,
+        _tids(rows, own),
     )
     return _Part(
         rows,
         np.array([r[0] for r in found], dtype=np.int64),
         np.array([r[1] for r in found], dtype=np.int32).reshape(-1, len(_SOURCE_COLUMNS)),
+        flagged,
     )
+
+
+def _tids(rows: np.ndarray, at: npt.NDArray[np.intp]) -> list[tuple[int, int]]:
+    return list(zip(rows["block"][at].tolist(), rows["offset"][at].tolist(), strict=True))
 
 
 async def _copy_out(
@@ -223,18 +240,7 @@ async def _copy_out(
     return rows
 
 
-async def _flagged(conn: asyncpg.Connection, period: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT f.enterprise_id AS id, f.negative_flags FROM scoring.facts f "
-        "WHERE f.period = $1 AND cardinality(f.negative_flags) > 0",
-        period,
-    )
-    return rows
-
-
-def _assemble(
-    parts: list[_Part], flagged: list[asyncpg.Record], common: _Common | None
-) -> EvaluationInputs:
+def _assemble(parts: list[_Part], common: _Common | None) -> EvaluationInputs:
     """The parts' columns joined in enterprise-id order. Each column is taken out of the
     COPY buffers before any reordering: a sort of the raw rows would copy all of them."""
     ids = np.concatenate([p.rows["id"] for p in parts], dtype=np.int64)
@@ -262,6 +268,7 @@ def _assemble(
     if own_ids.size != ids.size - int(np.count_nonzero(has_common)):
         raise ValueError("rows without their sources in the read")
     reasons = np.full(ids.size, None, dtype=object)
+    flagged = [r for p in parts for r in p.flagged]
     if flagged:
         pos = np.searchsorted(ids, np.array([r["id"] for r in flagged], dtype=np.int64))
         for p, r in zip(pos, flagged, strict=True):
@@ -303,11 +310,9 @@ SCORE_COLUMNS = (
     "percentile",
     "tier",
     "dimension_scores",
-    "dimension_percentiles",
-    "points",
+    "packed",
     "values",
     "revenue",
-    "value_sources",
     "revenue_source",
     "explain",
 )
@@ -338,12 +343,11 @@ def _score_dtype(explained: bool) -> np.dtype[np.void]:
         ("tier_len", ">i4"),
         ("tier", ">i2"),
         _array_field("ds", 4),
-        _array_field("dp", 4),
-        _array_field("pts", _N),
+        ("packed_len", ">i4"),
+        ("packed", PACKED_DTYPE),
         _array_field("vals", _N),
         ("rev_len", ">i4"),
         ("rev", ">f8"),
-        _array_field("srcs", _N, ">i4"),
         ("rsrc_len", ">i4"),
         ("rsrc", ">i4"),
         ("explain_len", ">i4"),  # -1 (NULL) when the run's tables cannot be searched
@@ -375,8 +379,9 @@ def _score_template(run_id: uuid.UUID, explained: bool) -> np.ndarray:
     ):
         row[f"{name}_len"] = size
     row["exclusion_len"] = -1
+    row["packed_len"] = PACKED_DTYPE.itemsize
     row["scored"] = 1
-    for prefix in ("ds", "dp", "pts", "vals", "srcs"):
+    for prefix in ("ds", "vals"):
         field = row[prefix]
         items = field["items"]
         n_items = items.shape[-1]
@@ -430,6 +435,7 @@ async def write_scores(
 
 
 WRITE_CHUNK = 65_536
+SEND_PIECE = 1 << 18
 
 
 async def _score_stream(
@@ -438,7 +444,7 @@ async def _score_stream(
     result: EngineResult,
     rows: npt.NDArray[np.intp],
     tables: BandTables | None,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[bytes | memoryview]:
     """The binary COPY stream, built a chunk at a time so memory stays flat (two chunks).
 
     Each chunk is encoded in a worker thread while the previous one is sent and taken in
@@ -447,7 +453,7 @@ async def _score_stream(
     yield _SIGNATURE + b"\x00\x00\x00\x00\x00\x00\x00\x00"
     chunks = [rows[start : start + WRITE_CHUNK] for start in range(0, rows.size, WRITE_CHUNK)]
 
-    def encode(k: int) -> asyncio.Future[bytes] | None:
+    def encode(k: int) -> asyncio.Future[npt.NDArray[np.uint8]] | None:
         if k >= len(chunks):
             return None
         work = asyncio.to_thread(_score_chunk, run_id, inputs, result, chunks[k], tables)
@@ -457,9 +463,14 @@ async def _score_stream(
     try:
         for k in range(len(chunks)):
             assert pending is not None
-            encoded = await pending
+            encoded = (await pending).data  # the array's memory, as a memoryview
             pending = encode(k + 1)
-            yield encoded
+            # In pieces: asyncpg copies each piece into a message buffer, and the transport
+            # what the socket does not take at once. Pieces of a few hundred kB reuse the
+            # same heap memory; a 40 MB chunk at once was fresh pages every time (page
+            # faults and copies: ~2 s of client CPU per million scores).
+            for start in range(0, len(encoded), SEND_PIECE):
+                yield encoded[start : start + SEND_PIECE]
     finally:
         if pending is not None:  # the COPY failed: nobody will wait for the next chunk
             pending.cancel()
@@ -472,7 +483,7 @@ def _score_chunk(
     result: EngineResult,
     scored: npt.NDArray[np.intp],
     tables: BandTables | None,
-) -> bytes:
+) -> npt.NDArray[np.uint8]:
     buf = np.repeat(_score_template(run_id, tables is not None), scored.size)
     buf["id"] = inputs.enterprise_ids[scored]
     buf["stage"] = result.stage[scored]
@@ -484,15 +495,16 @@ def _score_chunk(
     buf["tier"] = result.tier[scored]
     buf["rev"] = inputs.revenue[scored]
     buf["ds"]["items"]["v"] = result.dimension_scores[scored]
-    buf["dp"]["items"]["v"] = result.dimension_percentiles[scored]
-    buf["pts"]["items"]["v"] = result.points[scored]
+    packed = buf["packed"]
+    packed["dp"] = result.dimension_percentiles[scored]
+    packed["pts"] = result.points[scored]
     buf["vals"]["items"]["v"] = inputs.values[scored]
     sources = _sources(inputs)[scored]
-    buf["srcs"]["items"]["v"] = sources[:, :_N]
+    packed["srcs"] = sources[:, :_N]
     buf["rsrc"] = sources[:, _N]
     if tables is not None:
         buf["explain"] = explain_codes(result, scored, tables).view(f"V{EXPLAIN_WIDTH}")[:, 0]
-    return buf.tobytes()
+    return buf.view(np.uint8)
 
 
 async def _write_unscored(
@@ -508,6 +520,9 @@ async def _write_unscored(
     if unscored.size:
         explained = None if tables is None else explain_codes(result, unscored, tables)
         nan4 = [float("nan")] * 4
+        packed = np.zeros(unscored.size, dtype=PACKED_DTYPE)
+        packed["dp"] = np.nan
+        packed["srcs"] = sources[unscored, :_N]
         records = [
             (
                 run_id,
@@ -522,11 +537,9 @@ async def _write_unscored(
                 None,
                 None,
                 nan4,
-                nan4,
-                [0.0] * _N,
+                packed[k].tobytes(),
                 [float(v) for v in inputs.values[i]],
                 float(inputs.revenue[i]),
-                [int(v) for v in sources[i, :_N]],
                 int(sources[i, _N]),
                 None if explained is None else explained[k].tobytes(),
             )

@@ -34,6 +34,7 @@ from services.scoring.engine import EngineInput, evaluate, fingerprint
 from services.scoring.evaluations.repository import read_inputs_parallel, write_scores
 from services.scoring.evaluations.schemas import ObjectionCounts
 from services.scoring.models import EvaluationRun, Event, Objection, ScoringModel
+from services.scoring.scores.packed import source_sql
 from services.scoring.specs.service import latest_published_version
 from services.scoring.specs.spec import ModelSpec
 from shared.errors import Conflict, InvalidTransition, NotFound, Unprocessable
@@ -349,6 +350,7 @@ async def corrections_missed(
 ) -> list[uuid.UUID]:
     """Accepted objections to the noticed run whose correction `run_id` did not read: the
     source it recorded for that value is older than the correction (or absent)."""
+    source = source_sql("s.packed", "array_position(CAST(:codes AS text[]), o.field::text)")
     rows = await session.execute(
         text(
             "SELECT o.id FROM scoring.objections o "
@@ -356,7 +358,7 @@ async def corrections_missed(
             "LEFT JOIN scoring.scores s ON s.run_id = :r AND s.enterprise_id = e.id "
             "WHERE o.run_id = :n AND o.status = 'accepted' AND NOT coalesce("
             "CASE WHEN o.field = 'operating_revenue' THEN s.revenue_source "
-            "ELSE s.value_sources[array_position(CAST(:codes AS text[]), o.field::text)] END "
+            f"ELSE {source} END "
             ">= o.correction_source_id, false) ORDER BY o.id"
         ),
         {"r": run_id, "n": noticed_id, "codes": list(INDICATOR_CODES)},

@@ -138,8 +138,13 @@ async def bulk_settings(conn: Any) -> None:
 
 
 async def merge_enterprises(
-    conn: Any, source_sql: str, columns: Sequence[str], coalesced: Sequence[str] = ()
-) -> None:
+    conn: Any,
+    source_sql: str,
+    columns: Sequence[str],
+    coalesced: Sequence[str] = (),
+    *,
+    ids_to: list[bytearray] | None = None,
+) -> bool:
     """Upsert enterprises from `source_sql` (uscc then `columns`, `name` first; one row per
     uscc): a row that exists takes the new values (for a `coalesced` column, only a value
     that is not NULL) and `updated_at` when they differ; a new uscc is inserted.
@@ -149,14 +154,32 @@ async def merge_enterprises(
     re-checks every unchanged row (at a million rows, 8.4 s against 4.1 s of server CPU for
     new ones, 9.9 s for unchanged ones; BENCHMARKS.md). Should another transaction insert
     one of the new usccs in between, the insert fails and the upsert does it instead.
+
+    With `ids_to`, the UPDATE and the INSERT append to it the (uscc, id) of every row they
+    write, a binary COPY stream each (`RETURNING` through `COPY ... TO`): with a load of
+    new enterprises, the ids of all of them without a join of the staged rows to the table
+    afterwards. Returns whether the streams are whole (not after the fall-back to the
+    upsert, when they are to be ignored).
     """
 
     def value(alias: str, c: str) -> str:
         return f'coalesce({alias}."{c}", e."{c}")' if c in coalesced else f'{alias}."{c}"'
 
+    async def run(sql: str) -> None:
+        if ids_to is None:
+            await conn.execute(sql)
+            return
+        received = bytearray()
+        ids_to.append(received)
+
+        async def sink(data: bytes) -> None:
+            received.extend(data)
+
+        await conn.copy_from_query(f"{sql} RETURNING e.uscc, e.id", output=sink, format="binary")
+
     new = {c: value("s", c) for c in columns}
     listed = ", ".join(f'"{c}"' for c in ("uscc", *columns))
-    await conn.execute(
+    await run(
         "UPDATE scoring.enterprises e SET "
         + ", ".join(f'"{c}" = {v}' for c, v in new.items())
         + f", updated_at = now() FROM ({source_sql}) s WHERE e.uscc = s.uscc AND ("
@@ -170,10 +193,11 @@ async def merge_enterprises(
     )
     try:
         async with conn.transaction():  # a savepoint: the statement alone is undone
-            await conn.execute(
+            await run(
                 f"{insert} WHERE NOT EXISTS "
                 "(SELECT 1 FROM scoring.enterprises x WHERE x.uscc = s.uscc)"
             )
+        return ids_to is not None
     except asyncpg.UniqueViolationError:
         # Every row again: the one inserted meanwhile, now visible, takes our values.
         excluded = {c: value("EXCLUDED", c) for c in columns}
@@ -186,6 +210,7 @@ async def merge_enterprises(
             + ", ".join(excluded.values())
             + ")"
         )
+        return False
 
 
 async def lock_period(conn: Any, period: int) -> None:

@@ -38,6 +38,7 @@ from services.scoring.engine import (
 )
 from services.scoring.provenance.schemas import SourceOut
 from services.scoring.scores import repository
+from services.scoring.scores.packed import Unpacked, unpack
 from services.scoring.specs.service import SpecCache
 from services.scoring.specs.spec import ModelSpec
 from shared.connections import Connections
@@ -53,8 +54,7 @@ SCORE_SQL = """
 SELECT r.id AS run_id, r.period, r.model_version, r.status AS run_status, e.id AS enterprise_id,
        e.uscc, e.name,
        s.stage, s.cohort, s.scored, s.exclusion, s.total, s.rank, s.cohort_size, s.percentile,
-       s.tier, s.dimension_scores, s.dimension_percentiles, s.points, s."values", s.revenue,
-       s.value_sources, s.revenue_source, s.explain
+       s.tier, s.dimension_scores, s.packed, s."values", s.revenue, s.revenue_source, s.explain
 FROM scoring.enterprises e
 JOIN scoring.scores s ON s.enterprise_id = e.id
 JOIN scoring.evaluation_runs r ON r.id = s.run_id
@@ -165,7 +165,7 @@ class ScoreReader:
     async def _source_docs(
         self, conn: asyncpg.Connection, row: asyncpg.Record, with_person: bool
     ) -> dict[int, dict[str, Any]]:
-        ids = {*(row["value_sources"] or ()), row["revenue_source"] or 0}
+        ids = {*unpack(row["packed"])[2], row["revenue_source"] or 0}
         ids.discard(0)
         missing = [i for i in ids if i not in self._sources]
         if missing:
@@ -217,7 +217,6 @@ _NO_TARGET = _unreachable("no_target")
 _AT_MAXIMUM = tuple(
     _unreachable("flag_yes" if j in _FLAG_COLUMNS else "at_maximum") for j in range(_N)
 )
-_NO_SOURCES = (0,) * _N
 _DIMENSION_CODES = tuple(d.value for d in DIMENSIONS)
 
 
@@ -322,14 +321,17 @@ def _explained(
 
 
 def _indicators(
-    row: asyncpg.Record, cohort: Cohort, sources: dict[int, dict[str, Any]]
+    row: asyncpg.Record,
+    packed: Unpacked,
+    cohort: Cohort,
+    sources: dict[int, dict[str, Any]],
 ) -> list[dict[str, Any]]:
     explain: bytes = row["explain"]
     scored = bool(row["scored"])
     explained = scored and cohort.explained
     maxima = cohort.maxima
-    value_sources = row["value_sources"] or _NO_SOURCES
-    points_row, values_row = row["points"], row["values"]
+    points_row, value_sources = packed[1], packed[2]
+    values_row = row["values"]
     indicators: list[dict[str, Any]] = []
     for j, (code, dimension) in enumerate(_DESCRIBED):
         p = points_row[j]
@@ -363,11 +365,12 @@ def score_document(
     explain: bytes = row["explain"]
     assert len(explain) == EXPLAIN_WIDTH
     scored = bool(row["scored"])
-    indicators = _indicators(row, cohort, sources)
+    packed = unpack(row["packed"])
+    indicators = _indicators(row, packed, cohort, sources)
     reasons, improvements = (
         _explained(explain, cohort, indicators) if scored and cohort.explained else ([], [])
     )
-    dim_scores, dim_pcts = row["dimension_scores"], row["dimension_percentiles"]
+    dim_scores, dim_pcts = row["dimension_scores"], packed[0]
     return {
         "uscc": row["uscc"],
         "name": row["name"],

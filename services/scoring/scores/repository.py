@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import INDICATOR_CODES, PROFILE_CODES
 from services.scoring.models import EvaluationRun
+from services.scoring.scores.packed import unpacked
 
 _GROWTH_COL = INDICATOR_CODES.index("revenue_growth") + 1  # PostgreSQL arrays start at 1
 _QUALIFIED_COL = INDICATOR_CODES.index("qualified") + 1
@@ -31,8 +32,9 @@ async def cohort_stats(session: AsyncSession, run_id: uuid.UUID) -> dict[str, An
 
 async def score_row(
     session: AsyncSession, run_id: uuid.UUID, enterprise_id: int
-) -> RowMapping | None:
-    return (
+) -> dict[str, Any] | None:
+    """The stored row, its packed fields apart (`packed.unpacked`)."""
+    row = (
         (
             await session.execute(
                 text("SELECT * FROM scoring.scores WHERE run_id = :r AND enterprise_id = :e"),
@@ -42,6 +44,7 @@ async def score_row(
         .mappings()
         .first()
     )
+    return None if row is None else unpacked(row)
 
 
 # The enterprise's score in every published run (the read path runs it as well, with $1).
@@ -170,18 +173,19 @@ async def run_rows(
     limit: int,
     *,
     with_facts: bool,
-) -> Sequence[RowMapping]:
-    """A keyset page of a run's scores in USCC order, with the period's facts if asked."""
+) -> list[dict[str, Any]]:
+    """A keyset page of a run's scores in USCC order, with the period's facts if asked (the
+    packed fields apart, `packed.unpacked`)."""
     fact_cols = ""
     if with_facts:
         fact_cols = ", " + ", ".join(f'f."{c}"' for c in FACT_COLUMNS) + ", e.founded_on"
-    return (
+    rows = (
         (
             await session.execute(
                 text(
                     "SELECT e.uscc, e.name, s.stage, s.cohort, s.scored, s.exclusion, s.total, "
                     "s.rank, s.cohort_size, s.percentile, s.tier, s.dimension_scores, "
-                    f"s.dimension_percentiles{fact_cols} "
+                    f"s.packed{fact_cols} "
                     "FROM scoring.scores s JOIN scoring.enterprises e ON e.id = s.enterprise_id "
                     + (
                         "LEFT JOIN scoring.facts f ON f.uscc = e.uscc AND f.period = :period "
@@ -197,3 +201,4 @@ async def run_rows(
         .mappings()
         .all()
     )
+    return [unpacked(r) for r in rows]

@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any, TypedDict, TypeVar
 
 import numpy as np
-from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import DIMENSIONS, INDICATORS, STAGES, Stage
@@ -118,7 +117,7 @@ def standing(row: Mapping[Any, Any]) -> Standing:
 
 def summary(
     cls: type[Summary],
-    row: RowMapping,
+    row: Mapping[str, Any],
     spec: ModelSpec,
     *,
     uscc: str,
@@ -172,7 +171,7 @@ def build_score(
     ent: Enterprise,
     run: EvaluationRun,
     spec: ModelSpec,
-    row: RowMapping,
+    row: Mapping[str, Any],
     stats: dict[str, Any],
     sources: dict[int, Source] | None = None,
     *,
@@ -456,7 +455,7 @@ def _age_years(founded: date | None, period: int) -> float | None:
     return round((date(period, 12, 31) - founded).days / 365.25, 2)
 
 
-def _facts(row: RowMapping, period: int) -> dict[str, Any]:
+def _facts(row: Mapping[str, Any], period: int) -> dict[str, Any]:
     facts = {c: row[c] for c in repository.FACT_COLUMNS}
     facts["founded_on"] = row["founded_on"].isoformat() if row["founded_on"] else None
     facts["age_years"] = _age_years(row["founded_on"], period)
