@@ -207,8 +207,10 @@ class CreditLine(Base):
 
 class LineGeneration(Base):
     """How many statements have changed the lines: one row, counted by a statement trigger
-    on `credit_lines` (every INSERT, UPDATE, DELETE, COPY and TRUNCATE, whoever runs it) in
-    the writer's transaction. What a reader derives from the lines alone (the coverage
+    on what they are computed from (`enterprise_scores`, `products`, `product_versions`:
+    every INSERT, UPDATE, DELETE, COPY and TRUNCATE, whoever runs it) in the writer's
+    transaction. A new run's scores, copied into their own partition before it is attached,
+    are not counted: they are another run. What a reader derives from the lines alone (the coverage
     statistic) is keyed on this count and the run, read in the same statement, so a derived
     value remembered by one replica can never be served for lines another has changed.
     """

@@ -18,8 +18,13 @@ tier. Band `k` of `LineRule.bands` (highest minimum first) is then entry
 (`enterprise_scores_<run hex>`, see `shared.partitions`): the feed sync copies a run into a
 fresh table and drops the previous run's partition instead of deleting a million rows.
 
+The lines' generation (`line_generation`, what readers key what they derive from the lines
+on) was counted by a statement trigger on the `credit_lines` table; the lines now change
+when what they are computed from does, so the same trigger counts every statement writing
+the scores, the products or their versions instead (a new run is a new run id besides).
+
 Revision ID: c41d7e2a9b63
-Revises: 8e3f1a6c52d7
+Revises: 4c9d2e7f1a36
 Create Date: 2026-12-02 09:00:00.000000
 """
 
@@ -28,7 +33,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "c41d7e2a9b63"
-down_revision: str | None = "8e3f1a6c52d7"
+down_revision: str | None = "4c9d2e7f1a36"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -82,6 +87,10 @@ WHERE s.scored AND coalesce(s.exclusion, '') = ''
 """
 
 
+# What the lines are computed from: a statement writing any of them changes the lines.
+LINE_INPUTS = ("enterprise_scores", "products", "product_versions")
+
+
 def _scores_partition(run_id: object) -> str:
     # As shared.partitions.run_partition (a migration does not import application code,
     # which may change after it).
@@ -130,11 +139,19 @@ def upgrade() -> None:
         )
     op.execute("DROP TABLE credit.enterprise_scores_unpartitioned")
 
-    op.execute("DROP TABLE credit.credit_lines")
+    op.execute("DROP TABLE credit.credit_lines")  # and its trigger
     op.execute(LINES_VIEW)
+    for table in LINE_INPUTS:
+        op.execute(
+            f"CREATE TRIGGER count_line_changes "
+            f"AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.{table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION credit.count_line_changes()"
+        )
 
 
 def downgrade() -> None:
+    for table in LINE_INPUTS:
+        op.execute(f"DROP TRIGGER count_line_changes ON credit.{table}")
     op.execute("CREATE TABLE credit.lines_computed AS SELECT * FROM credit.credit_lines")
     op.execute("DROP VIEW credit.credit_lines")
     op.execute("ALTER TABLE credit.lines_computed RENAME TO credit_lines")
@@ -143,6 +160,11 @@ def downgrade() -> None:
     op.execute(
         "ALTER TABLE credit.credit_lines ADD CONSTRAINT pk_credit_lines "
         "PRIMARY KEY (uscc, product_id)"
+    )
+    op.execute(
+        "CREATE TRIGGER count_line_changes "
+        "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.credit_lines "
+        "FOR EACH STATEMENT EXECUTE FUNCTION credit.count_line_changes()"
     )
 
     op.execute("ALTER TABLE credit.enterprise_scores RENAME TO enterprise_scores_partitioned")
