@@ -1,4 +1,4 @@
-"""Credit benchmark: line recomputation, and idempotency under concurrent duplicates.
+"""Credit benchmark: lines computed when read, and idempotency under concurrent duplicates.
 
     .venv/bin/python -m scripts.bench_credit [--sizes 5036 1000000] [--repeat 5]
 
@@ -6,17 +6,17 @@ Runs against DATABASE_URL (else the embedded PostgreSQL) in a scratch database m
 the credit service's real Alembic history, so the three seeded products are the pilot's.
 
 1. Lines: a synthetic published evaluation (five stages, uniform within-stage percentiles,
-   0.5% on the negative list) is copied into `credit.enterprise_scores`; then the full
-   recomputation (`recompute_lines`: empty the table, read the scores as columns, compute every
-   enterprise x every published product with numpy, write them with one binary COPY, commit)
-   is timed, alternating with the recomputation as it was before issue 11 (delete every line,
-   one INSERT .. SELECT per product) on the same data, so the two figures share the machine's
-   load. The rule alone is timed too: in Python one pair at a time (`compute_lines`, the
-   reference) and on columns (`compute_line_columns`, what runs). Median and worst of
-   --repeat runs (3 for a million), with the load average before and after.
+   0.5% on the negative list) is copied into `credit.enterprise_scores` (its run's partition).
+   Lines are not stored: the view `credit.credit_lines` computes them when read, so what
+   replaces the recomputation of issue 11 is reading them. Timed: every line of every
+   enterprise x every published product read through the view (count and sum: the whole
+   computation in the server, nothing sent), and one enterprise's lines (what an offer
+   reads; 200 enterprises, the median per read). The rule in Python one pair at a time
+   (`compute_lines`, the reference) is timed too, and its lines must be the view's. Median
+   and worst of --repeat runs (3 for a million), with the load average before and after.
 3. (`--catch-up N`, a million by default, 0 to skip) the real path from a published
    evaluation: credit's feed consumer taking in scoring's export of N enterprises, its
-   scores stored and lines recomputed (`scripts.bench_feed`: the first evaluation each run).
+   scores stored (`scripts.bench_feed`: each over the previous evaluation).
 2. Idempotency: the credit app in-process (its real lifespan, pool and database); 200
    concurrent POST /v1/applications with one Idempotency-Key, by one enterprise; exactly one
    application must exist afterwards and all 200 answers must carry its id.
@@ -42,20 +42,10 @@ from scripts.bench_feed import bench_catch_up
 from services.credit.app import MIGRATIONS, create_app
 from services.credit.common import raw_connection
 from services.credit.evaluations.sync import SCORE_COLUMNS
-from services.credit.lines.rules import (
-    ProductRule,
-    ScoreColumns,
-    ScoreFacts,
-    compute_line_columns,
-    compute_lines,
-)
-from services.credit.lines.service import (
-    current_evaluation,
-    published_rules,
-    read_score_columns,
-    recompute_lines,
-)
+from services.credit.lines.rules import ScoreFacts, compute_lines
+from services.credit.lines.service import published_rules
 from services.credit.settings import CreditSettings
+from shared import partitions
 from shared.app import Overrides
 from shared.auth.keys import generate_key
 from shared.auth.principal import Principal, PrincipalKind
@@ -103,70 +93,29 @@ async def load_evaluation(url: str, n: int) -> uuid.UUID:
     try:
         async with conn.transaction():
             await conn.execute("DELETE FROM credit.evaluations")
-            await conn.execute("DELETE FROM credit.enterprise_scores")
             await conn.execute(
                 "INSERT INTO credit.evaluations (run_id, period, model_version, event_id, "
                 "enterprise_count, scored_count) VALUES ($1, 2025, 'bench', 1, $2, $2)",
                 run_id,
                 n,
             )
+            table = await partitions.fresh_run_partition(
+                conn, "credit", "enterprise_scores", run_id
+            )
             await conn.copy_records_to_table(
-                "enterprise_scores",
+                table,
                 schema_name="credit",
                 columns=SCORE_COLUMNS,
                 records=synthetic_scores(n, run_id),
             )
+            await partitions.attach_run_partition(
+                conn, "credit", "enterprise_scores", table, run_id
+            )
+            await partitions.drop_other_runs(conn, "credit", "enterprise_scores", run_id)
         await conn.execute("ANALYZE credit.enterprise_scores")
     finally:
         await conn.close()
     return run_id
-
-
-def _legacy_sql(rule: ProductRule) -> tuple[str, list[Any]]:
-    """One product's lines as one INSERT .. SELECT: the recomputation before issue 11, kept
-    here only to measure against (parameters $2..; $1 = run)."""
-    params: list[Any] = [
-        uuid.UUID(rule.product_id),
-        rule.version,
-        rule.max_amount,
-        rule.rule.base_amount,
-        sorted(rule.eligible_stages),
-        rule.min_tier,
-        rule.min_percentile,
-    ]
-    value = "s.percentile" if rule.rule.basis == "percentile" else "s.tier"
-    amount_cases, band_cases = [], []
-    for i, band in enumerate(rule.rule.bands):
-        params.extend([band.min, band.amount])
-        at, amount = len(params), len(params) + 1
-        amount_cases.append(f"WHEN {value} >= ${at}::float8 THEN ${amount}::bigint")
-        band_cases.append(f"WHEN {value} >= ${at}::float8 THEN {i}")
-    amount_expr = f"CASE {' '.join(amount_cases)} ELSE $5::bigint END"
-    band_expr = f"CASE {' '.join(band_cases)} ELSE -1 END"
-    sql = (
-        "INSERT INTO credit.credit_lines "
-        "(uscc, product_id, product_version, run_id, amount, band) "
-        f"SELECT s.uscc, $2::uuid, $3::int, s.run_id, LEAST($4::bigint, {amount_expr}), "
-        f"{band_expr} FROM credit.enterprise_scores s "
-        "WHERE s.run_id = $1 AND s.scored AND s.exclusion IS NULL "
-        "AND s.stage = ANY($6::text[]) "
-        "AND ($7::int IS NULL OR coalesce(s.tier, 0) >= $7::int) "
-        "AND ($8::float8 IS NULL OR coalesce(s.percentile, 0) >= $8::float8)"
-    )
-    return sql, params
-
-
-async def legacy_recompute(session: Any) -> int:
-    """The full recomputation before issue 11: DELETE every line, INSERT .. SELECT per product."""
-    conn = await raw_connection(session)
-    await conn.execute("DELETE FROM credit.credit_lines")
-    evaluation = await current_evaluation(session)
-    assert evaluation is not None
-    written = 0
-    for rule in await published_rules(session):
-        sql, params = _legacy_sql(rule)
-        written += int((await conn.execute(sql, evaluation.run_id, *params)).rsplit(" ", 1)[1])
-    return written
 
 
 def _load() -> float:
@@ -178,27 +127,38 @@ def _stats(times: list[float]) -> str:
 
 
 async def bench_lines(url: str, n: int, repeat: int) -> dict[str, Any]:
-    run_id = await load_evaluation(url, n)
+    await load_evaluation(url, n)
     engine = create_engine(url)
     maker = create_sessionmaker(engine)
-    full: list[float] = []
-    legacy: list[float] = []
+    every: list[float] = []
+    one: list[float] = []
     pure: list[float] = []
-    columns_only: list[float] = []
     lines = covered_share = 0.0
     load_before = _load()
     try:
-        for _ in range(repeat):
-            started = time.perf_counter()
-            async with maker() as session, session.begin():
-                legacy_lines = await legacy_recompute(session)
-            legacy.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            async with maker() as session, session.begin():
-                report = await recompute_lines(session)
-            full.append(time.perf_counter() - started)
-            lines = report.lines
-            assert legacy_lines == lines, (legacy_lines, lines)
+        async with maker() as session:
+            conn = await raw_connection(session)
+            sample = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT uscc FROM credit.enterprise_scores ORDER BY md5(uscc) LIMIT 200"
+                )
+            ]
+            for _ in range(repeat):
+                started = time.perf_counter()
+                lines, _total = await conn.fetchrow(
+                    "SELECT count(*), sum(amount) FROM credit.credit_lines"
+                )
+                every.append(time.perf_counter() - started)
+                reads = []
+                for uscc in sample:
+                    started = time.perf_counter()
+                    await conn.fetch(
+                        "SELECT product_id, amount, band FROM credit.credit_lines WHERE uscc = $1",
+                        uscc,
+                    )
+                    reads.append(time.perf_counter() - started)
+                one.append(statistics.median(reads))
         load_after = _load()
         async with maker() as session:
             rules = await published_rules(session)
@@ -208,16 +168,12 @@ async def bench_lines(url: str, n: int, repeat: int) -> dict[str, Any]:
                 "FROM credit.enterprise_scores"
             )
             scores = [ScoreFacts(*r) for r in rows]
-            table = await read_score_columns(session, run_id)
         scored = sum(1 for s in scores if s.scored)
         for _ in range(repeat):
             started = time.perf_counter()
             computed = list(compute_lines(scores, rules))
             pure.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            compute_line_columns(table, rules)
-            columns_only.append(time.perf_counter() - started)
-        assert len(computed) == lines and isinstance(table, ScoreColumns)
+        assert len(computed) == lines, (len(computed), lines)
         best: dict[str, int] = {}
         for ln in computed:
             best[ln.uscc] = max(best.get(ln.uscc, 0), ln.amount)
@@ -228,10 +184,9 @@ async def bench_lines(url: str, n: int, repeat: int) -> dict[str, Any]:
         "enterprises": n,
         "products": len(rules),
         "lines": lines,
-        "recompute": full,
-        "legacy": legacy,
+        "every": every,
+        "one": one,
         "compute_only": pure,
-        "columns_only": columns_only,
         "coverage": covered_share,
         "load": (load_before, load_after),
     }
@@ -247,11 +202,6 @@ async def bench_idempotency(url: str, concurrency: int, rounds: int) -> dict[str
     walls: list[float] = []
     created = 0
     async with app.router.lifespan_context(app):
-        engine = create_engine(url)
-        maker = create_sessionmaker(engine)
-        async with maker() as session, session.begin():
-            await recompute_lines(session)
-        await engine.dispose()
         transport = httpx.ASGITransport(app=app)
         for r in range(rounds):
             uscc = f"91330108{r:010d}"
@@ -307,17 +257,17 @@ async def main_async(sizes: list[int], repeat: int) -> None:
     url = other_database(admin, name)
     try:
         await asyncio.to_thread(upgrade, MIGRATIONS, url, "credit")
-        print("Credit-line recomputation:")
+        print("Credit lines, computed when read:")
         for n in sizes:
             r = await bench_lines(url, n, repeat if n < 100_000 else 3)
-            ratio = statistics.median(r["legacy"]) / statistics.median(r["recompute"])
             print(
                 f"  {r['enterprises']:>9,} enterprises x {r['products']} products = "
                 f"{r['lines']:>9,} lines (load {r['load'][0]:.2f} -> {r['load'][1]:.2f})\n"
-                f"    recompute:                {_stats(r['recompute'])}\n"
-                f"    before issue 11 (same run): {_stats(r['legacy'])}  ({ratio:.1f}x)\n"
-                f"    the rule alone: on columns {_stats(r['columns_only'])}; "
-                f"in Python {_stats(r['compute_only'])}\n"
+                f"    every line read (count, sum): {_stats(r['every'])}\n"
+                f"    one enterprise's lines, median of 200 reads: median "
+                f"{statistics.median(r['one']) * 1e3:.2f} ms, "
+                f"worst {max(r['one']) * 1e3:.2f} ms\n"
+                f"    the rule in Python (the reference): {_stats(r['compute_only'])}\n"
                 f"    base-line coverage {r['coverage']:.2%}"
             )
         i = await bench_idempotency(url, 200, repeat)

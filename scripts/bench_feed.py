@@ -12,11 +12,22 @@ export is streamed and its CPU is scoring's own; the consumer is its real app (l
 pool, seeded rules) in this process, calling scoring with a real service client and an
 internal token.
 
-Timed, per consumer and alone: `sync_evaluations(app)` from the event to the committed
-evaluation (export streamed in, stored, lines or matches and pushes written, cursor moved).
-Before each run the consumer's schema is emptied (cursor, evaluation, facts or scores, lines
-or matches, pushes), so every run is the first evaluation the service ever takes in: the
-most it ever writes (every eligible and near match is pushed). Median and worst of `--runs`,
+Timed, per consumer and alone: its feed consumer (`FEED.catch_up`, what `sync_evaluations`
+runs) from the event to the committed evaluation (export streamed in, stored, lines or
+matches and pushes written, the previous evaluation's rows let go, cursor moved).
+
+Scoring has two published runs of the period (the second published over the first), and
+each timed run takes in the one the consumer does not hold: as in production, where every
+evaluation but the very first replaces one of the same size (a million rows of the previous
+run go in the same transaction). Before the first timed run the consumer's schema is emptied
+and the other run taken in, untimed; before each, the policy service's pushes are emptied
+and its stored matches marked unpushed, so every eligible and near match is pushed again
+(the most it ever writes), and the consumer's tables are vacuumed (as between two
+publications). The consumer is shown only the event of the run it is to take in.
+`--first` instead empties the consumer's schema before each run: the very first evaluation
+the service takes in (nothing to replace), what this benchmark measured until stop 19.
+
+Median and worst of `--runs`,
 with the load average before and after each consumer's runs, and per run the CPU seconds of
 each process (from /proc): this one (the consumer), scoring's, and the PostgreSQL backends
 of the scratch database (those still connected at the end of the run; a parallel worker's or
@@ -60,7 +71,9 @@ PERIOD = 2025
 ISSUER = "innovation-points-gateway"
 PORT = int(os.environ.get("IP_BENCH_PORT_OFFSET", "10000")) + 8101
 
-# What a consumer's reset empties, so the next catch-up is a first evaluation again.
+# What a consumer's reset empties, so the next catch-up is a first evaluation again. As
+# statements any schema of the consumer's takes (a table may since have become a view or be
+# partitioned by run).
 RESET = {
     "policy": (
         "DELETE FROM policy.consumer_cursors",
@@ -74,9 +87,22 @@ RESET = {
     "credit": (
         "DELETE FROM credit.consumer_cursors",
         "DELETE FROM credit.evaluations",
-        "TRUNCATE credit.enterprise_scores",
-        "TRUNCATE credit.credit_lines",
+        "DELETE FROM credit.enterprise_scores",
+        "DO $$ BEGIN IF to_regclass('credit.credit_lines') IS NOT NULL AND EXISTS (SELECT 1 "
+        "FROM pg_tables WHERE schemaname = 'credit' AND tablename = 'credit_lines') THEN "
+        "TRUNCATE credit.credit_lines; END IF; END $$",
+        "VACUUM credit.enterprise_scores",
     ),
+}
+
+# Before each run over a previous evaluation: nothing pushed yet, every stored match marked
+# unpushed (so every eligible and near match is pushed again: the most a catch-up writes).
+UNPUSH = {
+    "policy": (
+        "TRUNCATE policy.push_sets, policy.push_batches, policy.push_reads",
+        "UPDATE policy.rule_matches SET pushed = false",
+    ),
+    "credit": (),
 }
 
 
@@ -84,18 +110,42 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def prepare(url: str, size: int) -> uuid.UUID:
-    """Scoring, credit and policy migrated; `size` demo enterprises evaluated and published."""
-    from devtools.demo import from_demo, generate
+async def publish_another(url: str) -> uuid.UUID:
+    """One more run of the period evaluated and published (over the one published)."""
+    from services.scoring.evaluations.service import create_run, execute_run, publish_run
+
+    engine = create_engine(url, pool_size=2)
+    maker = create_sessionmaker(engine)
+    try:
+        async with maker() as session, session.begin():
+            run_id = (await create_run(session, PERIOD, "1.0", "bench")).id
+        await execute_run(engine, run_id)
+        async with maker() as session, session.begin():
+            await publish_run(session, run_id, "bench")
+    finally:
+        await engine.dispose()
+    await admin_execute(url, "VACUUM ANALYZE")
+    return run_id
+
+
+async def migrate(url: str) -> None:
     from services.credit.app import MIGRATIONS as CREDIT
     from services.policy.app import MIGRATIONS as POLICY
     from services.scoring.app import MIGRATIONS as SCORING
+
+    for migrations, name in ((SCORING, "scoring"), (CREDIT, "credit"), (POLICY, "policy")):
+        await asyncio.to_thread(upgrade, migrations, url, name)
+
+
+async def prepare(url: str, size: int) -> uuid.UUID:
+    """Scoring, credit and policy migrated; `size` demo enterprises evaluated and published
+    (`publish_another` adds the second publication)."""
+    from devtools.demo import from_demo, generate
     from services.scoring.evaluations.service import create_run, execute_run, publish_run
     from services.scoring.imports.bulk import bulk_load
     from services.scoring.specs.service import seed_default_spec
 
-    for migrations, name in ((SCORING, "scoring"), (CREDIT, "credit"), (POLICY, "policy")):
-        await asyncio.to_thread(upgrade, migrations, url, name)
+    await migrate(url)
     engine = create_engine(url, pool_size=2)
     maker = create_sessionmaker(engine)
     try:
@@ -204,14 +254,42 @@ async def consumer(
         yield app
 
 
-def sync_of(name: str) -> Callable[[FastAPI], Awaitable[Any]]:
+def sync_of(name: str, event_id: int) -> Callable[[FastAPI], Awaitable[Any]]:
+    """`sync_evaluations` of the consumer, shown only scoring's event `event_id`: what it
+    runs (`FEED.catch_up` with its scoring client), the feed's page answered here."""
+    from shared.service_client import ServiceClient
+
     if name == "policy":
-        from services.policy.matching.sync import sync_evaluations as policy_sync
+        from services.policy.matching.sync import FEED as policy_feed
+        from services.policy.matching.sync import SyncReport
 
-        return policy_sync
-    from services.credit.evaluations.sync import sync_evaluations as credit_sync
+        feed: Any = policy_feed
+        report: Callable[[], Any] = SyncReport
+    else:
+        from services.credit.evaluations.sync import FEED as credit_feed
+        from shared.feed import FeedReport
 
-    return credit_sync
+        feed, report = credit_feed, FeedReport
+
+    class OneEvent(ServiceClient):
+        shown = False
+
+        async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+            if path != feed.path:
+                return await super().get(path, params)
+            if self.shown:
+                return {"items": [], "latest": event_id}
+            self.shown = True
+            page = await super().get(path, {**(params or {}), "after": event_id - 1, "limit": 1})
+            return {**page, "items": [e for e in page["items"] if int(e["id"]) == event_id]}
+
+    async def sync(app: FastAPI) -> Any:
+        client = OneEvent(app, "scoring", app.state.settings.scoring_url)
+        return await feed.catch_up(
+            app.state.sessionmaker, client, app.state.settings.events_batch, report()
+        )
+
+    return sync
 
 
 _HZ = os.sysconf("SC_CLK_TCK")
@@ -251,24 +329,57 @@ async def backends(url: str) -> list[int]:
     return [int(r["pid"]) for r in rows]
 
 
+async def vacuum(url: str, schema: str) -> None:
+    """VACUUM ANALYZE every table of the consumer's schema (as autovacuum would between two
+    publications)."""
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        tables = await conn.fetch(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = $1",
+            schema,
+        )
+    finally:
+        await conn.close()
+    if tables:
+        await admin_execute(url, "VACUUM ANALYZE " + ", ".join(t[0] for t in tables))
+
+
 async def catch_up_runs(
     url: str,
     issuer: TokenIssuer,
     scoring: tuple[str, int],
     name: str,
-    run_id: uuid.UUID,
+    published: list[tuple[uuid.UUID, int]],
     runs: int,
+    first: bool = False,
 ) -> dict[str, Any]:
-    """`runs` first-evaluation catch-ups of one consumer: seconds each, CPU per process,
-    and the load."""
+    """`runs` catch-ups of one consumer, each over the previous evaluation (the other of the
+    two `published` (run, event) pairs) or, with `first`, into an empty schema: seconds
+    each, CPU per process, and the load."""
     times: list[float] = []
     cpu: list[dict[str, float]] = []
-    sync = sync_of(name)
     base, scoring_pid = scoring
     async with consumer(name, url, issuer, base) as app:
+        if not first:
+            await admin_execute(url, *RESET[name])
+            t = time.perf_counter()
+            warm = await sync_of(name, published[0][1])(app)
+            if warm.imported != [str(published[0][0])]:
+                raise SystemExit(f"{name} did not take in {published[0][0]}: {warm}")
+            print(
+                f"    {name}: previous evaluation taken in, untimed, in "
+                f"{time.perf_counter() - t:.2f} s (load {load()})",
+                flush=True,
+            )
         before = load()
         for i in range(runs):
-            await admin_execute(url, *RESET[name])
+            run_id, event_id = published[-1] if first else published[(i + 1) % 2]
+            sync = sync_of(name, event_id)
+            if first:
+                await admin_execute(url, *RESET[name])
+            else:
+                await admin_execute(url, *UNPUSH[name])
+                await vacuum(url, name)
             pids = await backends(url)
             start_cpu = {p: cpu_of(p) for p in pids}
             own, scoring_cpu = time.process_time(), cpu_of(scoring_pid)
@@ -290,7 +401,8 @@ async def catch_up_runs(
                 flush=True,
             )
         after = load()
-    return {"times": times, "cpu": cpu, "load": (before, after)}
+    mode = "(first evaluation)" if first else "(over the previous evaluation)"
+    return {"times": times, "cpu": cpu, "load": (before, after), "mode": mode}
 
 
 def line(name: str, size: int, r: dict[str, Any]) -> str:
@@ -300,14 +412,14 @@ def line(name: str, size: int, r: dict[str, Any]) -> str:
         for k in r["cpu"][0]
     )
     return (
-        f"  {name} catch-up, {size:,} enterprises, {len(t)} runs: median "
+        f"  {name} catch-up {r['mode']}, {size:,} enterprises, {len(t)} runs: median "
         f"{statistics.median(t):.2f} s, worst {max(t):.2f} s "
         f"(load {r['load'][0]} -> {r['load'][1]}); CPU s median / worst: {cpu}"
     )
 
 
 async def bench_catch_up(
-    size: int, runs: int, names: tuple[str, ...], keep: str | None = None
+    size: int, runs: int, names: tuple[str, ...], keep: str | None = None, first: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Prepare (or reuse) a published run of `size` and time each consumer's catch-up."""
     configured = os.environ.get("DATABASE_URL")
@@ -328,26 +440,47 @@ async def bench_catch_up(
             print(f"  preparing {size:,} published enterprises (load {load()})", flush=True)
             await prepare(url, size)
             print(f"  prepared in {time.perf_counter() - t:.1f} s (load {load()})", flush=True)
+        else:
+            await migrate(url)  # a kept database, prepared by an older release of the code
+        published = await published_runs(url)
+        if len(published) < 2:
+            t = time.perf_counter()
+            print(f"  publishing a second run (load {load()})", flush=True)
+            await publish_another(url)
+            print(f"  published in {time.perf_counter() - t:.1f} s (load {load()})", flush=True)
+            published = await published_runs(url)
         c = await asyncpg.connect(plain_url(url))
         try:
-            run_id = await c.fetchval(
-                "SELECT id FROM scoring.evaluation_runs WHERE status = 'published' "
-                "ORDER BY period DESC LIMIT 1"
-            )
             count = await c.fetchval(
-                "SELECT enterprise_count FROM scoring.evaluation_runs WHERE id = $1", run_id
+                "SELECT enterprise_count FROM scoring.evaluation_runs WHERE id = $1",
+                published[-1][0],
             )
         finally:
             await c.close()
         issuer = TokenIssuer(KeySet([generate_key()]), ISSUER)
         async with scoring_served(url, issuer) as scoring:
             for name in names:
-                out[name] = await catch_up_runs(url, issuer, scoring, name, run_id, runs)
+                out[name] = await catch_up_runs(url, issuer, scoring, name, published, runs, first)
                 print(line(name, count, out[name]), flush=True)
     finally:
         if keep is None:
             await admin_execute(admin, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     return out
+
+
+async def published_runs(url: str) -> list[tuple[uuid.UUID, int]]:
+    """The period's last two publications, oldest first: (run, event id) each."""
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT (payload->>'run_id')::uuid, id FROM scoring.events "
+            "WHERE type = 'evaluation.published' AND (payload->>'period')::int = $1 "
+            "ORDER BY id DESC LIMIT 2",
+            PERIOD,
+        )
+    finally:
+        await conn.close()
+    return [(uuid.UUID(str(r[0])), int(r[1])) for r in reversed(rows)]
 
 
 def main() -> None:
@@ -359,10 +492,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=("policy", "credit"))
     parser.add_argument("--keep", help="database name to keep (or reuse) the prepared run in")
+    parser.add_argument(
+        "--first",
+        action="store_true",
+        help="each run the first evaluation the consumer takes in (its schema emptied)",
+    )
     args = parser.parse_args()
     names = (args.only,) if args.only else ("credit", "policy")
     print(f"feed catch-up (load before {load()})")
-    asyncio.run(bench_catch_up(args.size, max(args.runs, 1), names, args.keep))
+    asyncio.run(bench_catch_up(args.size, max(args.runs, 1), names, args.keep, args.first))
     print(f"load after {load()}")
 
 

@@ -1,8 +1,8 @@
 """Tables of the credit service (schema `credit`).
 
 Money is whole CNY in BIGINT; rates are percent per year. Lines are derived data (the
-published evaluation x the published product versions) and are rebuilt wholesale, so their
-rows are narrow and carry only what the evidence needs beyond the score snapshot they join.
+published evaluation x the published product versions), computed when read by the view
+`credit_lines` (made by the migration), so nothing is rewritten when either changes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
+    Computed,
     Date,
     DateTime,
     Double,
@@ -24,14 +26,17 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
+    Table,
     Text,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from shared.db import schema_metadata
 from shared.feed import ConsumerCursorMixin
@@ -108,6 +113,22 @@ class ProductVersion(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The person who published this version (the principal's `act`, else its sub).
     published_by: Mapped[str | None] = mapped_column(Text)
+    # The line rule's bands as the view `credit_lines` searches them, generated from
+    # `line_rule` (see the migration that made lines a view); not loaded with the entity.
+    line_mins: Mapped[list[float]] = deferred(
+        mapped_column(ARRAY(Double), Computed("credit.line_band_mins(line_rule)"))
+    )
+    line_amounts: Mapped[list[int]] = deferred(
+        mapped_column(ARRAY(BigInteger), Computed("credit.line_band_amounts(line_rule)"))
+    )
+    line_by_tier: Mapped[bool] = deferred(
+        mapped_column(
+            Boolean,
+            Computed(
+                "(COALESCE((line_rule ->> 'basis'::text), 'percentile'::text) = 'tier'::text)"
+            ),
+        )
+    )
 
 
 class Evaluation(Base):
@@ -127,12 +148,18 @@ class Evaluation(Base):
 
 
 class EnterpriseScore(Base):
-    """What credit needs of one enterprise's published score: the evidence of its lines."""
+    """What credit needs of one enterprise's published score: the evidence of its lines.
+
+    Partitioned by run (LIST on `run_id`, made by the migration; a partition per run, see
+    `shared.partitions`): the feed sync copies a run into a fresh table of its own and drops
+    the previous run's, rather than deleting a million rows.
+    """
 
     __tablename__ = "enterprise_scores"
+    __table_args__ = ({"postgresql_partition_by": "LIST (run_id)"},)
 
     # No foreign key to `evaluations`: a million rows are copied per evaluation, and the sync
-    # deletes the previous run's rows itself.
+    # drops the previous run's rows itself.
     run_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     name: Mapped[str] = mapped_column(Text)
@@ -146,29 +173,44 @@ class EnterpriseScore(Base):
     tier: Mapped[int | None] = mapped_column(SmallInteger)
 
 
+# Views, read through the ORM but not tables of `Base.metadata` (the migrations make them).
+_views = MetaData(schema="credit")
+
+# A pre-approved line (授信额度): one enterprise of the current evaluation x one published
+# product version it is eligible for, computed when read (the view's SQL states the rule of
+# `lines.rules`). `band` indexes the rule's bands, highest minimum first; -1 for the base.
+credit_lines = Table(
+    "credit_lines",
+    _views,
+    Column("uscc", String(18), nullable=False),
+    Column("product_id", UUID, nullable=False),
+    Column("product_version", Integer, nullable=False),
+    Column("run_id", UUID, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("band", SmallInteger, nullable=False),
+    PrimaryKeyConstraint("uscc", "product_id"),
+)
+
+
 class CreditLine(Base):
-    """A pre-approved line (授信额度): one enterprise x one published product version.
+    """A row of the view `credit_lines`: read only."""
 
-    No foreign keys: the rows are derived and rebuilt millions at a time, where a per-row
-    check costs more than the insert; `recompute_lines` only writes lines of published
-    products.
-    """
+    __table__ = credit_lines
 
-    __tablename__ = "credit_lines"
-
-    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
-    product_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
-    product_version: Mapped[int] = mapped_column(Integer)
-    run_id: Mapped[uuid.UUID] = mapped_column(UUID)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    # Index of the rule band that set the amount; -1 for the base amount.
-    band: Mapped[int] = mapped_column(SmallInteger)
+    uscc: Mapped[str]
+    product_id: Mapped[uuid.UUID]
+    product_version: Mapped[int]
+    run_id: Mapped[uuid.UUID]
+    amount: Mapped[int]
+    band: Mapped[int]
 
 
 class LineGeneration(Base):
     """How many statements have changed the lines: one row, counted by a statement trigger
-    on `credit_lines` (every INSERT, UPDATE, DELETE, COPY and TRUNCATE, whoever runs it) in
-    the writer's transaction. What a reader derives from the lines alone (the coverage
+    on what they are computed from (`enterprise_scores`, `products`, `product_versions`:
+    every INSERT, UPDATE, DELETE, COPY and TRUNCATE, whoever runs it) in the writer's
+    transaction. A new run's scores, copied into their own partition before it is attached,
+    are not counted: they are another run. What a reader derives from the lines alone (the coverage
     statistic) is keyed on this count and the run, read in the same statement, so a derived
     value remembered by one replica can never be served for lines another has changed.
     """

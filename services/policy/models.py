@@ -1,9 +1,10 @@
 """Tables of the policy service (schema `policy`).
 
 The service keeps its own copy of what it matches on: the facts of every enterprise of the
-current published evaluation (`enterprise_facts`, replaced whole when a newer run is
-published), so a policy published at any time is matched without calling scoring again. The
-same facts are kept as columns too (`population_columns`), which is what bulk matching reads.
+current published evaluation (`enterprise_facts`, a partition per run, replaced whole when a
+newer run is published), so a policy published at any time is matched without calling
+scoring again. The same facts are kept as columns too (`population_columns`), which is what
+bulk matching reads.
 
 `rule_matches` holds, per rule (a pool, or the published version of a policy), what clients
 read of every enterprise: its status and the ids of the criteria it fails, as vectors in the
@@ -77,13 +78,22 @@ class Evaluation(Base):
 
 
 class EnterpriseFacts(Base):
-    """One enterprise's facts in the current evaluation: indicators, profile, score, stage."""
+    """One enterprise's facts in the current evaluation: indicators, profile, score, stage.
+
+    Partitioned by run (LIST on `run_id`, made by the migration; a partition per run, see
+    `shared.partitions`): the feed sync copies a run into a fresh table of its own and drops
+    the previous run's, rather than deleting a million rows. One run is kept at a time, so a
+    code names one row.
+    """
 
     __tablename__ = "enterprise_facts"
-    __table_args__ = (Index("ix_enterprise_facts_stage", "stage"),)
+    __table_args__ = (
+        Index("ix_enterprise_facts_stage", "stage"),
+        {"postgresql_partition_by": "LIST (run_id)"},
+    )
 
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
-    run_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     # 0-based index in USCC order within the run: the enterprise's entry in every vector of
     # `population_columns` and `rule_matches`.
     position: Mapped[int] = mapped_column(Integer)

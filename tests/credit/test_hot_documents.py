@@ -7,7 +7,6 @@ may see what stays in the service, down to the statement itself."""
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import httpx
@@ -224,17 +223,22 @@ async def _generation(world: CreditWorld) -> int:
     return value
 
 
-async def test_every_write_to_the_lines_is_counted_with_its_transaction(
+async def test_every_write_to_what_the_lines_are_computed_from_is_counted(
     world: CreditWorld,
 ) -> None:
+    """The lines are computed when read from the scores and the published product versions:
+    a statement writing any of them, whoever runs it, is counted with its transaction."""
     engine = world.app.state.engine
-    one = "SELECT uscc FROM credit.credit_lines ORDER BY uscc LIMIT 1"
+    one = "SELECT uscc FROM credit.enterprise_scores ORDER BY uscc LIMIT 1"
     statements = [
-        f"UPDATE credit.credit_lines SET amount = amount + 1 WHERE uscc = ({one})",
-        f"DELETE FROM credit.credit_lines WHERE uscc = ({one})",
-        f"INSERT INTO credit.credit_lines SELECT '{FIRM}', product_id, "
-        "product_version, run_id, 1, -1 FROM credit.credit_lines LIMIT 1",
-        "TRUNCATE credit.credit_lines",
+        f"UPDATE credit.enterprise_scores SET percentile = 0 WHERE uscc = ({one})",
+        f"DELETE FROM credit.enterprise_scores WHERE uscc = ({one})",
+        "INSERT INTO credit.enterprise_scores (run_id, uscc, name, stage, scored) "
+        f"SELECT run_id, '{FIRM}', 'x', 'growth', true FROM credit.evaluations",
+        f"UPDATE credit.products SET status = 'withdrawn' WHERE id = '{SEEDED_PRODUCTS[ICBC]}'",
+        f"UPDATE credit.product_versions SET max_amount = 1 "
+        f"WHERE product_id = '{SEEDED_PRODUCTS[HZBANK]}'",
+        "TRUNCATE credit.enterprise_scores",
     ]
     for sql in statements:
         before = await _generation(world)
@@ -248,10 +252,12 @@ async def test_every_write_to_the_lines_is_counted_with_its_transaction(
     before = await _generation(world)
     async with engine.begin() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
+        run_id = await raw.fetchval("SELECT run_id FROM credit.evaluations")
         await raw.copy_records_to_table(
-            "credit_lines",
+            "enterprise_scores",
             schema_name="credit",
-            records=[(FIRM, uuid.UUID(SEEDED_PRODUCTS[ICBC]), 1, uuid.uuid4(), 1, 0)],
+            columns=["run_id", "uscc", "name", "scored"],
+            records=[(run_id, FIRM, "x", True)],
         )
     assert await _generation(world) > before
 
@@ -298,10 +304,11 @@ async def test_the_statistics_are_the_routes_and_never_stale(world: CreditWorld)
         withdrawn = await same()
         assert withdrawn["coverage"] == first["coverage"]
 
-        lowest = "SELECT uscc FROM credit.credit_lines ORDER BY amount, uscc LIMIT 1"
+        # A score changed by plain SQL: its lines follow at once, and so does the coverage.
+        above = "SELECT uscc FROM credit.credit_lines WHERE amount > 500000 ORDER BY uscc LIMIT 1"
         async with world.app.state.engine.begin() as conn:
             await conn.execute(
-                text(f"UPDATE credit.credit_lines SET amount = 1 WHERE uscc = ({lowest})")
+                text(f"UPDATE credit.enterprise_scores SET percentile = 0 WHERE uscc = ({above})")
             )
         lowered = await same()
         total = lowered["coverage"]["pre_approved_total"]

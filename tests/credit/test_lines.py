@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from tests.credit.conftest import HZBANK, ICBC, SEEDED_PRODUCTS, CreditWorld
+from tests.credit.conftest import DEMO_SIZE, HZBANK, ICBC, SEEDED_PRODUCTS, CreditWorld
 from tests.platform import Platform
 from tests.scoring_fixtures import publish_demo
 
@@ -137,6 +137,15 @@ async def test_evaluation_published_while_credit_was_down_is_caught_up(
     assert runs == [new_run]
     assert await _scalar(world, "SELECT count(DISTINCT run_id) FROM credit.credit_lines") == 1
     assert await _scalar(world, "SELECT min(run_id::text) FROM credit.credit_lines") == new_run
+    # The previous run's scores went with their partition: the new run's is the only one.
+    partitions = await _scalar(
+        world,
+        "SELECT array_agg(c.relname::text) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'credit.enterprise_scores'::regclass",
+    )
+    assert partitions == ["enterprise_scores_" + new_run.replace("-", "")]
+    assert await _scalar(world, "SELECT count(DISTINCT run_id) FROM credit.enterprise_scores") == 1
 
 
 async def test_scoring_down_leaves_the_cursor_where_it_was(world: CreditWorld) -> None:
@@ -227,8 +236,14 @@ async def test_withdrawn_product_disappears_from_offers(world: CreditWorld) -> N
     assert offers["total"] == 2
 
 
-async def test_database_recomputation_equals_the_pure_rule(world: CreditWorld) -> None:
-    """`recompute_lines` (what runs) and `compute_lines` (the reference) give the same lines."""
+async def test_the_lines_served_are_the_pure_rule(world: CreditWorld) -> None:
+    """The view `credit_lines` (what is served) and `compute_lines` (the reference) give the
+    same lines: over the demo's scores and scores with every edge the rule has (no score or
+    tier, a value on a band's minimum, an exclusion of '', a stage no product lists), for
+    products of every shape (tier basis, minimums, no bands, two bands of one minimum, a cap
+    below the bands, no eligible stage)."""
+    import random
+
     from services.credit.lines.rules import compute_lines
     from services.credit.lines.service import load_scores, published_rules
 
@@ -254,12 +269,54 @@ async def test_database_recomputation_equals_the_pure_rule(world: CreditWorld) -
             "line_rule": {"base_amount": 123_456},
             "max_amount": 123_456,
         },
+        {
+            "eligible_stages": ["seed", "growth", "mature"],
+            "line_rule": {
+                "base_amount": 100_000,
+                "bands": [
+                    {"min": 0.4, "amount": 300_000},
+                    {"min": 0.9, "amount": 900_000},
+                    {"min": 0.4, "amount": 400_000},
+                    {"min": 0.0, "amount": 150_000},
+                ],
+            },
+            "max_amount": 350_000,
+        },
     ]
     async with world.bank(HZBANK) as bank:
         for v in variants:
             body = {"name": "variant", "rate_min": 3, "rate_max": 4, "term_months": 12, **v}
             pid = (await bank.post("/v1/products", json=body)).json()["id"]
             assert (await bank.post(f"/v1/products/{pid}/publish")).status_code == 200
+    pid_of_last = pid
+    rng = random.Random(5)
+    stages = ["seed", "seedling", "growth", "expansion", "mature", None, "unheard-of"]
+    rows = []
+    for i in range(2000):
+        excluded = rng.random() < 0.05
+        rows.append(
+            {
+                "uscc": f"SYN{i:05d}",
+                "stage": rng.choice(stages),
+                "scored": rng.random() > 0.05,
+                "exclusion": rng.choice(["negative_list:x", "no_revenue", ""])
+                if excluded
+                else None,
+                "percentile": None
+                if rng.random() < 0.05
+                else rng.choice([0.0, 0.25, 0.4, 0.5, 0.7, 0.9, 1.0, rng.random()]),
+                "tier": None if rng.random() < 0.05 else rng.randint(1, 5),
+            }
+        )
+    async with world.app.state.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO credit.enterprise_scores (run_id, uscc, name, stage, scored, "
+                "exclusion, percentile, tier) SELECT (SELECT run_id FROM credit.evaluations), "
+                ":uscc, 'synthetic', :stage, :scored, :exclusion, :percentile, :tier"
+            ),
+            rows,
+        )
     maker = world.app.state.sessionmaker
     async with maker() as session:
         rules = await published_rules(session)
@@ -270,37 +327,44 @@ async def test_database_recomputation_equals_the_pure_rule(world: CreditWorld) -
         for ln in compute_lines(scores, rules)
     }
     async with world.app.state.engine.connect() as conn:
-        rows = await conn.execute(
+        result = await conn.execute(
             text(
                 "SELECT uscc, product_id::text, product_version, amount, band "
                 "FROM credit.credit_lines"
             )
         )
-        actual = {tuple(r) for r in rows}
-    assert len(rules) == 6
+        actual = {tuple(r) for r in result}
+    assert len(rules) == 7 and len(scores) == DEMO_SIZE + len(rows)
     assert actual == expected
+    # Every edge was met: lines of every product; of the last variant a capped band, the
+    # first of the two tied bands (never the second), the band at 0 and the base.
+    assert {pid for _, pid, *_ in actual} == {r.product_id for r in rules}
+    last = {(a, b) for _, pid, _, a, b in actual if pid == pid_of_last}
+    assert last == {(350_000, 0), (300_000, 1), (150_000, 3), (100_000, -1)}
 
 
-async def test_a_code_of_unusual_length_still_gets_its_lines(world: CreditWorld) -> None:
-    """Scores are read as fixed-width rows; a code that does not fit them (never seen: scoring
-    validates codes) takes the plain path, with the same lines."""
-    from services.credit.lines.service import recompute_lines
-
+async def test_a_stored_score_has_its_lines_at_once(world: CreditWorld) -> None:
+    """Lines are computed when read: a score stored, however it got there, has its lines
+    with nothing recomputed; an exclusion of '' leaves it clear, the negative list not."""
     async with world.app.state.engine.begin() as conn:
         await conn.execute(
             text(
                 "INSERT INTO credit.enterprise_scores (run_id, uscc, name, stage, scored, "
-                "percentile, tier) SELECT run_id, 'SHORT1', 'x', 'growth', true, 0.95, 5 "
-                "FROM credit.evaluations"
+                "exclusion, percentile, tier) SELECT run_id, u, 'x', 'growth', true, e, 0.95, 5 "
+                "FROM credit.evaluations, (VALUES ('SHORT1', NULL), ('EMPTY1', ''), "
+                "('NEGATIVE1', 'negative_list:tax')) v(u, e)"
             )
         )
-    before = await _scalar(world, "SELECT count(*) FROM credit.credit_lines")
-    async with world.app.state.sessionmaker() as session, session.begin():
-        report = await recompute_lines(session)
-    assert report.lines == before + 3
-    assert (
-        await _scalar(
-            world, "SELECT array_agg(amount) FROM credit.credit_lines WHERE uscc = 'SHORT1'"
+    for uscc, amounts in (
+        ("SHORT1", [10_000_000] * 3),
+        ("EMPTY1", [10_000_000] * 3),
+        ("NEGATIVE1", None),
+    ):
+        assert (
+            await _scalar(
+                world,
+                "SELECT array_agg(amount) FROM credit.credit_lines WHERE uscc = :u",
+                u=uscc,
+            )
+            == amounts
         )
-        == [10_000_000] * 3
-    )

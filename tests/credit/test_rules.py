@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
-import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -15,14 +12,11 @@ from services.credit.lines.rules import (
     Ineligibility,
     LineRule,
     ProductRule,
-    ScoreColumns,
     ScoreFacts,
-    compute_line_columns,
     compute_lines,
     ineligibility,
     line_for,
 )
-from services.credit.lines.service import score_columns_from_csv
 
 ALL = frozenset({"seed", "seedling", "growth", "expansion", "mature"})
 PILOT = ProductRule("p1", 1, ALL, None, None, 10_000_000, PILOT_RULE)
@@ -137,73 +131,3 @@ def test_compute_lines_is_the_product_of_scores_and_products() -> None:
 def test_line_rule_refuses_nonsense(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         LineRule.model_validate(bad)
-
-
-def test_line_columns_are_the_rule_on_every_enterprise_and_product() -> None:
-    """`compute_line_columns` (what the recomputation runs) gives exactly the lines of
-    `compute_lines` (the rule one pair at a time), in enterprise then product order."""
-    rng = random.Random(5)
-    stages = [*sorted(ALL), None, "unheard-of"]
-    scores = []
-    for i in range(3000):
-        excluded = rng.random() < 0.05
-        scores.append(
-            score(
-                None if rng.random() < 0.05 else rng.choice([0.0, 0.4, 0.9, rng.random()]),
-                stage=rng.choice(stages),
-                tier=None if rng.random() < 0.05 else rng.randint(1, 5),
-                scored=rng.random() > 0.05,
-                exclusion=rng.choice(["negative_list:x", "no_revenue", ""]) if excluded else None,
-                uscc=f"u{i:05d}",
-            )
-        )
-    tier_rule = LineRule(
-        basis="tier",
-        base_amount=200_000,
-        bands=[Band(min=5, amount=4_000_000), Band(min=4, amount=900_000)],
-    )
-    products = [
-        PILOT,
-        ProductRule("p2", 2, frozenset({"growth", "mature"}), 3, None, 2_000_000, tier_rule),
-        ProductRule("p3", 1, frozenset({"seed"}), None, 0.25, 700_000, LineRule(base_amount=0)),
-        ProductRule("p4", 4, frozenset(), None, None, 1, PILOT_RULE),
-    ]
-    columns = ScoreColumns.of(scores)
-    got = list(compute_line_columns(columns, products).lines(columns, products))
-    expected = [ln for s in scores for p in products if (ln := line_for(s, p)) is not None]
-    assert got == expected
-    assert {ln.product_id for ln in got} == {"p1", "p2", "p3"}
-    assert list(compute_line_columns(columns, []).lines(columns, [])) == []
-
-
-def _same_columns(a: ScoreColumns, b: ScoreColumns) -> None:
-    assert a.usccs.astype(np.bytes_).tolist() == b.usccs.astype(np.bytes_).tolist()
-    assert a.stage.tolist() == b.stage.tolist()
-    assert a.clear.tolist() == b.clear.tolist()
-    np.testing.assert_array_equal(a.percentile, b.percentile)  # NaN where NaN
-    np.testing.assert_array_equal(a.tier, b.tier)
-
-
-def test_the_export_csv_reads_as_the_scores_it_stores() -> None:
-    """PostgreSQL's CSV as the sync keeps it: an unquoted empty cell is NULL, a quoted one
-    the empty string (an exclusion of '' leaves the score clear), rows in any order."""
-    header = "uscc,name,stage,scored,exclusion,total,rank,cohort_size,percentile,tier\n"
-    rows = [
-        '91330100MA2H000002,"B, Ltd",growth,t,,71.5,2,9,0.8333333333333334,4\n',
-        "91330100MA2H000001,A,mature,t,negative_list:tax,,,,,\n",
-        '91330100MA2H000004,"",,f,"",,,,,\n',
-        "91330100MA2H000003,C,unheard-of,t,,12.25,9,9,0.1,1\n",
-        '91330100MA2H000005,D,seed,t,"",40,1,1,1,5\n',
-    ]
-    got = score_columns_from_csv((header + "".join(rows)).encode())
-    expected = ScoreColumns.of(
-        [
-            ScoreFacts("91330100MA2H000001", "mature", True, "negative_list:tax", None, None),
-            ScoreFacts("91330100MA2H000002", "growth", True, None, 0.8333333333333334, 4),
-            ScoreFacts("91330100MA2H000003", "unheard-of", True, None, 0.1, 1),
-            ScoreFacts("91330100MA2H000004", None, False, "", None, None),
-            ScoreFacts("91330100MA2H000005", "seed", True, "", 1.0, 5),
-        ]
-    )
-    _same_columns(got, expected)
-    assert got.clear.tolist() == [False, True, True, False, True]

@@ -334,3 +334,68 @@ def test_statuses_line_up_across_populations_by_uscc() -> None:
 def test_an_empty_population_matches_nothing() -> None:
     empty = Population(np.array([], dtype=str), np.array([], dtype=object), FactTable(0, {}))
     assert decode_columns(encode_columns(empty)) is not None
+
+
+async def test_a_new_evaluation_replaces_the_previous_rows_whole(world: PolicyWorld) -> None:
+    """The new run's enterprises are the only ones stored after its sync (the previous
+    run's partition dropped with the transaction), each read with the new run's statuses."""
+    from tests.scoring_fixtures import publish_demo
+
+    before = await _rows(world, "SELECT uscc FROM policy.enterprise_facts ORDER BY uscc")
+    new_run = await publish_demo(world.platform, n=120, seed=3, period=2025)
+    report = await world.sync()
+    assert report.imported == [new_run]
+    count = (await _rows(world, "SELECT enterprise_count FROM policy.evaluations"))[0][0]
+    rows = await _rows(world, "SELECT uscc, run_id::text FROM policy.enterprise_facts")
+    assert len(rows) == count == len(before) + 120
+    assert {r for _, r in rows} == {new_run}
+    partitions = await _rows(
+        world,
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'policy.enterprise_facts'::regclass",
+    )
+    assert partitions == [("enterprise_facts_" + new_run.replace("-", ""),)]
+    assert await _rows(world, "SELECT count(*) FROM policy.matches") == [(count * 21,)]
+    async with world.app.state.sessionmaker() as session:
+        for uscc in (before[0][0], rows[-1][0]):
+            entry = await enterprise_entry(session, uscc)
+            assert entry is not None and str(entry.run_id) == new_run
+            assert len(entry.statuses) == 21
+
+
+async def test_matching_started_ahead_is_used_only_for_the_rules_it_matched(
+    world: PolicyWorld,
+) -> None:
+    """`recompute` takes the results of a `Matching` started for exactly its rules and
+    population, and computes its own for anything else."""
+    import asyncio
+    import dataclasses
+
+    from services.policy.matching.service import Matching
+
+    async def stored() -> list[Any]:
+        return await _rows(
+            world, "SELECT rule_key, statuses, failing FROM policy.rule_matches ORDER BY 1"
+        )
+
+    expected = await stored()
+    rules, population = await _population(world)
+    # Results every enterprise of which is ineligible: told apart from what matching gives.
+    forged = [
+        dataclasses.replace(r, status=np.full_like(r.status, 2))
+        for r in match_population(rules, population)
+    ]
+
+    def ahead(for_rules: list[Any]) -> Matching:
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        future.set_result([f for f in forged if f.rule.key in {r.key for r in for_rules}])
+        return Matching(for_rules, population, 2, asyncio.ensure_future(future))
+
+    for matching, used in ((ahead(rules[:-1]), False), (ahead(rules), True)):
+        async with world.app.state.sessionmaker() as session, session.begin():
+            await recompute(session, population=population, push=False, matching=matching)
+        statuses = {k: bytes(s) for k, s, _ in await stored()}
+        if used:
+            assert set(statuses.values()) == {bytes([2]) * population.n}
+        else:
+            assert statuses == {k: bytes(s) for k, s, _ in expected}

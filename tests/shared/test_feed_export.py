@@ -11,7 +11,8 @@ from sqlalchemy import func, select, text
 
 from services.credit.evaluations.sync import ScoringClient as CreditScoring
 from services.credit.evaluations.sync import import_evaluation, sync_evaluations
-from services.credit.lines.service import read_score_columns, score_columns_from_csv
+from services.credit.lines.rules import ScoreFacts, compute_lines
+from services.credit.lines.service import published_rules
 from services.credit.models import Evaluation
 from services.policy.matching.population import encode_columns, enterprises_of, population_of
 from services.policy.matching.repository import enterprise_entry
@@ -64,24 +65,35 @@ async def test_credit_imports_the_rows_the_pages_give(platform: Platform) -> Non
     assert evaluation.scored_count == sum(p["scored"] and p["exclusion"] is None for p in pages)
 
 
-async def test_credit_computes_lines_from_the_scores_it_stores(platform: Platform) -> None:
-    """The columns the sync reads from the export's body (so as not to read a million scores
-    back) are the ones read back from what it stored."""
+async def test_credit_serves_the_lines_of_the_scores_it_took_in(platform: Platform) -> None:
+    """The lines served after a catch-up are the rule over the run's scores as the pages
+    give them (nothing of the export is read back or recomputed: they are computed when
+    read from what was stored)."""
     run_id = await publish_demo(platform, n=N, seed=14)
     await platform.start("credit", sync_interval=0, outbox_interval=0)
     app = platform.fastapi["credit"]
     assert (await sync_evaluations(app)).imported == [run_id]
-    async with platform.client("scoring", "service") as svc:
-        r = await svc.get(f"/v1/evaluations/{run_id}/scores/export")
-    got = score_columns_from_csv(r.content)
-    async with app.state.sessionmaker() as session, session.begin():
-        stored = await read_score_columns(session, uuid.UUID(run_id))
-    assert got.usccs.tolist() == stored.usccs.tolist()
-    assert got.stage.tolist() == stored.stage.tolist()
-    assert got.clear.tolist() == stored.clear.tolist()
-    assert got.percentile.tobytes() == stored.percentile.tobytes()  # NaN where NaN, bit for bit
-    assert got.tier.tobytes() == stored.tier.tobytes()
-    assert len(set(got.stage.tolist())) > 2  # stages to compare (exclusions: test_rules)
+    scores = [
+        ScoreFacts(p["uscc"], p["stage"], p["scored"], p["exclusion"], p["percentile"], p["tier"])
+        for p in await _pages(platform, run_id, None)
+    ]
+    async with app.state.sessionmaker() as session:
+        rules = await published_rules(session)
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT uscc, product_id::text, product_version, amount, band "
+                    "FROM credit.credit_lines WHERE run_id = :r"
+                ),
+                {"r": run_id},
+            )
+        ).all()
+    expected = {
+        (ln.uscc, ln.product_id, ln.version, ln.amount, ln.band)
+        for ln in compute_lines(scores, rules)
+    }
+    assert {tuple(r) for r in rows} == expected
+    assert len({s.stage for s in scores}) > 2 and len(expected) > N  # stages, products
 
 
 async def test_policy_stores_what_it_stored_from_the_pages(platform: Platform) -> None:

@@ -239,8 +239,8 @@ async def _create(
         )
     line = await session.get(CreditLine, (uscc, product.id))
     if line is None or line.product_version != version.version or line.run_id != score.run_id:
-        # Lines are rebuilt in the transaction that changes their inputs, so this is only
-        # reachable while a recomputation is being committed.
+        # The line is computed when read from the current score and published version: it
+        # differs from those read above only when a publication committed in between.
         raise Conflict("The pre-approved line is being recomputed; retry shortly")
     if body.amount > line.amount:
         raise BusinessRuleViolation(

@@ -1,16 +1,16 @@
 """Following the scoring service: published evaluations become lines.
 
 The cursor into scoring's event feed is a row here, advanced in the same transaction that
-imports the evaluation and rebuilds the lines, so an event is either fully applied or not at
-all: after a crash or while this service was down, the next sync resumes from the cursor and
-misses nothing. Re-reading an event already applied changes nothing.
+imports the evaluation's scores (the lines are computed from them when read), so an event is
+either fully applied or not at all: after a crash or while this service was down, the next
+sync resumes from the cursor and misses nothing. Re-reading an event already applied changes
+nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -20,14 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import RUN_SCORE_FIELDS
 from services.credit.common import raw_connection
-from services.credit.lines.rules import ScoreColumns
-from services.credit.lines.service import (
-    current_evaluation,
-    recompute_lines,
-    scores_from_csv,
-)
-from services.credit.models import ConsumerCursor, EnterpriseScore, Evaluation
+from services.credit.lines.service import current_evaluation
+from services.credit.models import ConsumerCursor, Evaluation
 from services.credit.settings import CreditSettings
+from shared import partitions
 from shared.errors import UpstreamError
 from shared.feed import FeedConsumer, FeedReport, open_export, payload_of
 from shared.service_client import ServiceClient
@@ -43,59 +39,20 @@ def ScoringClient(app: FastAPI) -> ServiceClient:
     return ServiceClient(app, "scoring", settings.scoring_url)
 
 
-# What lines need of a run, as scoring's export names its columns (in its order).
+# What credit keeps of a run, as scoring's export names its columns (in its order).
 EXPORT_COLUMNS = SCORE_COLUMNS[1:]
-
-
-class RunIdPrefix:
-    """Scoring's CSV with the run id as a first cell on every record (not the header line),
-    chunk by chunk, so that the body goes into `enterprise_scores` with one COPY rather than
-    into a table of the transaction and then INSERT ... SELECT (the INSERT was 4-10 s at a
-    million enterprises under load, with nothing to overlap it; the COPY overlaps the export).
-
-    A newline ends a record unless it is inside a quoted cell, that is after an odd number
-    of quotes (an escaped quote is two): chunks without quotes, the common case, are
-    rewritten by one `bytes.replace`; the others line by line, counting quotes.
-    """
-
-    def __init__(self, run_id: uuid.UUID) -> None:
-        self.prefix = f"{run_id},".encode()
-        self.quoted = False  # inside a quoted cell at the end of what was fed
-        self.pending = False  # a record ended there: the next byte starts one
-
-    def feed(self, chunk: bytes) -> bytes:
-        if not chunk:
-            return chunk
-        if not self.quoted and b'"' not in chunk:
-            out = chunk.replace(b"\n", b"\n" + self.prefix)
-            if self.pending:
-                out = self.prefix + out
-            self.pending = chunk.endswith(b"\n")
-            return out[: -len(self.prefix)] if self.pending else out
-        pieces: list[bytes] = []
-        for i, part in enumerate(chunk.split(b"\n")):
-            if i:
-                pieces.append(b"\n")
-                self.pending = self.pending or not self.quoted
-            if part:
-                if self.pending:
-                    pieces.append(self.prefix)
-                    self.pending = False
-                pieces.append(part)
-                self.quoted ^= bool(part.count(b'"') & 1)
-        return b"".join(pieces)
 
 
 async def import_evaluation(
     session: AsyncSession, scoring: ServiceClient, event_id: int, payload: Mapping[str, Any]
-) -> tuple[Evaluation, ScoreColumns]:
-    """Copy a published run's scores (what lines need) into this service; with them, the
-    scores as the lines' computation reads them, so they are not read back.
+) -> Evaluation:
+    """Copy a published run's scores (what lines are computed from) into this service.
 
-    Scoring's CSV export goes straight into PostgreSQL's own CSV COPY as it arrives, each
-    record prefixed with the run id (`RunIdPrefix`): no Python object per row, and a cut or
-    malformed body fails the COPY, which rolls the whole event back. The body is also kept
-    (~120 MB at a million enterprises) and read as columns once the COPY accepted it.
+    Scoring's CSV export goes as it arrives into PostgreSQL's own CSV COPY, into a fresh
+    table of the run's own (`shared.partitions`: its run id the column's default, so the
+    body goes in unchanged), attached as the run's partition of `enterprise_scores` once
+    it is full: no Python object per row, no index maintained row by row. A cut or malformed
+    body fails the COPY, which rolls the whole event back.
     """
     run_id = uuid.UUID(str(payload["run_id"]))
     conn = await raw_connection(session)
@@ -112,29 +69,27 @@ async def import_evaluation(
     async with open_export(scoring, f"/v1/evaluations/{run_id}/scores/export") as export:
         if tuple(export.header) != EXPORT_COLUMNS:
             raise UpstreamError(f"{export.label}: unexpected columns {export.header}")
-        body = bytearray()
-        prefix = RunIdPrefix(run_id)
-
-        async def kept() -> AsyncIterator[bytes]:
-            async for chunk in export.chunks():
-                body.extend(chunk)
-                yield prefix.feed(chunk)
-
+        table = await partitions.fresh_run_partition(conn, "credit", "enterprise_scores", run_id)
         status = await conn.copy_to_table(
-            "enterprise_scores",
+            table,
             schema_name="credit",
-            source=kept(),
-            columns=SCORE_COLUMNS,
+            source=export.chunks(),
+            columns=EXPORT_COLUMNS,
             format="csv",
             header=True,
+            freeze=True,
         )
         copied = int(status.split()[-1])
         export.check(copied)
-    columns, scored = await asyncio.to_thread(scores_from_csv, body)
+    # An unquoted empty cell is NULL to the COPY, a quoted one the empty string.
+    scored = await conn.fetchval(
+        f"SELECT count(*) FROM credit.{table} WHERE scored AND exclusion IS NULL"
+    )
+    await partitions.attach_run_partition(conn, "credit", "enterprise_scores", table, run_id)
     evaluation.enterprise_count = copied
-    evaluation.scored_count = scored
+    evaluation.scored_count = int(scored)
     await session.flush()
-    return evaluation, columns
+    return evaluation
 
 
 async def apply_event(
@@ -153,17 +108,15 @@ async def apply_event(
         report.skipped += 1
         return
     # A million rows go through a few statements here, each run once: JIT compiling them
-    # cost seconds apiece (EXPLAIN ANALYZE), and the sorts fit in memory at 128 MB.
+    # cost seconds apiece (EXPLAIN ANALYZE).
     await session.execute(text("SET LOCAL jit = off"))
-    await session.execute(text("SET LOCAL work_mem = '128MB'"))
-    evaluation, columns = await import_evaluation(session, scoring, int(event["id"]), payload)
-    # Keep only the current run's scores: applications carry their own evidence.
+    evaluation = await import_evaluation(session, scoring, int(event["id"]), payload)
+    # Keep only the current run's scores: applications carry their own evidence. The lines
+    # (a view) follow the new run's scores as soon as this commits.
     await session.execute(delete(Evaluation).where(Evaluation.run_id != evaluation.run_id))
-    await session.execute(
-        delete(EnterpriseScore).where(EnterpriseScore.run_id != evaluation.run_id)
-    )
-    # The scores just imported, not read back (a million enterprises' columns).
-    await recompute_lines(session, scores=(evaluation.run_id, columns))
+    conn = await raw_connection(session)
+    # Last: it holds readers of the scores until the commit (`shared.partitions`).
+    await partitions.drop_other_runs(conn, "credit", "enterprise_scores", evaluation.run_id)
     report.imported.append(str(run_id))
     log.info(
         "evaluation imported",

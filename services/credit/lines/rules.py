@@ -1,10 +1,10 @@
 """How a product turns a published score into a pre-approved line (授信额度). Pure code.
 
 `line_for` is the rule for one enterprise and product; `compute_lines` applies it to every
-enterprise of an evaluation x every published product version. `compute_line_columns` is the
-same rule on columns (numpy), what the recomputation runs at a million enterprises, where
-`compute_lines` takes seconds of Python; tests hold the two equal. No I/O: `lines.service`
-reads the scores and writes what they yield, and a what-if computes lines without storing.
+enterprise of an evaluation x every published product version. The view `credit.credit_lines`
+(its migration) states the same rule in SQL and computes the lines served when they are read;
+tests hold the two equal. No I/O: a what-if computes lines here without storing them, and
+`ineligibility` says why an enterprise has no line.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, Field, model_validator
 
 
@@ -158,101 +156,3 @@ def compute_lines(scores: Iterable[ScoreFacts], products: Sequence[ProductRule])
 # A product open to every stage with no minimum: against it, `ineligibility` reports only
 # what the score alone decides (not scored, on the negative list).
 ANY_PRODUCT = ProductRule("", 0, frozenset(s.value for s in Stage), None, None, 0, PILOT_RULE)
-
-
-STAGE_ORDER: tuple[str, ...] = tuple(s.value for s in Stage)
-NO_STAGE, OTHER_STAGE = -1, -2  # stage codes: none, or a name no product lists
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreColumns:
-    """`ScoreFacts` of many enterprises as columns; row i is one enterprise.
-
-    `stage` indexes `STAGE_ORDER` (`NO_STAGE`, `OTHER_STAGE`), `clear` is scored with no
-    exclusion, `percentile` and `tier` are NaN where missing. The codes are str, or ASCII
-    bytes as read from the database (decoding a million of them would cost more than the
-    rule).
-    """
-
-    usccs: npt.NDArray[np.str_] | npt.NDArray[np.bytes_]
-    stage: npt.NDArray[np.int16]
-    clear: npt.NDArray[np.bool_]
-    percentile: npt.NDArray[np.float64]
-    tier: npt.NDArray[np.float64]
-
-    @classmethod
-    def of(cls, scores: Sequence[ScoreFacts]) -> ScoreColumns:
-        codes = {name: i for i, name in enumerate(STAGE_ORDER)}
-        return cls(
-            usccs=np.array([s.uscc for s in scores], dtype=str),
-            stage=np.array(
-                [NO_STAGE if s.stage is None else codes.get(s.stage, OTHER_STAGE) for s in scores],
-                dtype=np.int16,
-            ),
-            clear=np.array([s.scored and not s.exclusion for s in scores], dtype=np.bool_),
-            percentile=np.array(
-                [np.nan if s.percentile is None else s.percentile for s in scores], dtype=float
-            ),
-            tier=np.array([np.nan if s.tier is None else s.tier for s in scores], dtype=float),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LineColumns:
-    """Lines as columns: `row` indexes the scores, `product` the products."""
-
-    row: npt.NDArray[np.intp]
-    product: npt.NDArray[np.intp]
-    amount: npt.NDArray[np.int64]
-    band: npt.NDArray[np.int16]
-
-    def lines(self, scores: ScoreColumns, products: Sequence[ProductRule]) -> Iterator[Line]:
-        for r, p, amount, band in zip(
-            self.row.tolist(),
-            self.product.tolist(),
-            self.amount.tolist(),
-            self.band.tolist(),
-            strict=True,
-        ):
-            product = products[p]
-            code = scores.usccs[r]
-            uscc = code.decode() if isinstance(code, bytes) else str(code)
-            yield Line(uscc, product.product_id, product.version, amount, band)
-
-
-def compute_line_columns(scores: ScoreColumns, products: Sequence[ProductRule]) -> LineColumns:
-    """`compute_lines` on columns: the same lines, ordered by row, then by product as given."""
-    n, p = len(scores.usccs), len(products)
-    # One column per product; read row by row, the lines come out in (row, product) order.
-    ok = np.zeros((n, p), dtype=np.bool_)
-    amount = np.zeros((n, p), dtype=np.int64)
-    band = np.zeros((n, p), dtype=np.int16)
-    # Missing tier or percentile count as 0 against a product's minimum, as in `ineligibility`.
-    tier0 = np.nan_to_num(scores.tier, nan=0.0)
-    pct0 = np.nan_to_num(scores.percentile, nan=0.0)
-    for k, product in enumerate(products):
-        stages = [STAGE_ORDER.index(s) for s in product.eligible_stages if s in STAGE_ORDER]
-        eligible = scores.clear & (scores.stage >= 0) & np.isin(scores.stage, stages)
-        if product.min_tier is not None:
-            eligible &= tier0 >= product.min_tier
-        if product.min_percentile is not None:
-            eligible &= pct0 >= product.min_percentile
-        ok[:, k] = eligible
-        rule = product.rule
-        value = scores.percentile if rule.basis == "percentile" else scores.tier
-        # Bands are sorted highest first: `reached` counts the bands whose minimum the value
-        # reaches (0 for a missing value), and the highest of them is band len - reached.
-        lowest_first = np.array([b.min for b in reversed(rule.bands)], dtype=np.float64)
-        reached = np.searchsorted(lowest_first, value, side="right")
-        reached[np.isnan(value)] = 0
-        amounts = [rule.base_amount, *(b.amount for b in reversed(rule.bands))]
-        indices = [-1, *reversed(range(len(rule.bands)))]
-        amount[:, k] = np.minimum(np.take(amounts, reached), product.max_amount)
-        band[:, k] = np.take(np.array(indices, dtype=np.int16), reached)
-    row, product_index = np.nonzero(ok)
-    return LineColumns(
-        row=row.astype(np.intp),
-        product=product_index.astype(np.intp),
-        amount=amount[ok],
-        band=band[ok],
-    )

@@ -80,7 +80,7 @@ async def revise_product(
 async def publish_product(
     session: DbSession, principal: BankCaller, product_id: uuid.UUID
 ) -> ProductOut:
-    """Offer the draft version; the product's lines are recomputed in the same transaction."""
+    """Offer the draft version; the product's lines follow it as soon as this commits."""
     return await service.publish_product(session, principal, product_id)
 
 

@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit.common import actor, bank_of
-from services.credit.lines.service import recompute_lines
 from services.credit.models import Bank, CreditProduct, ProductVersion
 from services.credit.products.schemas import ProductOut, ProductTerms
 from shared.auth.principal import Principal, PrincipalKind
@@ -230,8 +229,8 @@ async def publish_product(
     product.status = "published"
     product.published_version = latest.version
     product.updated_at = now
+    # Its lines are computed from the version now published when read (`credit_lines`).
     await session.flush()
-    await recompute_lines(session, [product.id])
     return to_out(product, latest, bank)
 
 
@@ -246,8 +245,8 @@ async def withdraw_product(
     product.withdrawn_at = now
     product.withdrawn_by = actor(principal)
     product.updated_at = now
+    # Its lines are gone with it: only published products' lines are computed.
     await session.flush()
-    await recompute_lines(session, [product.id])
     shown = await session.get(
         ProductVersion, (product.id, product.published_version or product.latest_version)
     )

@@ -1,5 +1,5 @@
 """Storing a run's enterprises, without a Python object per row: one binary COPY of numpy
-columns into `enterprise_facts`.
+columns into the run's partition of `enterprise_facts`.
 
 The facts themselves are not written a second time: they are the population's columns
 (`population_columns`, what bulk matching reads), and one enterprise's facts mapping is built
@@ -11,7 +11,6 @@ PostgreSQL 100 s at a million enterprises (the INSERT building it; measured, BEN
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import asyncpg
@@ -24,7 +23,8 @@ from services.policy.criteria import FACTS
 from services.policy.matching.population import Population, bytes_column
 from shared import pgcopy
 
-ROW_COLUMNS = ("uscc", "run_id", "position", "name", "stage", "score", "tier")
+# The run id is the column's default in a run's fresh partition (`shared.partitions`).
+ROW_COLUMNS = ("uscc", "position", "name", "stage", "score", "tier")
 _CHUNK = 250_000
 
 
@@ -46,7 +46,7 @@ def _nullable(values: npt.NDArray[np.float64], dtype: str) -> pgcopy.Field:
 
 
 def _row_chunks(
-    population: Population, names: npt.NDArray[np.bytes_], run_id: uuid.UUID
+    population: Population, names: npt.NDArray[np.bytes_]
 ) -> Iterator[list[pgcopy.Field]]:
     n = population.n
     usccs = pgcopy.utf8(population.usccs)
@@ -55,14 +55,12 @@ def _row_chunks(
     stored_stage = np.where(codes == len(stage_names) - 1, len(stage_words) - 1, codes)
     score = population.table.column("score")
     tier = population.table.column("tier")
-    run = np.array([run_id.bytes], dtype="S16")
     for start in range(0, n, _CHUNK):
         stop = min(n, start + _CHUNK)
         stage = stored_stage[start:stop]
         stage_text = stage_words[stage]
         yield [
             pgcopy.text_field(usccs[start:stop]),
-            pgcopy.Field(np.repeat(run, stop - start)),
             pgcopy.Field(np.arange(start, stop, dtype=">i4")),
             pgcopy.text_field(names[start:stop]),
             pgcopy.Field(
@@ -78,19 +76,21 @@ def _row_chunks(
 
 async def write_rows(
     conn: asyncpg.Connection,
-    run_id: uuid.UUID,
+    table: str,
     population: Population,
     names: npt.NDArray[np.bytes_],
 ) -> int:
-    """The population's rows of `enterprise_facts` (facts left to the columns); the number
-    written."""
+    """The population's rows of `enterprise_facts` (facts left to the columns) into `table`,
+    the run's fresh partition (`shared.partitions`: written frozen, as it was made in this
+    transaction); the number written."""
     if not population.n:
         return 0
     status: str = await conn.copy_to_table(
-        "enterprise_facts",
+        table,
         schema_name="policy",
-        source=pgcopy.stream(_row_chunks(population, names, run_id)),
+        source=pgcopy.stream(_row_chunks(population, names)),
         columns=ROW_COLUMNS,
         format="binary",
+        freeze=True,
     )
     return int(status.split()[-1])

@@ -22,6 +22,7 @@ from pyarrow import csv as pa_csv
 
 from contracts.catalogue import INDICATOR_CODES, PROFILE, RUN_SCORE_FIELDS
 from services.policy.criteria import FACTS, FactError, FactTable, coerce_facts
+from shared import pgcopy
 
 log = structlog.get_logger("policy.population")
 
@@ -276,7 +277,7 @@ def export_order(table: pa.Table) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.
     column = table.column("uscc")
     try:
         codes = bytes_column(column)
-        usccs: npt.NDArray[np.str_] = codes.astype(np.str_)  # ASCII, as scoring checks
+        usccs: npt.NDArray[np.str_] = pgcopy.unicode(codes)  # ASCII, as scoring checks
     except (ValueError, UnicodeDecodeError):
         usccs = np.asarray(column.to_numpy(zero_copy_only=False), dtype=str)
     else:
@@ -320,9 +321,22 @@ Encoded = tuple[str, str, list[str] | None, bytes]
 _FLOAT, _INT, _TEXT = "<f8", "<i8", "text"
 
 
+def _lines(usccs: npt.NDArray[np.str_]) -> bytes:
+    """The codes one per line (`decode_usccs` reads them back): laid out by numpy when they
+    are all of one length, as USCCs are, rather than a Python string per code."""
+    codes = pgcopy.utf8(usccs)
+    width = codes.dtype.itemsize
+    if not len(codes) or not (np.char.str_len(codes) == width).all():
+        return "\n".join(usccs.tolist()).encode()
+    rows = np.empty((len(codes), width + 1), dtype=np.uint8)
+    rows[:, :width] = codes.view(np.uint8).reshape(len(codes), width)
+    rows[:, width] = ord("\n")
+    return rows.tobytes()[:-1]
+
+
 def encode_columns(population: Population) -> list[Encoded]:
     """Every column of the population, and its codes, as stored in `population_columns`."""
-    out: list[Encoded] = [(USCC_COLUMN, _TEXT, None, "\n".join(population.usccs.tolist()).encode())]
+    out: list[Encoded] = [(USCC_COLUMN, _TEXT, None, _lines(population.usccs))]
     for code, col in sorted(population.table.columns.items()):
         spec = FACTS[code]
         vocabulary = list(spec.values) if spec.type in ("enum", "tags") else None

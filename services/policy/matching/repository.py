@@ -26,11 +26,15 @@ async def write_columns(session: AsyncSession, run_id: uuid.UUID, columns: list[
     conn = await raw_connection(session)
     await conn.execute("DELETE FROM policy.population_columns WHERE run_id = $1", run_id)
     await prune_columns(session, run_id)
-    await conn.executemany(
-        "INSERT INTO policy.population_columns (run_id, name, dtype, vocabulary, data) "
-        "VALUES ($1, $2, $3, $4, $5)",
-        [(run_id, *c) for c in columns],
-    )
+    # One statement per column, not `executemany`: with fifty 8 MB values at a million
+    # enterprises, asyncpg's batching cost 1.4 s of client CPU against 0.25 s (measured).
+    for column in columns:
+        await conn.execute(
+            "INSERT INTO policy.population_columns (run_id, name, dtype, vocabulary, data) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            run_id,
+            *column,
+        )
 
 
 async def prune_columns(session: AsyncSession, current: uuid.UUID) -> None:

@@ -39,9 +39,16 @@ from services.policy.matching.population import (
     read_export,
 )
 from services.policy.matching.repository import write_columns
-from services.policy.matching.service import current_evaluation, lock, recompute
+from services.policy.matching.service import (
+    Matching,
+    active_rules,
+    current_evaluation,
+    lock,
+    recompute,
+)
 from services.policy.models import ConsumerCursor, Evaluation
 from services.policy.settings import PolicySettings
+from shared import partitions
 from shared.errors import UpstreamError
 from shared.feed import FeedConsumer, FeedReport, open_export, payload_of
 from shared.service_client import ServiceClient
@@ -75,12 +82,13 @@ async def store_evaluation(
     items: Iterable[Mapping[str, Any]] = (),
 ) -> Evaluation:
     """Replace the population with this run's enterprises (items in scoring's bulk shape):
-    a row each, and their facts as columns (what matching reads and explanations slice)."""
+    a row each, and their facts as columns (what matching reads and explanations slice).
+
+    The previous run's rows go at the end (their partition dropped, `shared.partitions`):
+    from there readers of the facts wait for the caller's commit.
+    """
     conn = await raw_connection(session)
     await conn.execute("DELETE FROM policy.evaluations")
-    # DELETE, not TRUNCATE: TRUNCATE's exclusive lock here plus the one recompute() takes on
-    # matches deadlocked with readers joining the two tables (GET /v1/pools answered 500).
-    await conn.execute("DELETE FROM policy.enterprise_facts")
     enterprises = enterprises_of(chain(items, *(pages or ())))
     evaluation = Evaluation(
         run_id=run_id,
@@ -106,14 +114,17 @@ async def store_evaluation(
                 None,  # the facts are the population's columns (`export_store`)
             )
         )
+    table = await partitions.fresh_run_partition(conn, "policy", "enterprise_facts", run_id)
     if records:
         await conn.copy_records_to_table(
-            "enterprise_facts", schema_name="policy", columns=FACT_COLUMNS, records=records
+            table, schema_name="policy", columns=FACT_COLUMNS, records=records
         )
+    await partitions.attach_run_partition(conn, "policy", "enterprise_facts", table, run_id)
     await write_columns(session, run_id, encode_columns(population_of(enterprises)))
     # Matches stored for this run id were for the population it replaces: not a baseline
     # for what is new (a run is stored once by the sync; this guards a store repeated).
     await conn.execute("UPDATE policy.rule_matches SET pushed = false WHERE run_id = $1", run_id)
+    await partitions.drop_other_runs(conn, "policy", "enterprise_facts", run_id)
     return evaluation
 
 
@@ -123,18 +134,12 @@ def _read(path: str) -> tuple[Population, npt.NDArray[np.bytes_]]:
     return population_from_export(table, ordered), names_in_order(table, ordered[1])
 
 
-async def store_export(
-    session: AsyncSession,
-    scoring: ServiceClient,
-    run_id: uuid.UUID,
-    period: int,
-    model_version: str,
-    event_id: int,
-) -> tuple[Evaluation, Population]:
-    """Replace the population with the run's, read from scoring's CSV export: streamed to a
-    temporary file (never the body in memory; a read timeout per chunk, not per page),
-    columns built by pyarrow and numpy, the enterprises' rows written with one binary COPY.
-    Same rows and columns as `store_evaluation` stores from the pages' items."""
+async def read_run(
+    scoring: ServiceClient, run_id: uuid.UUID
+) -> tuple[Population, npt.NDArray[np.bytes_]]:
+    """The run's population and its enterprises' names (position order), from scoring's CSV
+    export: streamed to a temporary file (never the body in memory; a read timeout per
+    chunk, not per page), columns built by pyarrow and numpy."""
     with tempfile.NamedTemporaryFile(prefix="policy-run-", suffix=".csv") as f:
         path = f"/v1/evaluations/{run_id}/scores/export"
         async with open_export(scoring, path, {"include": "facts"}) as export:
@@ -146,24 +151,48 @@ async def store_export(
             except (pa.ArrowException, ValueError) as exc:
                 raise UpstreamError(f"{export.label}: unreadable export: {exc}") from exc
             export.check(population.n)
-            await lock(session)
-            conn = await raw_connection(session)
-            await conn.execute("DELETE FROM policy.evaluations")
-            # DELETE, not TRUNCATE: see `store_evaluation`.
-            await conn.execute("DELETE FROM policy.enterprise_facts")
-            evaluation = Evaluation(
-                run_id=run_id,
-                period=period,
-                model_version=model_version,
-                event_id=event_id,
-                enterprise_count=population.n,
-            )
-            session.add(evaluation)
-            await session.flush()
-            export.check(await write_rows(conn, run_id, population, names))
+    return population, names
+
+
+async def store_population(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    period: int,
+    model_version: str,
+    event_id: int,
+    population: Population,
+    names: npt.NDArray[np.bytes_],
+) -> Evaluation:
+    """Replace the stored population with `population` (under `lock`): the evaluation, the
+    enterprises' rows with one binary COPY into the run's fresh partition (attached, its
+    indexes built once), the fact columns. Same rows and columns as `store_evaluation`
+    stores from the pages' items. The previous run's rows stay until `drop_previous`."""
+    conn = await raw_connection(session)
+    await conn.execute("DELETE FROM policy.evaluations")
+    evaluation = Evaluation(
+        run_id=run_id,
+        period=period,
+        model_version=model_version,
+        event_id=event_id,
+        enterprise_count=population.n,
+    )
+    session.add(evaluation)
+    await session.flush()
+    table = await partitions.fresh_run_partition(conn, "policy", "enterprise_facts", run_id)
+    written = await write_rows(conn, table, population, names)
+    if written != population.n:
+        raise UpstreamError(f"{written} enterprises stored of {population.n}")
+    await partitions.attach_run_partition(conn, "policy", "enterprise_facts", table, run_id)
     await write_columns(session, run_id, encode_columns(population))
     await conn.execute("UPDATE policy.rule_matches SET pushed = false WHERE run_id = $1", run_id)
-    return evaluation, population
+    return evaluation
+
+
+async def drop_previous(session: AsyncSession, run_id: uuid.UUID) -> None:
+    """The previous runs' rows gone (their partitions dropped): the last step before the
+    commit, as from here readers of the facts wait for it (`shared.partitions`)."""
+    conn = await raw_connection(session)
+    await partitions.drop_other_runs(conn, "policy", "enterprise_facts", run_id)
 
 
 async def apply_event(
@@ -186,13 +215,29 @@ async def apply_event(
     # cost seconds apiece (EXPLAIN ANALYZE), and the sorts fit in memory at 128 MB.
     await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SET LOCAL work_mem = '128MB'"))
-    evaluation, population = await store_export(
-        session, scoring, run_id, period, str(payload.get("model_version", "")), int(event["id"])
-    )
-    imported = time.perf_counter() - started
+    population, names = await read_run(scoring, run_id)
     settings: PolicySettings = scoring.settings
-    # The population just stored, not read back (a million enterprises' columns).
-    result = await recompute(session, near_max=settings.near_max, population=population)
+    await lock(session)
+    # The matching (seconds of numpy) runs while the population is written (seconds of the
+    # server's), not after it.
+    matching = Matching.start(await active_rules(session), population, settings.near_max)
+    try:
+        evaluation = await store_population(
+            session,
+            run_id,
+            period,
+            str(payload.get("model_version", "")),
+            int(event["id"]),
+            population,
+            names,
+        )
+        imported = time.perf_counter() - started
+        result = await recompute(
+            session, near_max=settings.near_max, population=population, matching=matching
+        )
+    finally:
+        await matching.settle()
+    await drop_previous(session, run_id)
     report.imported.append(str(run_id))
     report.pushes += result.pushes
     log.info(
@@ -224,8 +269,10 @@ __all__ = [
     "SyncReport",
     "apply_event",
     "clean_facts",
+    "drop_previous",
     "enterprise_facts",
+    "read_run",
     "store_evaluation",
-    "store_export",
+    "store_population",
     "sync_evaluations",
 ]
