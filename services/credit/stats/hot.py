@@ -9,8 +9,9 @@ amount. So the process keeps the coverage it last computed under the run and the
 generation (`models.LineGeneration`, counted by a trigger on every statement that writes
 what the lines are computed from), and the statement, which reads both, computes the
 coverage only when they differ from what the process holds (a one-time filter: otherwise
-that part of the plan is never executed). What the statement reads and what it computes are of one snapshot, so what is
-remembered is exactly what the database held under that key, in every replica. The
+that part of the plan is never executed). What the statement reads and what it computes
+are of one snapshot, so what is remembered is exactly what the database held under that
+key, in every replica. The
 applications' figures change with every application and decision and are aggregated on
 every call, in one pass (grouping sets) instead of three.
 
